@@ -1,0 +1,36 @@
+"""simkit: simulate WebSocket session management across page reloads.
+
+Start with :func:`run` and :func:`compare`; ``python -m simkit list`` names every scenario,
+strategy and policy.
+"""
+
+from simkit.api import compare, run
+from simkit.model import (
+    Client,
+    ConfigError,
+    Liveness,
+    Registry,
+    Strategy,
+    make_strategy,
+)
+from simkit.model.latency import Latency
+from simkit.results import Comparison, Result
+from simkit.scenarios import SCENARIOS, Scenario
+from simkit.model.strategy import STRATEGIES
+
+__all__ = [
+    "SCENARIOS",
+    "STRATEGIES",
+    "Client",
+    "Comparison",
+    "ConfigError",
+    "Latency",
+    "Liveness",
+    "Registry",
+    "Result",
+    "Scenario",
+    "Strategy",
+    "compare",
+    "make_strategy",
+    "run",
+]

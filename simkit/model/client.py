@@ -1,0 +1,220 @@
+"""Client policies: what a page does about identity, unloading, visibility and reconnects.
+
+Pure rules a tab actor consults; randomness comes in as a ``random.Random`` the caller owns
+(one stream per tab, so one tab's draws never shift another's).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+from typing import Literal
+
+from simkit.model.errors import ConfigError, choice
+
+IdentityMode = Literal["fresh-per-load", "per-tab", "shared"]
+UnloadMode = Literal["none", "beforeunload", "pagehide"]
+VisibilityMode = Literal["keep", "disconnect-when-hidden"]
+GuardMode = Literal["none", "single-flight"]
+BackoffMode = Literal["immediate", "exponential", "full-jitter", "rfc6455"]
+
+IDENTITIES: dict[str, str] = {
+    "fresh-per-load": "a new random id on every page load (post-mortem fix 1): pushes "
+    "addressed to the user find nothing",
+    "per-tab": "an id kept in sessionStorage: survives reload, new per tab, copied when a tab "
+    "is duplicated",
+    "shared": "the user's own id (localStorage or a cookie): every tab of a user claims it",
+}
+UNLOADS: dict[str, str] = {
+    "none": "no handler: the browser closes the socket itself (1001) when the page goes",
+    "beforeunload": "close(1000) in beforeunload: cancellable, absent on iOS Safari, not run "
+    "by page.close(), blocks bfcache in Firefox",
+    "pagehide": "close(1000) in pagehide: the lifecycle-friendly event, also on page.close()",
+}
+VISIBILITIES: dict[str, str] = {
+    "keep": "keep the socket when the tab is hidden",
+    "disconnect-when-hidden": "close on visibilitychange hidden, reconnect on visible",
+}
+GUARDS: dict[str, str] = {
+    "none": "every connect() opens a socket (a StrictMode double mount opens two)",
+    "single-flight": "a connect() waits (up to guard_wait s) for one already in flight",
+}
+
+
+# --- identity -----------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Storage:
+    """Browser storage as the identity rules see it.
+
+    ``session`` is one tab's sessionStorage (kept across reloads, copied when the tab is
+    duplicated); ``local`` is the profile's localStorage, the same object for every tab of
+    one browser.
+    """
+
+    local: dict[str, str]
+    session: dict[str, str] = field(default_factory=dict)
+
+    def reload(self) -> Storage:
+        """A new page load in the same tab keeps both storages."""
+        return self
+
+    def new_tab(self) -> Storage:
+        return Storage(self.local, {})
+
+    def duplicate(self) -> Storage:
+        return Storage(self.local, dict(self.session))
+
+
+def claim(mode: str, user: str, storage: Storage, rng: random.Random) -> str:
+    """The id a page load claims for ``user`` under identity ``mode``.
+
+    ``shared`` claims the user's id itself, so pushes addressed to the user can find the
+    tab. ``per-tab`` and ``fresh-per-load`` claim an opaque token, as the post-mortem's
+    ``crypto.randomUUID()`` did: the server can no longer tell which user a tab is.
+    """
+    if mode == "shared":
+        return storage.local.setdefault("user_id", user)
+    if mode == "per-tab":
+        if "tab_id" not in storage.session:
+            storage.session["tab_id"] = _token(rng)
+        return storage.session["tab_id"]
+    if mode == "fresh-per-load":
+        return _token(rng)
+    raise choice("identity", mode, list(IDENTITIES))
+
+
+def _token(rng: random.Random) -> str:
+    return f"{rng.getrandbits(48):012x}"
+
+
+# --- backoff ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """How long a tab waits before reconnect attempt number ``attempt`` (1, 2, ...).
+
+    ``immediate``: 0. ``exponential``: ``base * factor**(attempt-1)`` capped at ``max_delay``,
+    then randomised by +-``randomization`` (Socket.IO: 1 s doubling to 5 s, 0.5).
+    ``full-jitter``: uniform in [``base``, min(``max_delay``, base * factor**(attempt-1))]
+    (Centrifugo's 0.5-20 s). ``rfc6455``: RFC 6455 section 7.2.3, a random first delay in
+    [0, ``first_max``], then truncated exponential growth from ``base``.
+    The attempt counter resets when a connection succeeds; that is the tab's job.
+    """
+
+    mode: str = "exponential"
+    base: float = 1.0
+    factor: float = 2.0
+    max_delay: float = 5.0
+    randomization: float = 0.5
+    first_max: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.mode not in BACKOFFS:
+            raise choice("backoff", self.mode, list(BACKOFFS))
+        for label in ("base", "max_delay", "first_max"):
+            value = getattr(self, label)
+            if not (value >= 0 and math.isfinite(value)):
+                raise ConfigError(f"backoff {label} must be >= 0 seconds, got {value!r}")
+        if not self.factor >= 1:
+            raise ConfigError(f"backoff factor must be >= 1, got {self.factor!r}")
+        if not 0 <= self.randomization <= 1:
+            raise ConfigError(
+                f"backoff randomization must be in [0, 1], got {self.randomization!r}"
+            )
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        if attempt < 1:
+            raise ConfigError(f"reconnect attempts count from 1, got {attempt!r}")
+        if self.mode == "immediate":
+            return 0.0
+        grown = min(self.max_delay, self.base * self.factor ** min(attempt - 1, 64))
+        if self.mode == "exponential":
+            spread = grown * self.randomization
+            return max(0.0, min(self.max_delay, grown + rng.uniform(-spread, spread)))
+        if self.mode == "full-jitter":
+            return rng.uniform(min(self.base, grown), grown)
+        # rfc6455
+        if attempt == 1:
+            return rng.uniform(0.0, self.first_max)
+        return min(self.max_delay, self.base * self.factor ** min(attempt - 2, 64))
+
+    def bounds(self, attempt: int) -> tuple[float, float]:
+        """The smallest and largest delay :meth:`delay` can return for ``attempt``."""
+        if self.mode == "immediate":
+            return (0.0, 0.0)
+        grown = min(self.max_delay, self.base * self.factor ** min(attempt - 1, 64))
+        if self.mode == "exponential":
+            spread = grown * self.randomization
+            return (max(0.0, grown - spread), min(self.max_delay, grown + spread))
+        if self.mode == "full-jitter":
+            return (min(self.base, grown), grown)
+        if attempt == 1:
+            return (0.0, self.first_max)
+        fixed = min(self.max_delay, self.base * self.factor ** min(attempt - 2, 64))
+        return (fixed, fixed)
+
+
+BACKOFFS: dict[str, str] = {
+    "immediate": "reconnect at once, every time (the herd's best friend)",
+    "exponential": "Socket.IO: 1 s doubling to 5 s, randomised +-50 %",
+    "full-jitter": "Centrifugo: uniform between 0.5 s and an exponentially growing cap (20 s)",
+    "rfc6455": "RFC 6455 7.2.3: random first delay 0-5 s, then truncated exponential",
+}
+
+BACKOFF_PRESETS: dict[str, Backoff] = {
+    "immediate": Backoff("immediate"),
+    "exponential": Backoff("exponential", 1.0, 2.0, 5.0, 0.5),
+    "full-jitter": Backoff("full-jitter", 0.5, 2.0, 20.0),
+    "rfc6455": Backoff("rfc6455", 1.0, 2.0, 60.0, first_max=5.0),
+}
+
+
+# --- the whole client policy --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    """Everything a page decides about its connection.
+
+    ``unload_runs`` is the probability that the unload handler actually runs when the page
+    goes (beforeunload is skipped on iOS Safari and by page.close(); pagehide is more
+    reliable but a crash runs nothing).
+    """
+
+    identity: str = "shared"
+    unload: str = "none"
+    unload_runs: float = 1.0
+    visibility: str = "keep"
+    guard: str = "none"
+    guard_wait: float = 3.0
+    backoff: Backoff = field(default_factory=lambda: BACKOFF_PRESETS["exponential"])
+
+    def __post_init__(self) -> None:
+        for kind, value, allowed in (
+            ("identity", self.identity, IDENTITIES),
+            ("unload", self.unload, UNLOADS),
+            ("visibility", self.visibility, VISIBILITIES),
+            ("guard", self.guard, GUARDS),
+        ):
+            if value not in allowed:
+                raise choice(kind, value, list(allowed))
+        if not 0 <= self.unload_runs <= 1:
+            raise ConfigError(f"unload_runs is a probability in [0, 1], got {self.unload_runs!r}")
+        if not (self.guard_wait >= 0 and math.isfinite(self.guard_wait)):
+            raise ConfigError(f"guard_wait must be >= 0 seconds, got {self.guard_wait!r}")
+
+    def closes_on_unload(self, rng: random.Random, *, page_close: bool = False) -> bool:
+        """Does this page load's unload handler close the socket itself (code 1000)?
+
+        Draws from ``rng`` only when a handler exists, so adding one does not shift the
+        random stream of policies without it more than necessary.
+        """
+        if self.unload == "none":
+            return False
+        if self.unload == "beforeunload" and page_close:
+            return False  # page.close() / tab discard does not run beforeunload
+        return self.unload_runs >= 1.0 or rng.random() < self.unload_runs

@@ -1,0 +1,153 @@
+"""Liveness: when does the server declare a silent connection dead?
+
+A closed tab usually says so (a close frame), but a tab whose network silently died, whose
+process was killed behind a proxy, or whose page is frozen says nothing: only a heartbeat
+finds it. The policy here is the rule; :class:`Heartbeat` is one connection's state under
+that rule. Drive it like websockets' protocol objects: ask :meth:`Heartbeat.deadline`, call
+:meth:`Heartbeat.on_timer` when it is due and do what it returns (send a ping, or declare
+the connection dead), and call :meth:`Heartbeat.on_pong` when an answer arrives. It reads no
+clock; ``now`` is passed in.
+
+The rule is websockets' keepalive generalised so every upstream preset fits: a ping every
+``interval`` seconds; the connection is dead when a ping has gone unanswered for
+``timeout`` seconds. A pong answers every earlier ping too. With ``timeout > interval``
+(SignalR, Phoenix) several pings are outstanding before the verdict. A silent peer is
+therefore found between ``timeout`` and ``interval + timeout`` after it went silent.
+
+``kind`` says who answers: ``protocol`` pings are answered by the browser's network stack
+even when the page runs no code (frozen, back/forward cache); ``app`` pings must be
+answered by the page itself.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+from simkit.model.errors import ConfigError, choice
+
+LivenessKind = Literal["protocol", "app"]
+
+
+@dataclass(frozen=True, slots=True)
+class Liveness:
+    """A heartbeat rule: ping every ``interval`` s, dead after ``timeout`` s without answer.
+
+    ``interval=None`` switches the heartbeat off: a silent peer is never found.
+    """
+
+    name: str
+    interval: float | None
+    timeout: float | None
+    kind: LivenessKind = "protocol"
+    summary: str = ""
+
+    def __post_init__(self) -> None:
+        if (self.interval is None) != (self.timeout is None):
+            raise ConfigError(
+                f"liveness {self.name!r}: interval and timeout must both be set or both be "
+                f"None, got interval={self.interval!r}, timeout={self.timeout!r}"
+            )
+        for label, value in (("interval", self.interval), ("timeout", self.timeout)):
+            if value is not None and not (value > 0 and math.isfinite(value)):
+                raise ConfigError(
+                    f"liveness {self.name!r}: {label} must be a positive number of "
+                    f"seconds, got {value!r}"
+                )
+        if self.kind not in ("protocol", "app"):
+            raise choice("liveness kind", self.kind, ["protocol", "app"])
+
+    @property
+    def enabled(self) -> bool:
+        return self.interval is not None
+
+    @property
+    def worst_detection(self) -> float:
+        """The longest a silent peer can stay undetected (inf when the heartbeat is off)."""
+        if self.interval is None or self.timeout is None:
+            return math.inf
+        return self.interval + self.timeout
+
+    def scaled(self, factor: float) -> Liveness:
+        """The same rule with every duration multiplied by ``factor`` (live time scaling)."""
+        if self.interval is None or self.timeout is None:
+            return self
+        return Liveness(
+            self.name, self.interval * factor, self.timeout * factor, self.kind, self.summary
+        )
+
+    def start(self, now: float) -> Heartbeat:
+        """The heartbeat state of a connection that opened at ``now``."""
+        return Heartbeat(self, now)
+
+
+class Heartbeat:
+    """One connection's heartbeat under a :class:`Liveness` rule."""
+
+    __slots__ = ("_interval", "_timeout", "next_ping", "oldest_unanswered", "pings", "pongs")
+
+    def __init__(self, rule: Liveness, now: float) -> None:
+        self._interval = rule.interval
+        self._timeout = rule.timeout
+        self.next_ping: float | None = None if rule.interval is None else now + rule.interval
+        self.oldest_unanswered: float | None = None
+        self.pings = 0
+        self.pongs = 0
+
+    def deadline(self) -> float | None:
+        """When :meth:`on_timer` must next be called (None: never)."""
+        if self.next_ping is None:
+            return None
+        if self.oldest_unanswered is None:
+            return self.next_ping
+        return min(self.next_ping, self.oldest_unanswered + self._timeout)  # type: ignore[operator]
+
+    def on_timer(self, now: float) -> Literal["ping", "dead", None]:
+        """Advance to ``now``: returns "dead" (declare the peer dead), "ping" (send one),
+        or None (nothing due yet)."""
+        if self.next_ping is None:
+            return None
+        if self.oldest_unanswered is not None and now >= self.oldest_unanswered + self._timeout:  # type: ignore[operator]
+            self.next_ping = None
+            return "dead"
+        if now >= self.next_ping:
+            if self.oldest_unanswered is None:
+                self.oldest_unanswered = now
+            self.next_ping = now + self._interval  # type: ignore[operator]
+            self.pings += 1
+            return "ping"
+        return None
+
+    def on_pong(self, now: float) -> None:
+        """An answer arrived: it acknowledges every ping sent so far."""
+        if self.oldest_unanswered is not None:
+            self.pongs += 1
+            self.oldest_unanswered = None
+
+
+LIVENESS: dict[str, Liveness] = {
+    rule.name: rule
+    for rule in (
+        Liveness("websockets", 20.0, 20.0, summary="websockets' default: ping 20 s, timeout 20 s"),
+        Liveness("socketio", 25.0, 20.0, summary="Socket.IO: ping every 25 s, 20 s timeout"),
+        Liveness("signalr", 15.0, 30.0, summary="SignalR: keepalive every 15 s, 30 s timeout"),
+        Liveness("phoenix", 30.0, 60.0, summary="Phoenix: heartbeat every 30 s, 60 s timeout"),
+        Liveness("off", None, None, summary="no heartbeat: a silent peer is never found"),
+        Liveness(
+            "app-websockets",
+            20.0,
+            20.0,
+            "app",
+            summary="application-level heartbeat the page itself must answer, 20 s / 20 s",
+        ),
+    )
+}
+
+
+def liveness(name: str) -> Liveness:
+    """A liveness preset by name."""
+    try:
+        return LIVENESS[name]
+    except KeyError:
+        raise choice("liveness preset", name, list(LIVENESS)) from None

@@ -1,0 +1,60 @@
+"""The page lifecycle of one tab as an explicit transition table (h11 style).
+
+A tab is a sequence of page loads. Within a load the page is ``active`` (visible), ``hidden``
+or ``frozen``; between loads it is ``unloaded`` (a reload is in progress); at the end it is
+``gone`` (closed or crashed). An event that the table does not allow raises
+:class:`~simkit.model.errors.IllegalTransition` naming the event and state, and the state is
+unchanged. ``python -m simkit list`` and the notebooks draw the diagram from this table.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from simkit.model.errors import IllegalTransition
+
+
+class Page(Enum):
+    UNLOADED = "unloaded"
+    ACTIVE = "active"
+    HIDDEN = "hidden"
+    FROZEN = "frozen"
+    GONE = "gone"
+
+
+TRANSITIONS: dict[Page, dict[str, Page]] = {
+    Page.UNLOADED: {"load": Page.ACTIVE, "close": Page.GONE, "crash": Page.GONE},
+    Page.ACTIVE: {
+        "unload": Page.UNLOADED,
+        "hide": Page.HIDDEN,
+        "freeze": Page.FROZEN,
+        "close": Page.GONE,
+        "crash": Page.GONE,
+    },
+    Page.HIDDEN: {
+        "show": Page.ACTIVE,
+        "unload": Page.UNLOADED,
+        "freeze": Page.FROZEN,
+        "close": Page.GONE,
+        "crash": Page.GONE,
+    },
+    Page.FROZEN: {"resume": Page.ACTIVE, "close": Page.GONE, "crash": Page.GONE},
+    Page.GONE: {},
+}
+
+
+def step(state: Page, event: str) -> Page:
+    """The state after ``event``; raises IllegalTransition (state unchanged) if not allowed."""
+    try:
+        return TRANSITIONS[state][event]
+    except KeyError:
+        raise IllegalTransition("page", state.value, event) from None
+
+
+def diagram() -> str:
+    """The table as Graphviz-free text, one transition per line."""
+    return "\n".join(
+        f"{src.value:>8} --{event}--> {dst.value}"
+        for src, row in TRANSITIONS.items()
+        for event, dst in row.items()
+    )
