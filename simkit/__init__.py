@@ -14,9 +14,9 @@ from simkit.model import (
     make_strategy,
 )
 from simkit.model.latency import Latency
+from simkit.model.strategy import STRATEGIES
 from simkit.results import Comparison, Result
 from simkit.scenarios import SCENARIOS, Scenario
-from simkit.model.strategy import STRATEGIES
 
 __all__ = [
     "SCENARIOS",

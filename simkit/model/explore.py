@@ -101,8 +101,7 @@ class World:
                     record.state = "closing"
                     verb = "refuses" if isinstance(action, Refuse) else "closes"
                     self.log.append(
-                        f"server {verb} c{action.conn} ({describe(action.code)} "
-                        f"{int(action.code)})"
+                        f"server {verb} c{action.conn} ({describe(action.code)} {int(action.code)})"
                     )
 
     # -- truth -----------------------------------------------------------------------------

@@ -1,0 +1,48 @@
+"""What an actor may touch: the clock, the network, the census and its own random streams."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from simkit.model.strategy import Strategy
+from simkit.runtime.census import Census
+
+
+@dataclass
+class Env:
+    """One run's shared context. ``scale`` turns scenario seconds into loop seconds (1 in
+    virtual time; e.g. 0.05 live, so a minute of scenario takes three seconds)."""
+
+    loop: asyncio.AbstractEventLoop
+    strategy: Strategy
+    census: Census
+    network: Any
+    seed: int
+    duration: float
+    scale: float = 1.0
+    browser_close_delay: float = 0.01
+    trace: list[tuple] | None = None
+    start: float = field(default=0.0)
+
+    def now(self) -> float:
+        """Scenario time in seconds since the run started."""
+        return (self.loop.time() - self.start) / self.scale
+
+    def call_later(self, delay: float, fn: Callable[..., Any], *args: Any) -> asyncio.TimerHandle:
+        return self.loop.call_at(self.loop.time() + delay * self.scale, fn, *args)
+
+    async def sleep(self, delay: float) -> None:
+        await asyncio.sleep(delay * self.scale)
+
+    def rng(self, *key: object) -> random.Random:
+        """An independent random stream for ``key``: adding a tab or an event elsewhere never
+        shifts it. (A str seed goes through SHA-512, so it is the same in every process.)"""
+        return random.Random(":".join(map(str, (self.seed, *key))))
+
+    def log(self, event: str, conn: int | None = None, detail: str = "") -> None:
+        if self.trace is not None:
+            self.trace.append((self.now(), event, conn, detail))

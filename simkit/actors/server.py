@@ -1,0 +1,156 @@
+"""The server actor: carries out the registry policy's decisions and pushes to users.
+
+It is the thin layer around the pure registry: the network tells it a handshake completed
+(:meth:`Server.on_open`) or a connection's handler finished (:meth:`Server.on_close`, the
+``finally`` where cleanup runs); it asks the registry, then does what the registry returned.
+Every push's fate is counted against the census's ground truth.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from simkit.actors.env import Env
+from simkit.model.registry import (
+    Buffered,
+    Close,
+    Deliver,
+    Dropped,
+    Expired,
+    Hello,
+    Refuse,
+    Registry,
+    Welcome,
+)
+
+
+class Server:
+    def __init__(self, env: Env) -> None:
+        self.env = env
+        self.registry: Registry = env.strategy.registry()
+        self.rng = env.rng("server")
+        self.restarts = 0
+        self.pending: dict[int, int] = {}  # buffered push -> how many buffers hold it
+        self._expiry: Any = None
+        self._expiry_at: float | None = None
+
+    def restart(self) -> None:
+        """A new process: the in-memory registry is gone with the old one."""
+        self.registry = self.env.strategy.registry()
+        self.restarts += 1
+
+    # -- connection events -----------------------------------------------------------------
+
+    def on_open(self, link: Any) -> None:
+        env = self.env
+        env.census.server_opened(link.id, link.tab.index, link.user, env.now())
+        env.log("server-open", link.id, link.user)
+        self.apply(self.registry.connect(Hello(link.id, link.user, link.session), env.now()))
+
+    def on_close(self, link: Any, code: int) -> None:
+        env = self.env
+        env.census.server_closed(link.id)
+        env.log("server-cleanup", link.id, f"{link.user} {code}")
+        self.apply(self.registry.disconnect(link.id, link.user, env.now()))
+
+    # -- pushes ----------------------------------------------------------------------------
+
+    def push(self, person: str, push: int) -> None:
+        """Push to ``person``: the app addresses people, the registry maps ids to sockets."""
+        census = self.env.census
+        pushes = census.pushes
+        if not census.person_live.get(person):
+            pushes["offline"] += 1
+            return
+        pushes["sent"] += 1
+        self.apply(self.registry.push(person, push, self.env.now()), push=push)
+
+    # -- carrying out decisions ------------------------------------------------------------
+
+    def apply(self, actions: list, push: int | None = None) -> None:
+        env = self.env
+        census = env.census
+        links = env.network.open_links
+        reached = stale = buffered = dropped = False
+        for action in actions:
+            if isinstance(action, Deliver):
+                link = links.get(action.conn)
+                if link is not None:
+                    link.send(("push", action.push))
+                if (
+                    link is not None
+                    and link.silent_since is None
+                    and census.is_receiving(action.conn)
+                ):
+                    reached = True
+                else:
+                    stale = True
+            elif isinstance(action, Close | Refuse):
+                link = links.get(action.conn)
+                if isinstance(action, Refuse):
+                    census.refused += 1
+                if link is not None:
+                    census.kicked(action.conn)
+                    env.log("server-close", action.conn, str(int(action.code)))
+                    link.server_close(int(action.code))
+            elif isinstance(action, Welcome):
+                link = links.get(action.conn)
+                if link is not None:
+                    link.send(("welcome", action.session))
+                    for replayed in action.replay:
+                        link.send(("push", replayed))
+                for replayed in action.replay:
+                    if self.pending.pop(replayed, None) is not None:
+                        census.pushes["replayed"] += 1
+            elif isinstance(action, Buffered):
+                buffered = True
+            elif isinstance(action, Expired):
+                for lost in action.lost:
+                    self._unbuffer(lost)
+            elif isinstance(action, Dropped):
+                dropped = True
+        if push is not None:
+            self._settle_push(push, reached, stale, buffered, dropped, actions)
+        self._arm_expiry()
+
+    def _settle_push(
+        self, push: int, reached: bool, stale: bool, buffered: bool, dropped: bool, actions: list
+    ) -> None:
+        """A push's fate, counted once: it reached a live tab, waits in resume buffers, or
+        is lost (sent only to stale sockets, no route, or not even buffered)."""
+        pushes = self.env.census.pushes
+        if reached:
+            pushes["delivered"] += 1
+        elif buffered:
+            pushes["buffered"] += 1
+            self.pending[push] = sum(isinstance(a, Buffered) for a in actions)
+        elif stale:
+            pushes["lost_stale"] += 1
+        elif dropped:
+            pushes["dropped"] += 1
+        else:
+            pushes["no_route"] += 1
+
+    def _unbuffer(self, push: int) -> None:
+        held = self.pending.get(push)
+        if held is None:
+            return
+        if held > 1:
+            self.pending[push] = held - 1
+        else:
+            del self.pending[push]
+            self.env.census.pushes["expired"] += 1
+
+    def _arm_expiry(self) -> None:
+        due = self.registry.deadline()
+        if due is None or due == self._expiry_at:
+            return
+        if self._expiry is not None:
+            self._expiry.cancel()
+        self._expiry_at = due
+        delay = max(0.0, due - self.env.now())
+        self._expiry = self.env.call_later(delay, self._expire)
+
+    def _expire(self) -> None:
+        self._expiry = self._expiry_at = None
+        self.apply(self.registry.expire(self.env.now()))

@@ -1,0 +1,230 @@
+"""The tab actor: one browser tab, a sequence of page loads, each with its own socket.
+
+A page's JavaScript is event-driven (``onopen``, ``onclose``, ``visibilitychange``), so the
+tab is too: the network calls :meth:`Tab.on_open`, :meth:`Tab.on_close` and
+:meth:`Tab.on_message`; a scenario's script (a coroutine, one per tab) calls the lifecycle
+verbs (:meth:`Tab.load`, :meth:`Tab.reload`, :meth:`Tab.hide`, :meth:`Tab.crash`, ...), and
+the client policy of the strategy decides the rest. The verbs are the story's vocabulary,
+so a scenario reads like what a user does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from simkit.actors.env import Env
+from simkit.model.client import Storage, claim
+from simkit.model.codes import CloseCode
+from simkit.model.page import Page, step
+
+
+class Tab:
+    """One tab. ``person`` is who uses it; the id it claims depends on the identity policy."""
+
+    def __init__(self, env: Env, index: int, person: str, storage: Storage) -> None:
+        self.env = env
+        self.index = index
+        self.person = person
+        self.storage = storage
+        self.policy = env.strategy.client
+        self.work_rng = env.rng("tab", index, "work")
+        self.net_rng = env.rng("tab", index, "net")
+        self.client_rng = env.rng("tab", index, "client")
+        self.truth = env.census.add_tab(index, person)
+        self.page = Page.UNLOADED
+        self.user = ""
+        self.link: Any = None  # the current page load's socket
+        self.want = False  # the page wants a connection now
+        self.attempt = 0
+        self.retry: asyncio.TimerHandle | None = None
+        self.waiting_since: float | None = None  # single-flight: a connect() is waiting
+        self.close_when_open: set[int] = set()
+        self.deaf_since: float | None = None  # page runs no code (frozen) since then
+        self.received = 0
+
+    # -- lifecycle verbs (called by scenario scripts) --------------------------------------
+
+    def load(self, *, strict_mode: bool = False) -> None:
+        """A new page load: claim an id, then connect. React StrictMode in development runs
+        the connect effect, its cleanup and the effect again."""
+        self.page = step(self.page, "load")
+        self.user = claim(self.policy.identity, self.person, self.storage, self.client_rng)
+        self.env.census.page_loaded(self.truth, self.user)
+        self.want = True
+        self.attempt = 0
+        self.connect()
+        if strict_mode:
+            self.disconnect()
+            self.want = True
+            self.connect()
+
+    def unload(self, *, vanish: bool = False, page_close: bool = False) -> None:
+        """The page goes away. Its handler may close the socket (1000); otherwise the browser
+        does (1001) a moment later; if the tab ``vanish``-es, nothing reaches the server."""
+        self.page = step(self.page, "close" if page_close else "unload")
+        self._forget_connection()
+        link = self.link
+        self.link = None
+        self.env.census.page_ended(self.truth)
+        if link is None:
+            return
+        if vanish:
+            link.silence()
+        elif self.policy.closes_on_unload(self.client_rng, page_close=page_close):
+            link.close(int(CloseCode.NORMAL))
+        else:
+            self.env.call_later(self.env.browser_close_delay, link.close, int(CloseCode.GOING_AWAY))
+
+    async def reload(self, downtime: float, *, vanish: bool = False, strict_mode: bool = False):
+        """Unload, wait ``downtime`` seconds (the new page loading), load again."""
+        self.unload(vanish=vanish)
+        await self.env.sleep(downtime)
+        self.load(strict_mode=strict_mode)
+
+    def close(self) -> None:
+        """The user closes the tab (pagehide runs; beforeunload does not, as with page.close())."""
+        self.unload(page_close=True)
+
+    def crash(self) -> None:
+        """The tab's process dies: no handler runs; the OS ends TCP, the server sees 1006."""
+        self.page = step(self.page, "crash")
+        self._forget_connection()
+        link, self.link = self.link, None
+        self.env.census.page_ended(self.truth)
+        if link is not None:
+            link.abort()
+
+    def hide(self) -> None:
+        self.page = step(self.page, "hide")
+        if self.policy.visibility == "disconnect-when-hidden":
+            self.disconnect()
+
+    def show(self) -> None:
+        self.page = step(self.page, "show")
+        if self.policy.visibility == "disconnect-when-hidden":
+            self.want = True
+            self.attempt = 0
+            self.connect()
+
+    def lose_network(self) -> None:
+        """The network dies silently (a phone in a tunnel): no event fires anywhere."""
+        if self.link is not None:
+            self.link.silence()
+
+    def regain_network(self) -> None:
+        """The network is back; the socket that died with it fails on the page (1006)."""
+        if self.link is not None:
+            self.link.restore()
+
+    def duplicate(self, index: int) -> Tab:
+        """Duplicate this tab: the copy gets a copy of sessionStorage (per-tab ids clash)."""
+        twin = Tab(self.env, index, self.person, self.storage.duplicate())
+        twin.load()
+        return twin
+
+    @property
+    def now(self) -> float:
+        return self.env.now()
+
+    async def sleep(self, seconds: float) -> None:
+        await self.env.sleep(seconds)
+
+    # -- the page's connection manager -----------------------------------------------------
+
+    def connect(self) -> None:
+        if not self.want or self.page not in (Page.ACTIVE, Page.HIDDEN):
+            return
+        link = self.link
+        if link is not None and link.client == "open":
+            return
+        in_flight = link is not None and (
+            link.client == "connecting" or link.id in self.close_when_open
+        )
+        if in_flight and self.policy.guard == "single-flight":
+            if self.waiting_since is None:
+                self.waiting_since = self.now
+                self.env.call_later(self.policy.guard_wait, self._guard_expired, link)
+            return
+        self._open()
+
+    def disconnect(self) -> None:
+        """The page closes its socket on purpose (effect cleanup, hidden tab)."""
+        self.want = False
+        self._forget_connection()
+        link = self.link
+        if link is None:
+            return
+        if link.client == "connecting" and self.policy.guard == "single-flight":
+            # A connection manager closes a socket only once it is open; until then it is
+            # still "in flight" and a new connect() waits for it.
+            self.close_when_open.add(link.id)
+            return
+        self.link = None
+        self.env.census.set_current(self.truth, None)
+        link.close(int(CloseCode.NORMAL))
+
+    def _open(self) -> None:
+        self.waiting_since = None
+        link = self.env.network.connect(self, self.user, self.storage.session.get("session"))
+        self.link = link
+        self.env.census.set_current(self.truth, link.id)
+        self.env.log("connect", link.id, self.user)
+
+    def _guard_expired(self, link: Any) -> None:
+        if self.waiting_since is None:
+            return
+        if self.link is None or (self.link is link and link.client != "open"):
+            self._open()  # waited guard_wait seconds: give up on the one in flight
+
+    def _forget_connection(self) -> None:
+        if self.retry is not None:
+            self.retry.cancel()
+            self.retry = None
+        self.waiting_since = None
+
+    # -- network callbacks -----------------------------------------------------------------
+
+    def on_open(self, link: Any) -> None:
+        if link.id in self.close_when_open:
+            self.close_when_open.discard(link.id)
+            if self.link is link:
+                self.link = None
+                self.env.census.set_current(self.truth, None)
+            link.close(int(CloseCode.NORMAL))
+            return
+        if link is not self.link:
+            return
+        self.attempt = 0
+        self.env.census.set_connected(self.truth, True)
+
+    def on_close(self, link: Any, code: int) -> None:
+        self.env.log("client-close", link.id, str(code))
+        if link is self.link:
+            self.link = None
+            self.env.census.set_current(self.truth, None)
+        elif self.waiting_since is None or self.link is not None:
+            return
+        if self.waiting_since is not None:
+            self._open()
+            return
+        if self.want and self.page in (Page.ACTIVE, Page.HIDDEN) and self.retry is None:
+            self.attempt += 1
+            delay = self.policy.backoff.delay(self.attempt, self.client_rng)
+            self.retry = self.env.call_later(delay, self._retry)
+
+    def _retry(self) -> None:
+        self.retry = None
+        self.connect()
+
+    def on_message(self, link: Any, message: tuple) -> None:
+        if self.deaf_since is not None:
+            return  # a frozen page runs no code: the message is lost
+        if message[0] == "welcome":
+            self.storage.session["session"] = message[1]
+        self.received += 1
+
+    def answers(self, link: Any, kind: str) -> bool:
+        """Does this tab answer a heartbeat of ``kind``? The browser answers protocol pings
+        while the page is frozen; an app-level ping needs the page to run."""
+        return kind == "protocol" or self.deaf_since is None

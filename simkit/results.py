@@ -1,0 +1,163 @@
+"""What a run returns: a time series, a summary, and plots of both."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from simkit.runtime.census import COLUMNS, Census
+
+METRICS = (
+    "open_sockets",
+    "live_tabs",
+    "registry_entries",
+    "stale",
+    "dangling",
+    "unroutable",
+    "duplicates",
+)
+TABLE_COLUMNS = (
+    "mean_open_sockets",
+    "peak_stale",
+    "mean_stale",
+    "mean_unroutable",
+    "peak_duplicates",
+    "final_stale",
+    "final_dangling",
+    "final_unroutable",
+    "delivery_ratio",
+    "pushes_lost",
+    "kicked_live_tabs",
+    "connects",
+    "detection_delay_mean",
+    "invariants_hold",
+)
+
+
+@dataclass
+class Result:
+    """One run. ``timeseries`` has one row per sampling step; ``summary`` is a flat dict."""
+
+    scenario: str
+    strategy: str
+    timeseries: pd.DataFrame
+    summary: dict[str, Any]
+    trace: pd.DataFrame | None = field(default=None, repr=False)
+
+    def plot(
+        self,
+        metrics: tuple[str, ...] = ("open_sockets", "live_tabs", "stale", "unroutable"),
+        ax: Any = None,
+    ) -> Any:
+        """Connection counts over time on one axis; returns the matplotlib Figure."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            fig, ax = plt.subplots(figsize=(8, 3.5))
+        else:
+            fig = ax.figure
+        ts = self.timeseries
+        for metric in metrics:
+            ax.plot(ts["t"], ts[metric], label=metric, linewidth=1.2)
+        _mark_workload_end(ax, self.summary)
+        ax.set_xlabel("time (s)")
+        ax.set_ylabel("count")
+        ax.set_title(f"{self.scenario} / {self.strategy}")
+        ax.legend(loc="upper left", fontsize="small", ncols=2)
+        fig.tight_layout()
+        return fig
+
+
+@dataclass
+class Comparison:
+    """Several strategies on one scenario: ``table`` has one row per strategy."""
+
+    scenario: str
+    results: dict[str, Result]
+
+    @property
+    def table(self) -> pd.DataFrame:
+        rows = {name: {c: r.summary[c] for c in TABLE_COLUMNS} for name, r in self.results.items()}
+        frame = pd.DataFrame.from_dict(rows, orient="index")
+        frame.index.name = "strategy"
+        return frame
+
+    def plot(
+        self, metrics: tuple[str, ...] = ("open_sockets", "stale", "unroutable", "duplicates")
+    ) -> Any:
+        """One panel per metric, one line per strategy, shared time axis."""
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(
+            len(metrics), 1, figsize=(8, 2.0 * len(metrics) + 0.6), sharex=True
+        )
+        axes = [axes] if len(metrics) == 1 else list(axes)
+        for ax, metric in zip(axes, metrics, strict=True):
+            for name, result in self.results.items():
+                ax.plot(result.timeseries["t"], result.timeseries[metric], label=name, lw=1.2)
+            ax.set_ylabel(metric, fontsize="small")
+            first = next(iter(self.results.values()))
+            _mark_workload_end(ax, first.summary)
+        axes[0].legend(loc="upper left", fontsize="small", ncols=len(self.results))
+        axes[0].set_title(f"scenario: {self.scenario}")
+        axes[-1].set_xlabel("time (s)")
+        fig.tight_layout()
+        return fig
+
+
+def _mark_workload_end(ax: Any, summary: dict[str, Any]) -> None:
+    ax.axvline(summary["duration"], color="grey", linestyle=":", linewidth=1)
+
+
+def summarise(census: Census, server: Any, info: dict[str, Any]) -> tuple[pd.DataFrame, dict]:
+    """The time series and the summary of a finished run."""
+    ts = pd.DataFrame({c: census.rows[c] for c in COLUMNS})
+    int_columns = [c for c in COLUMNS if c != "t"]
+    ts[int_columns] = ts[int_columns].astype("int64")
+    summary: dict[str, Any] = dict(info)
+    for metric in METRICS:
+        column = ts[metric]
+        summary[f"peak_{metric}"] = int(column.max())
+        summary[f"mean_{metric}"] = round(float(column.mean()), 6)
+        summary[f"final_{metric}"] = int(column.iloc[-1])
+    summary["final_connected_tabs"] = int(ts["connected_tabs"].iloc[-1])
+    p = census.pushes
+    delivered = p["delivered"] + p["replayed"]
+    lost = p["lost_stale"] + p["no_route"] + p["expired"] + p["dropped"]
+    summary.update(
+        pushes_sent=p["sent"],
+        pushes_delivered=delivered,
+        pushes_lost=lost,
+        pushes_lost_stale=p["lost_stale"],
+        pushes_no_route=p["no_route"],
+        pushes_buffered=p["buffered"],
+        pushes_expired=p["expired"] + p["dropped"],
+        delivery_ratio=round(delivered / p["sent"], 6) if p["sent"] else math.nan,
+        kicked_live_tabs=census.kicked_live,
+        connects=census.connects,
+        refused_connects=census.refused,
+        detections=len(census.detections),
+        detection_delay_mean=(
+            round(sum(census.detections) / len(census.detections), 6)
+            if census.detections
+            else math.nan
+        ),
+        detection_delay_max=round(max(census.detections), 6) if census.detections else math.nan,
+        heartbeat_pings=census.pings,
+        heartbeat_pongs=census.pongs,
+        server_restarts=server.restarts,
+    )
+    summary["invariants_hold"] = bool(
+        summary["final_stale"] == summary["final_dangling"] == summary["final_unroutable"] == 0
+        and summary["final_open_sockets"] == summary["final_connected_tabs"]
+    )
+    return ts, summary
+
+
+def trace_frame(trace: list[tuple] | None) -> pd.DataFrame | None:
+    if trace is None:
+        return None
+    return pd.DataFrame(trace, columns=["t", "event", "conn", "detail"])

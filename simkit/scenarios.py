@@ -1,0 +1,233 @@
+"""Scenarios: what the tabs do and when, over which network, at which size.
+
+Each scenario is data plus one short *script*: a coroutine that plays one tab's life with
+the tab's own random stream (``tab.work_rng``) and the story's verbs. Read a script as you
+would read SimPy process: "wait a little, load, stay a while, reload...". Scripts stop
+starting new actions at ``duration``; the run then settles so every timeout can pass.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+from simkit.model.errors import ConfigError, choice
+from simkit.model.latency import Latency
+from simkit.model.strategy import Strategy, make_strategy
+
+if TYPE_CHECKING:
+    from simkit.actors.env import Env
+    from simkit.actors.tab import Tab
+
+Script = Callable[["Tab", "Scenario"], Awaitable[None]]
+Control = Callable[["Env", "Scenario"], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A workload and its conditions. ``people`` maps tab index -> person (several tabs of
+    one person share an identity under the ``shared`` policy)."""
+
+    name: str
+    summary: str
+    script: Script
+    tabs: int = 200
+    duration: float = 300.0
+    latency: Latency = field(default_factory=lambda: Latency(0.02, 0.05))
+    push_rate: float = 0.05  # pushes per second per tab, addressed to people
+    tabs_per_person: tuple[int, int] = (1, 1)
+    idle_timeout: float | None = None  # a proxy that cuts idle sockets
+    control: Control | None = None  # server-side events (restart)
+    strategy: Strategy | None = None  # a scenario that carries its own design
+    step: float = 1.0
+
+    def people(self, tabs: int, rng: random.Random) -> list[str]:
+        low, high = self.tabs_per_person
+        people: list[str] = []
+        person = 0
+        while len(people) < tabs:
+            people.extend([f"u{person}"] * rng.randint(low, high))
+            person += 1
+        return people[:tabs]
+
+    def with_(self, **changes: object) -> Scenario:
+        """A copy with some fields changed (e.g. ``latency=Latency(0.01, 0.5)``)."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _expo(rng: random.Random, mean: float) -> float:
+    return rng.expovariate(1.0 / mean)
+
+
+async def _arrive(tab: Tab, within: float = 5.0) -> None:
+    await tab.sleep(tab.work_rng.uniform(0.0, within))
+    tab.load()
+
+
+# --- scripts ------------------------------------------------------------------------------
+
+
+async def reload_storm(tab: Tab, sc: Scenario) -> None:
+    """Users reload often; now and then a phone reloads after its old socket died silently."""
+    rng = tab.work_rng
+    await _arrive(tab)
+    while True:
+        await tab.sleep(_expo(rng, 20.0))
+        if tab.now >= sc.duration:
+            return
+        await tab.reload(rng.uniform(0.05, 0.5), vanish=rng.random() < 0.1)
+
+
+async def flaky_network(tab: Tab, sc: Scenario) -> None:
+    """Mobile users: the network drops silently for a while, then comes back; half of them
+    then pull to refresh (a reload while the old socket may still look open to the server)."""
+    rng = tab.work_rng
+    await _arrive(tab)
+    while True:
+        await tab.sleep(_expo(rng, 60.0))
+        if tab.now >= sc.duration:
+            return
+        tab.lose_network()
+        # Outages end by the end of the workload, so the settled state is comparable.
+        await tab.sleep(min(_expo(rng, 30.0), sc.duration - tab.now))
+        tab.regain_network()
+        if rng.random() < 0.5:
+            await tab.reload(rng.uniform(0.5, 2.0))
+
+
+async def strict_mode(tab: Tab, sc: Scenario) -> None:
+    """React StrictMode in development: every load connects, cleans up, connects again."""
+    rng = tab.work_rng
+    await tab.sleep(rng.uniform(0.0, 5.0))
+    tab.load(strict_mode=True)
+    while True:
+        await tab.sleep(_expo(rng, 30.0))
+        if tab.now >= sc.duration:
+            return
+        await tab.reload(rng.uniform(0.05, 0.5), strict_mode=True)
+
+
+async def multi_tab(tab: Tab, sc: Scenario) -> None:
+    """People with two or three tabs of the app open, reloading them independently."""
+    rng = tab.work_rng
+    await _arrive(tab)
+    while True:
+        await tab.sleep(_expo(rng, 40.0))
+        if tab.now >= sc.duration:
+            return
+        await tab.reload(rng.uniform(0.05, 0.5))
+
+
+async def hidden_tabs(tab: Tab, sc: Scenario) -> None:
+    """Visibility churn: tabs go to the background and come back."""
+    rng = tab.work_rng
+    await _arrive(tab)
+    while True:
+        await tab.sleep(_expo(rng, 30.0))
+        if tab.now >= sc.duration:
+            return
+        tab.hide()
+        await tab.sleep(_expo(rng, 20.0))
+        tab.show()
+
+
+async def steady(tab: Tab, sc: Scenario) -> None:
+    """Tabs open and stay: the server's events are the story (restart, idle proxy)."""
+    rng = tab.work_rng
+    await _arrive(tab)
+    while True:
+        await tab.sleep(_expo(rng, 120.0))
+        if tab.now >= sc.duration:
+            return
+        await tab.reload(rng.uniform(0.05, 0.5))
+
+
+async def restart_midway(env: Env, sc: Scenario) -> None:
+    """The server process dies at half time and is back 5 s later."""
+    await env.sleep(sc.duration / 2)
+    env.network.restart_server(5.0)
+
+
+async def reference(tab: Tab, sc: Scenario) -> None:
+    """The benchmark model (see the README): tab i is user i; opens at U(0,5) s; stays
+    Exp(mean 60 s); then reloads, closing cleanly with probability 0.7 and otherwise
+    vanishing (its server socket stays half-open); the reload takes U(1,3) s."""
+    rng = tab.work_rng
+    await tab.sleep(rng.uniform(0.0, 5.0))
+    tab.load()
+    while True:
+        await tab.sleep(_expo(rng, 60.0))
+        if tab.now >= sc.duration:
+            return
+        await tab.reload(rng.uniform(1.0, 3.0), vanish=rng.random() >= 0.7)
+
+
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in (
+        Scenario(
+            "reload-storm",
+            "frequent reloads over a jittery network; 10 % after a silent drop",
+            reload_storm,
+            latency=Latency(0.01, 0.4),
+        ),
+        Scenario(
+            "flaky-network",
+            "mobile tabs whose network silently drops for a while (half-open sockets)",
+            flaky_network,
+        ),
+        Scenario("strict-mode", "React StrictMode: every load mounts twice", strict_mode),
+        Scenario(
+            "multi-tab",
+            "people with 2-3 tabs sharing one identity",
+            multi_tab,
+            tabs_per_person=(2, 3),
+        ),
+        Scenario("hidden-tabs", "tabs hidden and shown again (visibility churn)", hidden_tabs),
+        Scenario(
+            "server-restart",
+            "every connection drops at once at half time: the reconnect herd",
+            steady,
+            control=restart_midway,
+        ),
+        Scenario(
+            "proxy-idle",
+            "a dev proxy cuts sockets idle for 30 s ('socket hang up')",
+            steady,
+            idle_timeout=30.0,
+        ),
+        Scenario(
+            "reference",
+            "the benchmark model: reloads, 30 % vanish half-open, 20 s heartbeat reaps",
+            reference,
+            tabs=1000,
+            duration=3600.0,
+            latency=Latency(0.0, 0.0),
+            push_rate=0.0,
+            strategy=make_strategy(
+                "reference",
+                registry="kick-old-safe",
+                liveness="websockets",
+                identity="per-tab",
+                summary="per-tab identity, kick-old-safe, websockets 20 s/20 s",
+            ),
+        ),
+    )
+}
+
+
+def scenario(value: str | Scenario) -> Scenario:
+    if isinstance(value, Scenario):
+        return value
+    if isinstance(value, str) and value in SCENARIOS:
+        return SCENARIOS[value]
+    raise choice("scenario", value, list(SCENARIOS))
+
+
+def check_size(tabs: object, duration: object) -> None:
+    if not isinstance(tabs, int) or isinstance(tabs, bool) or tabs < 1:
+        raise ConfigError(f"tabs must be a whole number >= 1, got {tabs!r}")
+    if not isinstance(duration, int | float) or not duration > 0 or duration == float("inf"):
+        raise ConfigError(f"duration must be a positive number of seconds, got {duration!r}")

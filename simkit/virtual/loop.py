@@ -1,0 +1,377 @@
+"""A deterministic asyncio event loop driven by a virtual clock, for fast reproducible simulations.
+
+Actors are plain asyncio code (sleep, Event, Queue, wait_for, timeout, cancellation).  On
+:class:`VirtualLoop`:
+
+* **Autojump**: time never passes on its own; when nothing is ready, the clock jumps straight to
+  the earliest timer (trio's ``MockClock(autojump_threshold=0)``).  An idle hour costs no wall
+  time, and no wall clock is ever read.
+* **Determinism**: timers are keyed ``(when, sequence)``, so equal deadlines fire in scheduling
+  order.  asyncio's heap compares deadlines only, so its ties come out in heap-layout order, which
+  shifts with unrelated scheduling: "the same seed gave a different run".
+* **No lost errors**: an exception nobody handles stops the run and is raised as
+  :class:`UnhandledError` (SimPy's rule) instead of being logged and forgotten.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import heapq
+import itertools
+import sys
+import weakref
+from collections import deque
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+__all__ = ["UnhandledError", "VirtualDeadlock", "VirtualLoop", "run"]
+
+_T = TypeVar("_T")
+_Callback = Callable[..., object]
+_Context = contextvars.Context | None
+_INF = float("inf")
+_NO_IO = "the virtual runtime has no real I/O (no sockets, subprocesses, threads or signals)"
+
+
+class VirtualDeadlock(RuntimeError):
+    """Nothing is ready and no timer is pending, yet tasks are still waiting: they never wake."""
+
+    pending: list[str]  # sorted names of the tasks still waiting
+
+
+class UnhandledError(RuntimeError):
+    """Errors reached the default exception handler; ``contexts`` holds every recorded context."""
+
+    def __init__(self, contexts: list[dict[str, Any]]) -> None:
+        cause = contexts[0].get("exception")
+        message = str(contexts[0].get("message", "unhandled error"))
+        message += f": {cause!r}" if cause is not None else ""
+        message += f" (and {len(contexts) - 1} more)" if len(contexts) > 1 else ""
+        super().__init__(message)
+        self.contexts = contexts
+
+
+class VirtualLoop(asyncio.AbstractEventLoop):
+    """Single-threaded asyncio loop whose clock only moves when everything is waiting.
+
+    One iteration runs exactly the handles that were ready when it started (those scheduled
+    meanwhile wait for the next iteration), as asyncio does, so code behaves as on a real loop.
+    """
+
+    def __init__(self, start: float = 0.0, *, debug: bool = False) -> None:
+        start = float(start)
+        if not -_INF < start < _INF:
+            raise ValueError(f"start must be a finite number of virtual seconds, got {start!r}")
+        self._now = start
+        self._ready: deque[asyncio.Handle] = deque()
+        self._timers: list[tuple[float, int, asyncio.TimerHandle]] = []
+        self._seq = itertools.count().__next__
+        self._cancelled_timers = 0
+        self._task_names = itertools.count(1).__next__
+        # asyncio.all_tasks() is a set ordered by id(); this remembers creation order instead.
+        self._task_order: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+        self._asyncgens: weakref.WeakKeyDictionary[Any, None] = weakref.WeakKeyDictionary()
+        self._running = self._stopping = self._closed = False
+        self._debug = debug
+        self._exception_handler: Callable[[Any, dict[str, Any]], object] | None = None
+        self.unhandled: list[dict[str, Any]] = []  # error contexts recorded, not yet raised
+        self.steps = 0  # handles run
+        self.jumps = 0  # times the clock jumped forward to a timer
+
+    def __repr__(self) -> str:
+        return f"<VirtualLoop t={self._now!r} running={self._running} closed={self._closed}>"
+
+    # -- clock and scheduling ----------------------------------------------------------------
+    def time(self) -> float:
+        """Virtual now: the deadline of the last timer the clock jumped to (never a wall clock)."""
+        return self._now
+
+    def call_soon(
+        self, callback: _Callback, *args: Any, context: _Context = None
+    ) -> asyncio.Handle:
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
+        handle = asyncio.Handle(callback, args, self, context)
+        self._ready.append(handle)
+        return handle
+
+    # No other threads can exist in a simulation; asyncio's signature, no locking needed.
+    call_soon_threadsafe = call_soon
+
+    def call_at(
+        self, when: float, callback: _Callback, *args: Any, context: _Context = None
+    ) -> asyncio.TimerHandle:
+        """Schedule at ``when`` exactly (no rounding); ties fire in scheduling order."""
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
+        when = float(when)
+        if not -_INF < when < _INF:  # NaN would corrupt the heap, inf would jump the clock to inf
+            raise ValueError(f"timer deadline must be a finite virtual time, got {when!r}")
+        timer = asyncio.TimerHandle(when, callback, args, self, context)
+        heapq.heappush(self._timers, (when, self._seq(), timer))
+        timer._scheduled = True
+        return timer
+
+    def call_later(
+        self, delay: float, callback: _Callback, *args: Any, context: _Context = None
+    ) -> asyncio.TimerHandle:
+        """Negative delays mean "now" (as in asyncio); NaN and inf raise ``ValueError``."""
+        # The hot path of asyncio.sleep(): call_at's body is inlined rather than called.
+        if not -_INF < delay < _INF:
+            raise ValueError(f"delay must be a finite number of virtual seconds, got {delay!r}")
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
+        when = float(self._now + delay) if delay > 0 else self._now
+        timer = asyncio.TimerHandle(when, callback, args, self, context)
+        heapq.heappush(self._timers, (when, self._seq(), timer))
+        timer._scheduled = True
+        return timer
+
+    def _timer_handle_cancelled(self, handle: asyncio.TimerHandle) -> None:
+        # Called by TimerHandle.cancel(); the entry stays in the heap and is skipped when popped.
+        if handle._scheduled:
+            self._cancelled_timers += 1
+
+    def create_future(self) -> asyncio.Future[Any]:
+        return asyncio.Future(loop=self)
+
+    def create_task(
+        self, coro: Coroutine[Any, Any, _T], *, name: str | None = None, context: _Context = None
+    ) -> asyncio.Task[_T]:
+        """Like asyncio's, but default names count per loop, so they repeat from run to run."""
+        self._check_closed()
+        if name is None:
+            name = f"Task-{self._task_names()}"
+        task = asyncio.Task(coro, loop=self, name=name, context=context)
+        self._task_order[task] = self._seq()
+        return task
+
+    # -- running -----------------------------------------------------------------------------
+    def run_forever(self) -> None:
+        """Run until :meth:`stop`; raise :class:`VirtualDeadlock` if everything waits forever.
+
+        Does not refuse to start inside another running loop (unlike asyncio), so a Jupyter cell
+        can run a simulation synchronously; the outer loop is restored on the way out.
+        """
+        self._check_closed()
+        if self._running:
+            raise RuntimeError("This event loop is already running")
+        outer_loop = asyncio.events._get_running_loop()
+        outer_hooks = sys.get_asyncgen_hooks()
+        self._running = True
+        asyncio.events._set_running_loop(self)
+        sys.set_asyncgen_hooks(firstiter=self._asyncgen_firstiter, finalizer=self._asyncgen_final)
+        try:
+            self._run()
+        finally:
+            self._running = self._stopping = False
+            asyncio.events._set_running_loop(outer_loop)
+            sys.set_asyncgen_hooks(*outer_hooks)
+
+    def _run(self) -> None:
+        ready, timers = self._ready, self._timers
+        popleft, append, heappop = ready.popleft, ready.append, heapq.heappop
+        while True:
+            if not ready:
+                if self._stopping:
+                    return
+                if self._cancelled_timers * 2 > len(timers) > 100:
+                    self._purge_cancelled_timers()
+                while timers and timers[0][2]._cancelled:
+                    heappop(timers)[2]._scheduled = False
+                    self._cancelled_timers -= 1
+                if not timers:
+                    raise self._deadlock()
+                if timers[0][0] > self._now:  # autojump: nothing else can happen before it
+                    self._now = timers[0][0]
+                    self.jumps += 1
+            now = self._now
+            while timers and timers[0][0] <= now:  # due timers, in (when, sequence) order
+                handle = heappop(timers)[2]
+                handle._scheduled = False
+                if handle._cancelled:
+                    self._cancelled_timers -= 1
+                else:
+                    append(handle)
+            ntodo = len(ready)
+            self.steps += ntodo
+            for _ in range(ntodo):
+                handle = popleft()
+                if handle._cancelled:
+                    self.steps -= 1
+                else:
+                    handle._run()  # runs in the handle's context; errors -> exception handler
+            if self._stopping:
+                return
+
+    def _purge_cancelled_timers(self) -> None:
+        # In place: _run() holds a reference.  Keys are unique, so the pop order cannot depend
+        # on the heap's layout.  (_scheduled only matters to cancel(), which these already had.)
+        self._timers[:] = [entry for entry in self._timers if not entry[2]._cancelled]
+        heapq.heapify(self._timers)
+        self._cancelled_timers = 0
+
+    def _deadlock(self) -> VirtualDeadlock:
+        names = sorted(task.get_name() for task in asyncio.all_tasks(self))
+        shown = ", ".join(names[:20]) + (f", ... ({len(names) - 20} more)" if names[20:] else "")
+        error = VirtualDeadlock(
+            f"virtual deadlock at t={self._now!r}: nothing is ready and no timer is pending, "
+            f"but {len(names)} task(s) are still waiting: {shown or '-'}"
+        )
+        error.pending = names
+        return error
+
+    def run_until_complete(self, future: asyncio.Future[_T] | Coroutine[Any, Any, _T]) -> _T:
+        """Run until ``future`` (a future or coroutine) is done; return its result.
+
+        Raises :class:`UnhandledError` if an error reached the default exception handler (also
+        errors recorded while the loop was idle), :class:`VirtualDeadlock` if nothing can wake.
+        """
+        self._check_closed()
+        new_task = not asyncio.isfuture(future)
+        future = asyncio.ensure_future(future, loop=self)
+        future.add_done_callback(self._stop_when_done)
+        try:
+            self.run_forever()
+            if self.unhandled:
+                contexts, self.unhandled = self.unhandled, []
+                raise UnhandledError(contexts) from contexts[0].get("exception")
+        except BaseException:
+            if new_task and future.done() and not future.cancelled():
+                future.exception()  # mark retrieved: the error being raised is the one to report
+            raise
+        finally:
+            future.remove_done_callback(self._stop_when_done)
+        if not future.done():
+            raise RuntimeError("Event loop stopped before Future completed.")
+        return future.result()
+
+    def _stop_when_done(self, _future: asyncio.Future[Any]) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    def is_running(self) -> bool:
+        return self._running
+
+    def is_closed(self) -> bool:
+        return self._closed
+
+    def _check_closed(self) -> None:
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
+
+    def close(self) -> None:
+        if self._running:
+            raise RuntimeError("Cannot close a running event loop")
+        self._closed = True
+        self._ready.clear()
+        self._timers.clear()
+        self._cancelled_timers = 0
+
+    def _asyncgen_firstiter(self, agen: Any) -> None:
+        self._asyncgens[agen] = None  # weak, and insertion-ordered (a WeakSet is id-ordered)
+
+    def _asyncgen_final(self, agen: Any) -> None:
+        self._asyncgens.pop(agen, None)
+        if not self._closed:
+            self.call_soon(self.create_task, agen.aclose())
+
+    async def shutdown_asyncgens(self) -> None:
+        agens = list(self._asyncgens)
+        self._asyncgens.clear()
+        if not agens:
+            return
+        results = await asyncio.gather(*(ag.aclose() for ag in agens), return_exceptions=True)
+        for agen, result in zip(agens, results, strict=True):
+            if isinstance(result, Exception):
+                message = f"an error occurred during closing of asynchronous generator {agen!r}"
+                self.call_exception_handler({"message": message, "exception": result})
+
+    async def shutdown_default_executor(self, timeout: float | None = None) -> None:
+        """Nothing to do: there is no executor (``run_in_executor`` is not supported)."""
+
+    # -- errors and debug --------------------------------------------------------------------
+    def get_exception_handler(self) -> Any:
+        return self._exception_handler
+
+    def set_exception_handler(self, handler: Any) -> None:
+        if handler is not None and not callable(handler):
+            raise TypeError(f"A callable object or None is expected, got {handler!r}")
+        self._exception_handler = handler
+
+    def default_exception_handler(self, context: dict[str, Any]) -> None:
+        """Record ``context`` and stop the run, so the error is raised rather than lost.
+
+        Never raises: it is also reached from ``Task.__del__`` ("Task exception was never
+        retrieved"), possibly at garbage collection after the loop stopped.
+        """
+        self.unhandled.append(context)
+        if self._running:
+            self._stopping = True
+
+    def call_exception_handler(self, context: dict[str, Any]) -> None:
+        if self._exception_handler is None:
+            self.default_exception_handler(context)
+            return
+        try:
+            self._exception_handler(self, context)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            message = "Unhandled error in exception handler"
+            self.default_exception_handler(
+                {"message": message, "exception": exc, "context": context}
+            )
+
+    def get_debug(self) -> bool:
+        return self._debug
+
+    def set_debug(self, enabled: bool) -> None:
+        self._debug = enabled
+
+
+def _no_io(name: str) -> Callable[..., Any]:
+    def method(self: VirtualLoop, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"VirtualLoop.{name}(): {_NO_IO}")
+
+    method.__name__ = method.__qualname__ = name
+    return method
+
+
+# Everything AbstractEventLoop leaves abstract beyond the above is I/O (sockets, pipes, executors,
+# signals...): replace its bare NotImplementedError with one that says why.
+for _name, _attr in vars(asyncio.AbstractEventLoop).items():
+    if callable(_attr) and _name not in vars(VirtualLoop) and "task_factory" not in _name:
+        setattr(VirtualLoop, _name, _no_io(_name))
+
+
+def run(main: Coroutine[Any, Any, _T], *, start: float = 0.0) -> _T:
+    """Run ``main`` on a fresh :class:`VirtualLoop` and return its result, like ``asyncio.run``.
+
+    Leftover tasks are then cancelled (in creation order, for determinism) and awaited, async
+    generators are closed and the loop is closed.  Callable from inside a running loop (Jupyter).
+    """
+    if not asyncio.iscoroutine(main):
+        raise ValueError(f"a coroutine was expected, got {main!r}")
+    loop = VirtualLoop(start=start)
+    try:
+        return loop.run_until_complete(main)
+    finally:
+        try:
+            order = loop._task_order
+            leftovers = sorted(asyncio.all_tasks(loop), key=lambda t: order.get(t, -1))
+            for task in leftovers:
+                task.cancel()
+            if leftovers:  # gather() of nothing would bind to whatever loop is current
+                loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
+            for task in leftovers:
+                if not task.cancelled() and task.exception() is not None:
+                    message = "unhandled exception during virtual run() shutdown"
+                    context = {"message": message, "exception": task.exception(), "task": task}
+                    loop.call_exception_handler(context)
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()

@@ -1,0 +1,331 @@
+"""The in-memory network of the virtual runtime: one :class:`Link` per WebSocket.
+
+It models what makes the cleanup race real, and nothing more: per-direction latency drawn
+from the tab's own random stream, FIFO order in each direction (TCP), the opening handshake
+(the server registers the socket one trip before the client sees it open), the close
+handshake with its codes, a link that goes silent (half-open: nothing arrives either way and
+nobody is told), a reset (the server sees 1006), a server that does not answer (restart), and
+the server's keepalive, which runs here as websockets runs it inside its connection.
+
+Deliveries are scheduled with ``loop.call_at`` on the virtual clock; zero latency still goes
+through the loop, so a message never arrives inside the call that sent it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from simkit.model.codes import CloseCode
+from simkit.model.latency import Latency
+from simkit.model.liveness import Heartbeat, Liveness
+
+if TYPE_CHECKING:
+    from simkit.actors.server import Server
+    from simkit.actors.tab import Tab
+
+
+class Link:
+    """One WebSocket between a tab and the server, with both ends' states.
+
+    Client states: connecting -> open -> closing -> closed (or connecting -> closed).
+    Server states: none -> open -> closing -> closed.
+    """
+
+    __slots__ = (
+        "beat",
+        "beat_timer",
+        "client",
+        "close_code",
+        "down_at",
+        "id",
+        "idle_timer",
+        "last_traffic",
+        "net",
+        "rng",
+        "server",
+        "server_closing_timer",
+        "session",
+        "silent_since",
+        "tab",
+        "up_at",
+        "user",
+    )
+
+    def __init__(self, net: MemoryNetwork, conn: int, tab: Tab, user: str, session: str | None):
+        self.net = net
+        self.id = conn
+        self.tab = tab
+        self.user = user
+        self.session = session
+        self.rng = tab.net_rng
+        self.client = "connecting"
+        self.server = "none"
+        self.close_code: int | None = None
+        self.silent_since: float | None = None
+        self.beat: Heartbeat | None = None
+        self.beat_timer: asyncio.TimerHandle | None = None
+        self.server_closing_timer: asyncio.TimerHandle | None = None
+        self.up_at = 0.0  # FIFO: nothing arrives before what was sent earlier
+        self.down_at = 0.0
+        self.last_traffic = 0.0
+        self.idle_timer: asyncio.TimerHandle | None = None
+
+    # -- transport -------------------------------------------------------------------------
+
+    def _up(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Send towards the server; lost if the link is silent."""
+        if self.silent_since is not None:
+            return
+        net = self.net
+        now = net.now()
+        self.last_traffic = now
+        at = max(now + net.latency.draw(self.rng), self.up_at)
+        self.up_at = at
+        net.loop.call_at(at, fn, *args)
+
+    def _down(self, fn: Callable[..., Any], *args: Any) -> None:
+        if self.silent_since is not None:
+            return
+        net = self.net
+        now = net.now()
+        self.last_traffic = now
+        at = max(now + net.latency.draw(self.rng), self.down_at)
+        self.down_at = at
+        net.loop.call_at(at, fn, *args)
+
+    # -- client side (called by the tab) ---------------------------------------------------
+
+    def close(self, code: int) -> None:
+        """The page closes its socket (code 1000 from a handler, 1001 by the browser)."""
+        if self.client == "connecting":
+            # Closing a socket that is not open yet fails it: TCP ends without a close frame.
+            self.abort()
+            return
+        if self.client != "open":
+            return
+        self.client = "closing"
+        self._up(self._close_reaches_server, code)
+
+    def abort(self) -> None:
+        """The tab's process is gone (or a connecting socket was dropped): TCP just ends."""
+        if self.client == "closed":
+            return
+        self.client = "closed"
+        self._up(self._abort_reaches_server)
+
+    def silence(self) -> None:
+        """The network dies silently: from now on nothing arrives, in either direction."""
+        if self.silent_since is None:
+            self.silent_since = self.net.now()
+
+    def restore(self) -> None:
+        """The network is back, on a new path (a phone's new address): the browser notices
+        the network change and fails this socket (the page sees 1006), but nothing reaches
+        the server, whose end stays half-open until its heartbeat gives up."""
+        if self.silent_since is not None and self.client != "closed":
+            self.net.loop.call_soon(self._client_sees_close, int(CloseCode.ABNORMAL))
+
+    # -- events arriving at the server -----------------------------------------------------
+
+    def handshake_reaches_server(self) -> None:
+        net = self.net
+        if net.down:
+            self._down(self._client_sees_close, int(CloseCode.ABNORMAL))  # connection refused
+            return
+        self.server = "open"
+        net.open_links[self.id] = self
+        rule = net.liveness
+        if rule.enabled:
+            self.beat = rule.start(net.now())
+            self._arm_beat()
+        if net.idle_timeout is not None:
+            self.idle_timer = net.loop.call_at(net.now() + net.idle_timeout, self._idle_check)
+        net.server.on_open(self)  # may close (refuse/kick) at once
+        if self.server == "open" or self.server == "closing":
+            self._down(self._client_sees_open)
+        if self.client == "closed":
+            self._up(self._abort_reaches_server)  # the page dropped it while connecting
+
+    def _close_reaches_server(self, code: int) -> None:
+        if self.server in ("open", "closing"):
+            self._down(self._client_sees_close, code)  # the echo
+            self._server_closed(code)
+
+    def _abort_reaches_server(self) -> None:
+        if self.server in ("open", "closing"):
+            self._server_closed(int(CloseCode.ABNORMAL))
+
+    def _echo_reaches_server(self, code: int) -> None:
+        if self.server == "closing":
+            self._server_closed(code)
+
+    # -- server side (called by the server) ------------------------------------------------
+
+    def send(self, message: tuple) -> None:
+        if self.server == "open":
+            self._down(self._client_receives, message)
+
+    def server_close(self, code: int) -> None:
+        """The server closes: the close frame goes down; if no echo comes back within
+        ``close_timeout`` the server gives up and aborts (websockets' behaviour)."""
+        if self.server != "open":
+            return
+        self.server = "closing"
+        self.close_code = code
+        self._disarm_beat()
+        self._down(self._server_close_reaches_client, code)
+        net = self.net
+        self.server_closing_timer = net.loop.call_at(
+            net.now() + net.close_timeout, self._server_gives_up
+        )
+
+    def _server_gives_up(self) -> None:
+        if self.server == "closing":
+            self._server_closed(int(CloseCode.ABNORMAL))
+            self._down(self._client_sees_close, int(CloseCode.ABNORMAL))  # the abort (RST)
+
+    def _server_closed(self, code: int) -> None:
+        self.server = "closed"
+        self._disarm_beat()
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+        if self.server_closing_timer is not None:
+            self.server_closing_timer.cancel()
+        net = self.net
+        net.open_links.pop(self.id, None)
+        net.server.on_close(self, code)
+
+    def server_dies(self) -> None:
+        """The server process is gone: no handler runs, the OS resets every socket."""
+        self.server = "closed"
+        self._disarm_beat()
+        if self.server_closing_timer is not None:
+            self.server_closing_timer.cancel()
+        self.net.open_links.pop(self.id, None)
+        self.net.census.server_closed(self.id)
+        self._down(self._client_sees_close, int(CloseCode.ABNORMAL))
+
+    def _idle_check(self) -> None:
+        """A proxy in the path cuts a socket that carried nothing for ``idle_timeout`` s:
+        both ends see TCP close without a close frame ("socket hang up")."""
+        net = self.net
+        if self.server not in ("open", "closing"):
+            return
+        quiet_until = self.last_traffic + net.idle_timeout  # type: ignore[operator]
+        if net.now() < quiet_until:
+            self.idle_timer = net.loop.call_at(quiet_until, self._idle_check)
+            return
+        self.idle_timer = None
+        self.silent_since = None
+        self._client_sees_close_later()
+        self._server_closed(int(CloseCode.ABNORMAL))
+
+    def _client_sees_close_later(self) -> None:
+        if self.client != "closed":
+            self.net.loop.call_soon(self._client_sees_close, int(CloseCode.ABNORMAL))
+
+    # -- keepalive -------------------------------------------------------------------------
+
+    def _arm_beat(self) -> None:
+        due = self.beat.deadline()  # type: ignore[union-attr]
+        if due is not None:
+            self.beat_timer = self.net.loop.call_at(due, self._beat)
+
+    def _disarm_beat(self) -> None:
+        if self.beat_timer is not None:
+            self.beat_timer.cancel()
+            self.beat_timer = None
+
+    def _beat(self) -> None:
+        beat = self.beat
+        net = self.net
+        verdict = beat.on_timer(net.now())  # type: ignore[union-attr]
+        if verdict == "dead":
+            since = self.silent_since if self.silent_since is not None else self.tab.deaf_since
+            net.census.declared_dead(since, net.now())
+            self.beat_timer = None
+            self.server_close(int(CloseCode.KEEPALIVE_TIMEOUT))
+            return
+        if verdict == "ping":
+            net.census.pings += 1
+            self._down(self._ping_reaches_client)
+        self._arm_beat()
+
+    def _ping_reaches_client(self) -> None:
+        if self.client in ("open", "closing") and self.tab.answers(self, self.net.liveness.kind):
+            self._up(self._pong_reaches_server)
+
+    def _pong_reaches_server(self) -> None:
+        if self.server == "open" and self.beat is not None:
+            self.net.census.pongs += 1
+            self.beat.on_pong(self.net.now())
+            self._disarm_beat()
+            self._arm_beat()
+
+    # -- events arriving at the client -----------------------------------------------------
+
+    def _client_sees_open(self) -> None:
+        if self.client == "connecting":
+            self.client = "open"
+            self.tab.on_open(self)
+
+    def _client_receives(self, message: tuple) -> None:
+        if self.client == "open":
+            self.tab.on_message(self, message)
+
+    def _server_close_reaches_client(self, code: int) -> None:
+        if self.client in ("open", "closing"):
+            self._up(self._echo_reaches_server, code)
+        self._client_sees_close(code)
+
+    def _client_sees_close(self, code: int) -> None:
+        if self.client != "closed":
+            self.client = "closed"
+            self.tab.on_close(self, code)
+
+
+class MemoryNetwork:
+    """Every link of one virtual run, plus the server's keepalive settings."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        census: Any,
+        liveness: Liveness,
+        latency: Latency,
+        close_timeout: float = 10.0,
+        idle_timeout: float | None = None,
+    ) -> None:
+        self.loop = loop
+        self.census = census
+        self.liveness = liveness
+        self.latency = latency
+        self.close_timeout = close_timeout
+        self.idle_timeout = idle_timeout
+        self.server: Server = None  # type: ignore[assignment]
+        self.down = False
+        self.open_links: dict[int, Link] = {}
+        self._next_id = 0
+
+    def now(self) -> float:
+        return self.loop.time()
+
+    def connect(self, tab: Tab, user: str, session: str | None) -> Link:
+        self._next_id += 1
+        link = Link(self, self._next_id, tab, user, session)
+        link._up(link.handshake_reaches_server)
+        return link
+
+    def restart_server(self, downtime: float) -> None:
+        """Every socket drops at once (the server process died), and for ``downtime`` seconds
+        new connections are refused: the reconnect herd."""
+        self.down = True
+        for link in list(self.open_links.values()):
+            link.server_dies()
+        self.server.restart()
+        self.loop.call_at(self.now() + downtime, self._up_again)
+
+    def _up_again(self) -> None:
+        self.down = False
