@@ -123,8 +123,12 @@ def compare(
 ) -> Comparison:
     """Run the same scenario (same seed, same workload) under each strategy."""
     sc = scenario_of(scenario)
+    chosen = [strategy_of(item) for item in strategies]
+    if kwargs.get("settle") is None and chosen:
+        # One time axis for all: settle as long as the slowest strategy needs.
+        kwargs["settle"] = max(default_settle(s) for s in chosen)
     results: dict[str, Result] = {}
-    for item in strategies:
+    for item in chosen:
         result = run(sc, item, **kwargs)
         results[result.strategy] = result
     if not results:

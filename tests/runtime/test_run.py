@@ -76,8 +76,9 @@ def test_blind_delete_loses_new_entries_once_jitter_reorders_close_and_connect()
     # Without jitter a clean reload's close always arrives before the new handshake; only
     # the kicks of silently vanished sockets (close timeout, then the blind delete) remain.
     calm = simkit.SCENARIOS["reload-storm"].with_(latency=simkit.Latency(0.02, 0.0))
-    assert 1.3 * simkit.run(calm, kick_old, **SMALL).summary["mean_unroutable"] < (
-        jittery["mean_unroutable"]
+    assert (
+        1.3 * simkit.run(calm, kick_old, **SMALL).summary["mean_unroutable"]
+        < (jittery["mean_unroutable"])
     )
 
 

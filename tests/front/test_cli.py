@@ -1,0 +1,114 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from simkit.cli import main
+
+
+def test_list_names_every_policy_and_preset(capsys) -> None:
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for name in (
+        "naive",
+        "kick-old",
+        "kick-old-safe",
+        "reject-new",
+        "multi",
+        "resume",
+        "websockets",
+        "socketio",
+        "signalr",
+        "phoenix",
+        "off",
+        "fresh-per-load",
+        "per-tab",
+        "shared",
+        "beforeunload",
+        "pagehide",
+        "disconnect-when-hidden",
+        "single-flight",
+        "immediate",
+        "exponential",
+        "full-jitter",
+        "rfc6455",
+        "before",
+        "postmortem",
+        "postmortem-safe",
+        "multi-heartbeat",
+        "reload-storm",
+        "flaky-network",
+        "strict-mode",
+        "multi-tab",
+        "hidden-tabs",
+        "server-restart",
+        "proxy-idle",
+        "reference",
+    ):
+        assert f"  {name} " in out, name
+
+
+def test_run_writes_its_three_files(tmp_path, capsys) -> None:
+    code = main(
+        [
+            "run",
+            "--scenario",
+            "reload-storm",
+            "--strategy",
+            "before",
+            "--tabs",
+            "20",
+            "--duration",
+            "60",
+            "--seed",
+            "2",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    assert code == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["seed"] == 2 and summary["tabs"] == 20
+    assert (tmp_path / "timeseries.csv").read_text().startswith("t,open_sockets,live_tabs")
+    assert (tmp_path / "connections.png").stat().st_size > 1000
+    assert "delivery_ratio" in capsys.readouterr().out
+
+
+def test_compare_writes_table_and_plot(tmp_path) -> None:
+    code = main(
+        [
+            "compare",
+            "--strategies",
+            "before,postmortem-safe",
+            "--tabs",
+            "20",
+            "--duration",
+            "60",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    assert code == 0
+    lines = (tmp_path / "comparison.csv").read_text().splitlines()
+    assert lines[0].startswith("strategy,") and len(lines) == 3
+    assert (tmp_path / "comparison.png").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["run", "--scenario", "nope"], "invalid choice: 'nope' (choose from 'reload-storm'"),
+        (["compare", "--strategies", "before,nope"], "unknown strategy 'nope'; choose one of"),
+        (["run", "--strategy", "before", "--tabs", "0"], "tabs must be a whole number >= 1, got 0"),
+    ],
+)
+def test_bad_names_and_values_exit_nonzero_with_the_choices(argv, message, tmp_path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "simkit", *argv, "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert message in done.stderr
