@@ -107,6 +107,29 @@ class Tab:
             self.attempt = 0
             self.connect()
 
+    def freeze(self) -> None:
+        """The browser freezes the page (background tab, CDP lifecycle ``frozen``): its
+        socket stays open and protocol pings are still answered, but no page code runs, so
+        every message to it is lost."""
+        self.page = step(self.page, "freeze")
+        self.deaf_since = self.now
+        self.truth.receiving = False
+
+    def resume(self) -> None:
+        """The page runs again. Chromium closes the socket that lived through the freeze
+        (the server sees 1001) and the page connects anew."""
+        self.page = step(self.page, "resume")
+        self.deaf_since = None
+        self.truth.receiving = True
+        link = self.link
+        if link is not None:
+            self.link = None
+            self.env.census.set_current(self.truth, None)
+            link.close(int(CloseCode.GOING_AWAY))
+        self.want = True
+        self.attempt = 0
+        self.connect()
+
     def lose_network(self) -> None:
         """The network dies silently (a phone in a tunnel): no event fires anywhere."""
         if self.link is not None:

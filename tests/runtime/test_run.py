@@ -231,3 +231,25 @@ def test_a_user_written_registry_is_scored_by_the_same_harness() -> None:
     s = simkit.run("reload-storm", mine, **SMALL).summary
     assert s["strategy"] == "mine" and s["mean_unroutable"] == 0
     assert s["final_stale"] == 0  # the default heartbeat reaps what it never closes
+
+
+async def _freeze_one(tab, sc) -> None:
+    tab.load()
+    if tab.index == 0:
+        await tab.sleep(30)
+        tab.freeze()
+        await tab.sleep(60)
+        tab.resume()
+
+
+def test_a_frozen_tab_stays_registered_and_loses_its_pushes_until_it_resumes() -> None:
+    frozen = simkit.Scenario(
+        "freeze-one", "tab 0 freezes from 30 s to 90 s", _freeze_one, push_rate=0.2
+    )
+    r = simkit.run(frozen, "postmortem-safe", tabs=3, duration=120, seed=1)
+    ts = r.timeseries.set_index("t")
+    # Protocol pings are answered while frozen: the socket stays open and registered.
+    assert ts.loc[60.0, "open_sockets"] == 3 and ts.loc[60.0, "registry_entries"] == 3
+    assert r.summary["pushes_lost_stale"] > 0  # pushes to the frozen page went nowhere
+    assert r.summary["detections"] == 0  # protocol liveness never noticed
+    assert r.summary["invariants_hold"]  # after resume it reconnected and is routable again
