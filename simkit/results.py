@@ -134,6 +134,7 @@ def summarise(census: Census, server: Any, info: dict[str, Any]) -> tuple[pd.Dat
         pushes_lost_stale=p["lost_stale"],
         pushes_no_route=p["no_route"],
         pushes_buffered=p["buffered"],
+        pushes_replayed=p["replayed"],
         pushes_expired=p["expired"] + p["dropped"],
         delivery_ratio=round(delivered / p["sent"], 6) if p["sent"] else math.nan,
         kicked_live_tabs=census.kicked_live,

@@ -38,6 +38,12 @@ class Server:
         """A new process: the in-memory registry is gone with the old one."""
         self.registry = self.env.strategy.registry()
         self.restarts += 1
+        # Resume buffers lived in the old process's memory: their pushes are lost.
+        self.env.census.pushes["expired"] += len(self.pending)
+        self.pending.clear()
+        if self._expiry is not None:
+            self._expiry.cancel()
+        self._expiry = self._expiry_at = None
 
     # -- connection events -----------------------------------------------------------------
 

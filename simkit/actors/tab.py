@@ -119,6 +119,7 @@ class Tab:
         """The page runs again. Chromium closes the socket that lived through the freeze
         (the server sees 1001) and the page connects anew."""
         self.page = step(self.page, "resume")
+        self._forget_connection()
         self.deaf_since = None
         self.truth.receiving = True
         link = self.link
@@ -198,6 +199,8 @@ class Tab:
         if self.waiting_since is None:
             return
         if self.link is None or (self.link is link and link.client != "open"):
+            if self.link is link:
+                self.close_when_open.add(link.id)  # never leave the slow one orphaned
             self._open()  # waited guard_wait seconds: give up on the one in flight
 
     def _forget_connection(self) -> None:
@@ -219,6 +222,7 @@ class Tab:
         if link is not self.link:
             return
         self.attempt = 0
+        self.waiting_since = None
         self.env.census.set_connected(self.truth, True)
 
     def on_close(self, link: Any, code: int) -> None:

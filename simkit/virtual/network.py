@@ -142,9 +142,10 @@ class Link:
             self._arm_beat()
         if net.idle_timeout is not None:
             self.idle_timer = net.loop.call_at(net.now() + net.idle_timeout, self._idle_check)
+        # The 101 response leaves before the handler runs, so whatever the handler sends
+        # (a welcome, a refusal) reaches a page that already sees its socket open.
+        self._down(self._client_sees_open)
         net.server.on_open(self)  # may close (refuse/kick) at once
-        if self.server == "open" or self.server == "closing":
-            self._down(self._client_sees_open)
         if self.client == "closed":
             self._up(self._abort_reaches_server)  # the page dropped it while connecting
 
