@@ -16,7 +16,8 @@ from simkit.scenarios import scenario as scenario_of
 from simkit.virtual import loop as virtual_loop
 from simkit.virtual.network import MemoryNetwork
 
-RUNTIMES = ("virtual",)
+RUNTIMES = ("virtual", "live")
+LIVE_SCALE = 0.05  # a live run plays 20 scenario seconds per wall second by default
 CLOSE_TIMEOUT = 10.0  # websockets' default: how long a closing server waits for the peer
 
 
@@ -45,6 +46,7 @@ def run(
     settle: float | None = None,
     trace: bool = False,
     progress: bool | None = None,
+    scale: float | None = None,
 ) -> Result:
     """Run one scenario under one strategy and measure the ground truth.
 
@@ -53,6 +55,11 @@ def run(
     for every timeout) runs on after ``duration`` with no new workload, so the final row
     shows what the strategy leaves behind. ``progress`` shows a bar (default: only for runs
     of more than 2 million tab-seconds).
+
+    ``runtime="live"`` plays the same actors over real WebSockets: a :class:`LocalServer`
+    on 127.0.0.1 behind a fault proxy, with every duration multiplied by ``scale`` (default
+    0.05: a 300 s scenario takes 15 s). Live numbers vary from run to run; compare them on
+    invariants and tolerances, not exactly.
     """
     sc = scenario_of(scenario)
     if strategy is None:
@@ -84,6 +91,14 @@ def run(
             idle_timeout=sc.idle_timeout,
         )
 
+    if runtime == "live":
+        scale = LIVE_SCALE if scale is None else scale
+        if not (scale > 0 and math.isfinite(scale)):
+            raise ConfigError(f"scale must be a positive number, got {scale!r}")
+        census, server, env = _run_live(sc, strat, tabs, duration, settle, seed, scale, trace)
+        return _result(sc, strat, runtime, seed, tabs, duration, settle, scale, census, server, env)
+    if scale not in (None, 1.0):
+        raise ConfigError(f"scale only applies to the live runtime, got scale={scale!r}")
     bar, tick = _progress(progress, tabs * duration, duration + settle)
     try:
         census, server, env = virtual_loop.run(
@@ -102,6 +117,10 @@ def run(
     finally:
         if bar is not None:
             bar.close()
+    return _result(sc, strat, runtime, seed, tabs, duration, settle, 1.0, census, server, env)
+
+
+def _result(sc, strat, runtime, seed, tabs, duration, settle, scale, census, server, env):
     info = {
         "scenario": sc.name,
         "strategy": strat.name,
@@ -110,10 +129,75 @@ def run(
         "tabs": tabs,
         "duration": float(duration),
         "settle": float(settle),
-        "scale": 1.0,
+        "scale": float(scale),
     }
     timeseries, summary = summarise(census, server, info)
     return Result(sc.name, strat.name, timeseries, summary, trace_frame(env.trace))
+
+
+def _run_live(sc, strat, tabs, duration, settle, seed, scale, trace):
+    """Start a LocalServer and a FaultProxy, play the scenario over real sockets, stop both.
+
+    It runs on its own event loop in a worker thread, so it can be called from a notebook
+    cell (whose loop is already running) as well as from a script.
+    """
+    from simkit.live.network import LiveNetwork
+    from simkit.live.proxy import FaultProxy, Toxics
+    from simkit.live.server import LocalServer
+
+    async def main():
+        local = LocalServer(strat, scale=scale, close_timeout=CLOSE_TIMEOUT, own_core=False)
+        await local.start()
+        toxics = Toxics(latency=sc.latency.base * scale, jitter=sc.latency.jitter * scale)
+        idle = None if sc.idle_timeout is None else sc.idle_timeout * scale
+        proxy = FaultProxy(local.port, defaults=toxics, idle_timeout=idle, seed=seed)
+        await proxy.__aenter__()
+        networks = []
+
+        def make_network(loop, census):
+            net = LiveNetwork(loop, census, local, proxy, scale=scale, close_timeout=CLOSE_TIMEOUT)
+            networks.append(net)
+            return net
+
+        try:
+            return await play(
+                sc,
+                strat,
+                tabs=tabs,
+                duration=duration,
+                settle=settle,
+                seed=seed,
+                make_network=make_network,
+                scale=scale,
+                trace=trace,
+            )
+        finally:
+            for net in networks:
+                await net.aclose()
+            await proxy.close()
+            await local.stop()
+
+    return _in_thread(main)
+
+
+def _in_thread(main):
+    import asyncio
+    import threading
+
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = asyncio.run(main())
+        except BaseException as error:  # re-raised in the caller's thread
+            outcome["error"] = error
+
+    worker = threading.Thread(target=target, name="simkit-live", daemon=True)
+    worker.start()
+    worker.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 def compare(

@@ -49,7 +49,7 @@ class Server:
 
     def on_open(self, link: Any) -> None:
         env = self.env
-        env.census.server_opened(link.id, link.tab.index, link.user, env.now())
+        env.census.server_opened(link.id, link.tab_index, link.user, env.now())
         env.log("server-open", link.id, link.user)
         self.apply(self.registry.connect(Hello(link.id, link.user, link.session), env.now()))
 

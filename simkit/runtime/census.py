@@ -31,7 +31,7 @@ class ServerSide:
     """The server's end of one connection, as the truth sees it."""
 
     conn: int
-    tab: int
+    tab: int | None
     user: str
     opened_at: float
     open: bool = True
@@ -124,7 +124,7 @@ class Census:
 
     # -- server side -----------------------------------------------------------------------
 
-    def server_opened(self, conn: int, tab: int, user: str, now: float) -> None:
+    def server_opened(self, conn: int, tab: int | None, user: str, now: float) -> None:
         side = ServerSide(conn, tab, user, now)
         self.servers[conn] = side
         self.open_sockets += 1
@@ -133,7 +133,8 @@ class Census:
         self.user_open[user] = count
         if count == 2:
             self.duplicates += 1
-        if self.tabs[tab].current != conn:
+        truth = self.tabs.get(tab)  # None: a client that is not one of ours (a browser)
+        if truth is not None and truth.current != conn:
             self._mark_stale(conn)
 
     def server_closed(self, conn: int) -> None:
@@ -164,15 +165,17 @@ class Census:
         side = self.servers.get(conn)
         if side is None or side.stale:
             return False
-        truth = self.tabs[side.tab]
+        truth = self.tabs.get(side.tab)  # type: ignore[arg-type]
+        if truth is None:
+            return True  # an outside client: assume it listens
         return truth.receiving and truth.connected and truth.current == conn
 
     def kicked(self, conn: int) -> None:
         """The server closed ``conn`` on purpose; count it if a live tab was using it."""
         side = self.servers.get(conn)
         if side is not None and not side.stale:
-            truth = self.tabs[side.tab]
-            if truth.live and truth.current == conn and truth.connected:
+            truth = self.tabs.get(side.tab)  # type: ignore[arg-type]
+            if truth is not None and truth.live and truth.current == conn and truth.connected:
                 self.kicked_live += 1
 
     def declared_dead(self, silent_since: float | None, now: float) -> None:

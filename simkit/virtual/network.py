@@ -72,6 +72,10 @@ class Link:
         self.last_traffic = 0.0
         self.idle_timer: asyncio.TimerHandle | None = None
 
+    @property
+    def tab_index(self) -> int:
+        return self.tab.index
+
     # -- transport -------------------------------------------------------------------------
 
     def _up(self, fn: Callable[..., Any], *args: Any) -> None:

@@ -1,0 +1,181 @@
+"""The live runtime's network: each tab link is a real ``websockets`` client connection,
+through the fault proxy, to the ``LocalServer``.
+
+It gives the tab actor exactly the interface of the in-memory :class:`~simkit.virtual.
+network.Link` (``client`` state, ``close``, ``abort``, ``silence``, ``restore``) and calls
+the same callbacks (``on_open``, ``on_message``, ``on_close``), so the actors do not know
+which runtime they are in. A silent network is the proxy's blackhole; a network that comes
+back on a new path drops the client's side of the proxy and leaves the server's half-open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+from urllib.parse import urlencode
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+
+from simkit.live.proxy import FaultProxy
+from simkit.live.server import LocalServer
+from simkit.model.codes import CloseCode
+
+
+class LiveLink:
+    """One tab's real WebSocket (client side)."""
+
+    def __init__(self, net: LiveNetwork, conn: int, tab: Any, user: str, session: str | None):
+        self.net = net
+        self.id = conn
+        self.tab = tab
+        self.user = user
+        self.session = session
+        self.client = "connecting"
+        self.silent_since: float | None = None
+        self.ws: ClientConnection | None = None
+        self.port: int | None = None
+
+    @property
+    def tab_index(self) -> int:
+        return self.tab.index
+
+    async def run(self) -> None:
+        net = self.net
+        query = {"user": self.user, "link": self.id}
+        if self.session:
+            query["session"] = self.session
+        url = f"ws://127.0.0.1:{net.proxy.port}/ws?{urlencode(query)}"
+        try:
+            ws = await connect(
+                url,
+                proxy=None,
+                ping_interval=None,  # browsers do not ping; the server's keepalive does
+                open_timeout=10.0 * net.scale + 1.0,
+                close_timeout=net.close_timeout * net.scale,
+                compression=None,
+                max_size=2**16,
+            )
+        except (OSError, InvalidHandshake, TimeoutError):
+            self._closed(int(CloseCode.ABNORMAL))
+            return
+        if self.client == "closed":  # the page dropped it while connecting
+            ws.transport.abort()
+            return
+        self.ws = ws
+        self.port = ws.transport.get_extra_info("sockname")[1]
+        self.client = "open"
+        self.tab.on_open(self)
+        try:
+            async for raw in ws:
+                message = json.loads(raw)
+                kind = message.get("t")
+                if kind == "push":
+                    self.tab.on_message(self, ("push", message["id"]))
+                elif kind == "welcome":
+                    self.tab.on_message(self, ("welcome", message["session"]))
+        except ConnectionClosed:
+            pass
+        rcvd = ws.protocol.close_rcvd
+        self._closed(rcvd.code if rcvd is not None else int(CloseCode.ABNORMAL))
+
+    def _closed(self, code: int) -> None:
+        if self.client != "closed":
+            self.client = "closed"
+            self.tab.on_close(self, code)
+
+    def close(self, code: int) -> None:
+        if self.client == "connecting":
+            self.client = "closed"  # run() aborts the socket if the handshake completes
+            return
+        if self.client != "open" or self.ws is None:
+            return
+        self.client = "closing"
+        self.net.spawn(self.ws.close(code))
+
+    def abort(self) -> None:
+        if self.client == "closed":
+            return
+        self.client = "closed"
+        if self.ws is not None:
+            self.ws.transport.abort()
+
+    def _piped(self) -> Any:
+        return self.net.proxy.connection(self.port) if self.port is not None else None
+
+    def silence(self) -> None:
+        if self.silent_since is not None:
+            return
+        self.silent_since = self.net.env_now()
+        piped = self._piped()
+        if piped is not None:
+            piped.blackhole()
+
+    def restore(self) -> None:
+        if self.silent_since is None or self.client == "closed":
+            return
+        piped = self._piped()
+        if piped is not None:
+            piped.drop_client()
+
+
+class LiveNetwork:
+    """The tabs' side of a live run, bound to one LocalServer behind one FaultProxy."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        census: Any,
+        server: LocalServer,
+        proxy: FaultProxy,
+        *,
+        scale: float,
+        close_timeout: float,
+    ) -> None:
+        self.loop = loop
+        self.census = census
+        self.local = server
+        self.proxy = proxy
+        self.scale = scale
+        self.close_timeout = close_timeout
+        self.links = server.clients
+        self._next_id = 0
+        self._tasks: set[asyncio.Task] = set()
+        self.env: Any = None
+
+    @property
+    def open_links(self) -> dict[int, Any]:
+        return self.local.open_links
+
+    @property
+    def server(self) -> Any:
+        return self.local.core
+
+    @server.setter
+    def server(self, core: Any) -> None:
+        self.local.core = core
+        self.env = core.env
+
+    def env_now(self) -> float:
+        return self.env.now()
+
+    def spawn(self, coro: Any) -> None:
+        task = self.loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def connect(self, tab: Any, user: str, session: str | None) -> LiveLink:
+        self._next_id += 1
+        link = LiveLink(self, self._next_id, tab, user, session)
+        self.links[link.id] = link
+        self.spawn(link.run())
+        return link
+
+    def restart_server(self, downtime: float) -> None:
+        self.spawn(self.local.restart(downtime * self.scale))
+
+    async def aclose(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

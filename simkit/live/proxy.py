@@ -1,0 +1,189 @@
+"""A fault-injecting TCP proxy with Toxiproxy's vocabulary, for loopback tests.
+
+Every accepted connection gets two pumps (client -> server "upstream", server -> client
+"downstream") and a :class:`Toxics` per direction, changeable while it runs:
+
+- ``latency`` (+ ``jitter``): each chunk is held that long; order is kept (TCP is FIFO);
+- ``timeout``: a blackhole: data is swallowed and nobody is told (the half-open link);
+- ``bandwidth``: bytes per second; ``limit_data``: close after that many bytes;
+- ``slow_close``: wait this long before passing on a close;
+- ``reset_peer`` (a call, not a setting): abort both sides at once (RST);
+- ``down`` (proxy-wide): refuse new connections and cut existing ones;
+- ``idle_timeout`` (proxy-wide): cut a connection that carried nothing for that long, as
+  the dev proxy did that said "socket hang up".
+
+Connections are found by the client's local port, which the client side knows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from dataclasses import dataclass
+
+
+@dataclass
+class Toxics:
+    latency: float = 0.0
+    jitter: float = 0.0
+    timeout: bool = False
+    bandwidth: float | None = None
+    limit_data: int | None = None
+    slow_close: float = 0.0
+
+
+class Piped:
+    """One proxied connection."""
+
+    def __init__(self, proxy: FaultProxy, client_port: int, cr, cw, sr, sw) -> None:
+        self.proxy = proxy
+        self.client_port = client_port
+        self.up = Toxics(**vars(proxy.defaults))
+        self.down = Toxics(**vars(proxy.defaults))
+        self._cw, self._sw = cw, sw
+        self.last_traffic = asyncio.get_running_loop().time()
+        self.closed = False
+        self._tasks = [
+            asyncio.create_task(self._pump(cr, sw, self.up)),
+            asyncio.create_task(self._pump(sr, cw, self.down)),
+        ]
+
+    def blackhole(self) -> None:
+        """The network dies silently: both directions swallow everything from now on."""
+        self.up.timeout = self.down.timeout = True
+
+    def reset_peer(self) -> None:
+        """Abort both TCP connections: each side sees a reset, no close frame (1006)."""
+        self.closed = True
+        for writer in (self._cw, self._sw):
+            writer.transport.abort()
+        for task in self._tasks:
+            task.cancel()
+
+    def drop_client(self) -> None:
+        """Abort only the client's side; the server's side stays open and silent."""
+        self.blackhole()
+        self._cw.transport.abort()
+
+    async def _pump(self, reader, writer, toxics: Toxics) -> None:
+        rng = self.proxy.rng
+        loop = asyncio.get_running_loop()
+        sent = 0
+        release = 0.0
+        try:
+            while True:
+                data = await reader.read(65536)
+                if not data:
+                    break
+                self.last_traffic = loop.time()
+                if toxics.timeout:
+                    continue
+                delay = toxics.latency + (rng.random() * toxics.jitter if toxics.jitter else 0)
+                if toxics.bandwidth:
+                    delay += len(data) / toxics.bandwidth
+                release = max(loop.time() + delay, release)
+                if release > loop.time():
+                    await asyncio.sleep(release - loop.time())
+                if toxics.timeout:
+                    continue
+                writer.write(data)
+                sent += len(data)
+                if toxics.limit_data is not None and sent >= toxics.limit_data:
+                    break
+            if toxics.timeout:
+                return  # a blackhole does not pass on the close either
+            if toxics.slow_close:
+                await asyncio.sleep(toxics.slow_close)
+            with contextlib.suppress(OSError, RuntimeError):
+                writer.write_eof()
+        except (ConnectionError, OSError):
+            if not toxics.timeout:
+                writer.transport.abort()
+
+
+class FaultProxy:
+    """``async with FaultProxy(upstream_port) as proxy:`` then connect to ``proxy.port``."""
+
+    def __init__(
+        self,
+        upstream_port: int,
+        *,
+        upstream_host: str = "127.0.0.1",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        defaults: Toxics | None = None,
+        idle_timeout: float | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.upstream = (upstream_host, upstream_port)
+        self.host, self.port = host, port
+        self.defaults = defaults or Toxics()
+        self.idle_timeout = idle_timeout
+        self.rng = random.Random(f"proxy:{seed}")
+        self.connections: dict[int, Piped] = {}
+        self.down = False
+        self._server: asyncio.Server | None = None
+        self._idle_task: asyncio.Task | None = None
+        self.idle_cuts = 0
+
+    async def __aenter__(self) -> FaultProxy:
+        self._server = await asyncio.start_server(self._accept, self.host, self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        if self.idle_timeout is not None:
+            self._idle_task = asyncio.create_task(self._reap_idle())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._idle_task is not None:
+            self._idle_task.cancel()
+        for piped in list(self.connections.values()):
+            piped.reset_peer()
+        self.connections.clear()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    def connection(self, client_port: int) -> Piped | None:
+        return self.connections.get(client_port)
+
+    def set_down(self, down: bool) -> None:
+        """``down``: refuse new connections and reset the existing ones."""
+        self.down = down
+        if down:
+            for piped in list(self.connections.values()):
+                piped.reset_peer()
+
+    async def _accept(self, cr: asyncio.StreamReader, cw: asyncio.StreamWriter) -> None:
+        if self.down:
+            cw.transport.abort()
+            return
+        try:
+            sr, sw = await asyncio.open_connection(*self.upstream)
+        except OSError:
+            cw.transport.abort()
+            return
+        port = cw.get_extra_info("peername")[1]
+        piped = Piped(self, port, cr, cw, sr, sw)
+        self.connections[port] = piped
+        try:
+            await asyncio.gather(*piped._tasks, return_exceptions=True)
+        finally:
+            if self.connections.get(port) is piped:
+                del self.connections[port]
+
+    async def _reap_idle(self) -> None:
+        loop = asyncio.get_running_loop()
+        limit = self.idle_timeout
+        assert limit is not None
+        while True:
+            await asyncio.sleep(limit / 4)
+            now = loop.time()
+            for piped in list(self.connections.values()):
+                if now - piped.last_traffic >= limit and not piped.up.timeout:
+                    self.idle_cuts += 1
+                    piped.reset_peer()

@@ -1,0 +1,301 @@
+"""``LocalServer``: a real WebSocket server on 127.0.0.1 that applies a strategy.
+
+It is the live runtime's server end and also a thing to poke at by hand: ``GET /`` serves a
+page that behaves like the post-mortem's client, ``GET /stats`` answers JSON counts, and
+``/ws?user=ID[&session=TOKEN]`` is the WebSocket. The registry policy is the pure model's;
+liveness is websockets' own keepalive (``ping_interval``/``ping_timeout``), scaled with the
+run. Every connection's handler ends in a ``finally`` that tells the registry, exactly where
+the post-mortem's cleanup ran.
+
+Use it in a notebook cell as ``async with LocalServer("postmortem-safe") as server:``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pandas as pd
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+from simkit.live.page import PAGE
+from simkit.model.codes import CloseCode
+from simkit.model.strategy import Strategy
+from simkit.model.strategy import strategy as strategy_of
+
+MAX_USER_ID = 128
+OUTSIDE_IDS = 1_000_000  # ids for connections that are not one of the run's own tabs
+
+_quiet = logging.getLogger("simkit.live.websockets")
+_quiet.addHandler(logging.NullHandler())
+_quiet.propagate = False
+
+
+def check_user_id(value: str | None) -> str | None:
+    """Why ``value`` is not an acceptable user id, or None if it is."""
+    if value is None or value == "":
+        return "missing user id (pass ?user=...)"
+    if len(value) > MAX_USER_ID:
+        return f"user id too long ({len(value)} > {MAX_USER_ID} characters)"
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        return "user id contains control characters"
+    return None
+
+
+class ServerLink:
+    """The server's end of one live connection, with the interface the Server actor uses."""
+
+    __slots__ = ("client", "closing", "id", "owner", "session", "tab_index", "user", "ws")
+
+    def __init__(
+        self,
+        owner: LocalServer,
+        ws: ServerConnection,
+        conn: int,
+        user: str,
+        session: str | None,
+        client: Any,
+    ) -> None:
+        self.owner, self.ws, self.id, self.user, self.session = owner, ws, conn, user, session
+        self.client = client  # the run's own client-side link, when it is one of ours
+        self.tab_index = client.tab.index if client is not None else None
+        self.closing = False
+
+    @property
+    def silent_since(self) -> float | None:
+        return self.client.silent_since if self.client is not None else None
+
+    def send(self, message: tuple) -> None:
+        if message[0] == "push":
+            text = json.dumps({"t": "push", "id": message[1]})
+        else:
+            text = json.dumps({"t": message[0], "session": message[1]})
+        self.owner.spawn(self._send(text))
+
+    async def _send(self, text: str) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            await self.ws.send(text)
+
+    def server_close(self, code: int) -> None:
+        if not self.closing:
+            self.closing = True
+            self.owner.spawn(self.ws.close(code))
+
+
+class LocalServer:
+    """A real local WebSocket server applying ``strategy``.
+
+    ``scale`` multiplies the liveness and close timeouts (a live run at scale 0.05 pings every
+    second instead of every 20 s). ``core`` is the Server actor that owns the registry; when
+    None the server builds its own, for use by hand or from a notebook.
+    """
+
+    def __init__(
+        self,
+        strategy: str | Strategy = "postmortem-safe",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        scale: float = 1.0,
+        close_timeout: float = 10.0,
+        core: Any = None,
+        clients: dict[int, Any] | None = None,
+        own_core: bool = True,
+    ) -> None:
+        self.strategy = strategy_of(strategy)
+        self.host, self.port = host, port
+        self.scale = scale
+        self.close_timeout = close_timeout
+        self.core = core
+        self.own_core = own_core
+        self.clients = clients if clients is not None else {}
+        self.open_links: dict[int, ServerLink] = {}
+        self.events: list[tuple[float, str, int, str, str]] = []
+        self._ws_server: Any = None
+        self._tasks: set[asyncio.Task] = set()
+        self._next_id = OUTSIDE_IDS
+        self._t0 = 0.0
+        self.dying = False
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    async def __aenter__(self) -> LocalServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        if self.core is None and self.own_core:
+            self.core = _standalone_core(self)
+        rule = self.strategy.liveness
+        interval = None if rule.interval is None else rule.interval * self.scale
+        timeout = None if rule.timeout is None else rule.timeout * self.scale
+        self._t0 = time.monotonic()
+        self._ws_server = await serve(
+            self._handle,
+            self.host,
+            self.port,
+            process_request=self._http,
+            ping_interval=interval,
+            ping_timeout=timeout,
+            close_timeout=self.close_timeout * self.scale,
+            max_size=2**16,
+            compression=None,
+            logger=_quiet,
+        )
+        self.port = self._ws_server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        """Close every connection and free the port (also on error and interrupt)."""
+        if self._ws_server is None:
+            return
+        server, self._ws_server = self._ws_server, None
+        server.close(close_connections=True)
+        try:
+            await asyncio.wait_for(
+                server.wait_closed(), timeout=self.close_timeout * self.scale + 5
+            )
+        finally:
+            for task in list(self._tasks):
+                task.cancel()
+
+    async def restart(self, downtime: float) -> None:
+        """The process dies (every socket reset, no handler cleanup runs, the in-memory
+        registry is lost) and comes back on the same port ``downtime`` seconds later."""
+        self.dying = True
+        server, self._ws_server = self._ws_server, None
+        for link in list(self.open_links.values()):
+            link.ws.transport.abort()
+        server.close(close_connections=False)
+        await server.wait_closed()
+        self.core.restart()
+        self.dying = False
+        await asyncio.sleep(downtime)
+        await self.start()
+
+    @property
+    def url(self) -> str:
+        return f"ws://{self.host}:{self.port}/ws"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{self.host}:{self.port}/"
+
+    def spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- what a notebook reads -------------------------------------------------------------
+
+    def registry_snapshot(self) -> dict[str, list[int]]:
+        snapshot: dict[str, list[int]] = {}
+        for user, conn in self.core.registry.entries():
+            snapshot.setdefault(user, []).append(conn)
+        return snapshot
+
+    def counts(self) -> dict[str, int]:
+        census = self.core.env.census
+        return {
+            "open_sockets": census.open_sockets,
+            "registry_entries": len(self.core.registry.entries()),
+            "duplicates": census.duplicates,
+            "connects": census.connects,
+        }
+
+    @property
+    def log(self) -> pd.DataFrame:
+        return pd.DataFrame(self.events, columns=["t", "event", "conn", "user", "detail"])
+
+    def _event(self, event: str, conn: int, user: str, detail: str = "") -> None:
+        self.events.append((round(time.monotonic() - self._t0, 6), event, conn, user, detail))
+
+    # -- HTTP and WebSocket ----------------------------------------------------------------
+
+    def _http(self, connection: ServerConnection, request: Any) -> Any:
+        path = urlsplit(request.path).path
+        if path == "/ws":
+            query = parse_qs(urlsplit(request.path).query)
+            problem = check_user_id(query.get("user", [None])[0])
+            if problem is not None:
+                return connection.respond(400, problem + "\n")
+            return None
+        if path == "/stats":
+            return _typed(connection.respond(200, json.dumps(self.counts())), "application/json")
+        if path == "/":
+            return _typed(connection.respond(200, PAGE), "text/html; charset=utf-8")
+        return connection.respond(404, "not found\n")
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        query = parse_qs(urlsplit(ws.request.path).query)
+        user = query["user"][0]
+        session = query.get("session", [None])[0]
+        client = None
+        link_id = query.get("link", [None])[0]
+        if link_id is not None and link_id.isdigit():
+            client = self.clients.get(int(link_id))
+        if client is not None:
+            conn = client.id
+        else:
+            self._next_id += 1
+            conn = self._next_id
+        link = ServerLink(self, ws, conn, user, session, client)
+        self.open_links[conn] = link
+        self._event("open", conn, user)
+        self.core.on_open(link)
+        try:
+            async for _ in ws:
+                pass  # clients say nothing the server needs (app-level pongs come later)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.open_links.pop(conn, None)
+            code = _close_code(ws)
+            self._event("cleanup", conn, user, str(code))
+            if code == CloseCode.KEEPALIVE_TIMEOUT:
+                census = self.core.env.census
+                since = link.silent_since
+                # websockets runs the handler's cleanup close_timeout after the verdict
+                census.declared_dead(since, self.core.env.now() - self.close_timeout)
+            if self.dying:
+                self.core.env.census.server_closed(conn)
+            else:
+                self.core.on_close(link, code)
+
+
+def _close_code(ws: ServerConnection) -> int:
+    """The code the story cares about: what was received, else what the server sent."""
+    rcvd, sent = ws.protocol.close_rcvd, ws.protocol.close_sent
+    if rcvd is not None:
+        return rcvd.code
+    if sent is not None and sent.code == CloseCode.KEEPALIVE_TIMEOUT:
+        return int(CloseCode.KEEPALIVE_TIMEOUT)
+    return int(CloseCode.ABNORMAL)
+
+
+def _typed(response: Any, content_type: str) -> Any:
+    del response.headers["Content-Type"]
+    response.headers["Content-Type"] = content_type
+    return response
+
+
+def _standalone_core(owner: LocalServer) -> Any:
+    """A Server actor with its own census, for a LocalServer used outside simkit.run."""
+    from simkit.actors.env import Env
+    from simkit.actors.server import Server
+    from simkit.runtime.census import Census
+
+    loop = asyncio.get_running_loop()
+    census = Census(one_per_user=owner.strategy.registry().one_per_user)
+    env = Env(
+        loop, owner.strategy, census, owner, 0, float("inf"), scale=owner.scale, start=loop.time()
+    )
+    return Server(env)

@@ -1,0 +1,33 @@
+"""Live runs against virtual runs of the same scenario: same story, within tolerances.
+
+Live timings differ from the model's (real handshakes, the proxy's own delay, websockets
+running a handler's cleanup only after the TCP teardown), so exact counts differ; what must
+agree is the settled state (both true or both broken in the same way) and the volumes of
+work (connects, mean open sockets) within a few percent. See README "Live runtime".
+"""
+
+import pytest
+
+import simkit
+
+SIZE = {"tabs": 30, "duration": 120, "seed": 5}
+
+
+@pytest.mark.parametrize("scenario", ["reload-storm", "flaky-network", "server-restart"])
+def test_live_agrees_with_virtual(scenario: str) -> None:
+    live = simkit.run(scenario, "postmortem-safe", runtime="live", **SIZE).summary
+    virtual = simkit.run(scenario, "postmortem-safe", **SIZE).summary
+    for key in ("final_stale", "final_dangling", "final_unroutable"):
+        assert live[key] == virtual[key] == 0, (key, live, virtual)
+    assert live["final_open_sockets"] == live["final_connected_tabs"] == SIZE["tabs"]
+    assert live["connects"] == pytest.approx(virtual["connects"], rel=0.05)
+    assert live["mean_open_sockets"] == pytest.approx(virtual["mean_open_sockets"], rel=0.05)
+    assert live["scale"] == 0.05 and live["runtime"] == "live"
+
+
+def test_live_shows_the_flaws_the_virtual_model_predicts() -> None:
+    live = simkit.run("reload-storm", "before", runtime="live", **SIZE).summary
+    virtual = simkit.run("reload-storm", "before", **SIZE).summary
+    assert live["final_stale"] == virtual["final_stale"] > 0  # vanished sockets never reaped
+    assert live["mean_unroutable"] > 0 and virtual["mean_unroutable"] > 0
+    assert not live["invariants_hold"] and not virtual["invariants_hold"]
