@@ -53,6 +53,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         seed=args.seed,
         runtime=args.runtime,
         progress=None,
+        scale=args.scale,
     )
     out = _outdir(args.out)
     result.timeseries.to_csv(out / "timeseries.csv", index=False)
@@ -78,6 +79,7 @@ def cmd_compare(args: argparse.Namespace, strategies: list[str] | None = None) -
         duration=args.duration,
         seed=args.seed,
         runtime=args.runtime,
+        scale=args.scale,
     )
     out = _outdir(args.out)
     table = comparison.table
@@ -90,11 +92,37 @@ def cmd_compare(args: argparse.Namespace, strategies: list[str] | None = None) -
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    where = (
+        "a real local server on 127.0.0.1, time x" + f"{args.scale or 0.05:g}"
+        if args.runtime == "live"
+        else "virtual time"
+    )
     print(
         f"simkit demo: {', '.join(DEMO_STRATEGIES)} on '{args.scenario}' "
-        f"({args.tabs} tabs, {args.duration:g} s, seed {args.seed}, {args.runtime} runtime)\n"
+        f"({args.tabs} tabs, {args.duration:g} s, seed {args.seed}; {where})\n"
     )
     return cmd_compare(args, list(DEMO_STRATEGIES))
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from simkit.live.server import LocalServer
+
+    async def serve() -> None:
+        async with LocalServer(args.strategy, host=args.host, port=args.port) as server:
+            print(
+                f"simkit serving '{args.strategy}' on {server.http_url} (WebSocket "
+                f"{server.url}); open the page, reload it, watch /stats. Ctrl-C stops.",
+                flush=True,
+            )
+            await asyncio.Event().wait()
+
+    try:
+        asyncio.run(serve())
+    except KeyboardInterrupt:
+        print("stopped: every socket closed, port freed", flush=True)
+    return 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -123,7 +151,10 @@ def _common(p: argparse.ArgumentParser, *, scenario: str, tabs: int | None, dura
         "--duration", type=float, default=duration, help="workload seconds (default: scenario's)"
     )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--runtime", default="virtual", choices=["virtual"])
+    p.add_argument("--runtime", default="virtual", choices=["virtual", "live"])
+    p.add_argument(
+        "--scale", type=float, default=None, help="live only: wall seconds per scenario second"
+    )
     p.add_argument("--out", default="simkit-output", help="folder for csv, json and png files")
 
 
@@ -141,8 +172,12 @@ def parser() -> argparse.ArgumentParser:
     _common(p, scenario="reload-storm", tabs=None, duration=None)
     p.add_argument("--strategies", default=",".join(DEMO_STRATEGIES), help="comma-separated")
     p = sub.add_parser("demo", help="the README's first command")
-    _common(p, scenario="reload-storm", tabs=200, duration=300.0)
-    p.set_defaults(out="demo-output")
+    _common(p, scenario="reload-storm", tabs=100, duration=200.0)
+    p.set_defaults(out="demo-output", runtime="live")
+    p = sub.add_parser("serve", help="a LocalServer in the foreground until Ctrl-C")
+    p.add_argument("--strategy", default="postmortem-safe", choices=list(STRATEGIES))
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8765)
     p = sub.add_parser("bench", help="speed and memory of the virtual runtime")
     p.add_argument("--quick", action="store_true", help="small sizes, under a minute")
     p.add_argument("--out", default="benchmarks/results/latest.json")
@@ -155,6 +190,7 @@ COMMANDS = {
     "compare": cmd_compare,
     "demo": cmd_demo,
     "bench": cmd_bench,
+    "serve": cmd_serve,
 }
 
 

@@ -112,3 +112,31 @@ def test_bad_names_and_values_exit_nonzero_with_the_choices(argv, message, tmp_p
     )
     assert done.returncode == 2
     assert message in done.stderr
+
+
+def test_serve_runs_until_ctrl_c_and_frees_its_port() -> None:
+    import signal
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "simkit", "serve", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        banner = proc.stdout.readline()
+        assert f"http://127.0.0.1:{port}/" in banner
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    assert proc.returncode == 0, err
+    assert "stopped" in out
+    with socket.socket() as again:  # the port is free at once
+        again.bind(("127.0.0.1", port))
