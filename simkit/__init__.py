@@ -5,6 +5,7 @@ strategy and policy.
 """
 
 from simkit.api import compare, run
+from simkit.live import FaultProxy, LocalServer
 from simkit.model import (
     Client,
     ConfigError,
@@ -24,8 +25,10 @@ __all__ = [
     "Client",
     "Comparison",
     "ConfigError",
+    "FaultProxy",
     "Latency",
     "Liveness",
+    "LocalServer",
     "Registry",
     "Result",
     "Scenario",
