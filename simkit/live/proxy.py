@@ -44,6 +44,7 @@ class Piped:
         self._cw, self._sw = cw, sw
         self.last_traffic = asyncio.get_running_loop().time()
         self.closed = False
+        self._writers: list[asyncio.Task] = []
         self._tasks = [
             asyncio.create_task(self._pump(cr, sw, self.up)),
             asyncio.create_task(self._pump(sr, cw, self.down)),
@@ -58,7 +59,7 @@ class Piped:
         self.closed = True
         for writer in (self._cw, self._sw):
             writer.transport.abort()
-        for task in self._tasks:
+        for task in (*self._tasks, *self._writers):
             task.cancel()
 
     def drop_client(self) -> None:
@@ -67,39 +68,60 @@ class Piped:
         self._cw.transport.abort()
 
     async def _pump(self, reader, writer, toxics: Toxics) -> None:
-        rng = self.proxy.rng
+        """Read as data arrives and stamp each chunk (and the final FIN) with its release
+        time, so a delay starts when the bytes reach the proxy, as on a real path; a
+        second task writes them out in order."""
         loop = asyncio.get_running_loop()
-        sent = 0
+        queue: asyncio.Queue = asyncio.Queue()
+        writer_task = asyncio.create_task(self._release(queue, writer, toxics))
+        self._writers.append(writer_task)
         release = 0.0
         try:
             while True:
                 data = await reader.read(65536)
+                now = loop.time()
+                self.last_traffic = now
+                if toxics.timeout:
+                    if not data:
+                        writer_task.cancel()
+                        return  # a blackhole does not pass on the close either
+                    continue
+                delay = toxics.latency + (self.proxy.rng.random() * toxics.jitter)
+                if data and toxics.bandwidth:
+                    delay += len(data) / toxics.bandwidth
+                if not data:
+                    delay += toxics.slow_close
+                release = max(now + delay, release)
+                queue.put_nowait((release, data))
                 if not data:
                     break
-                self.last_traffic = loop.time()
-                if toxics.timeout:
-                    continue
-                delay = toxics.latency + (rng.random() * toxics.jitter if toxics.jitter else 0)
-                if toxics.bandwidth:
-                    delay += len(data) / toxics.bandwidth
-                release = max(loop.time() + delay, release)
-                if release > loop.time():
-                    await asyncio.sleep(release - loop.time())
-                if toxics.timeout:
-                    continue
-                writer.write(data)
-                sent += len(data)
-                if toxics.limit_data is not None and sent >= toxics.limit_data:
-                    break
-            if toxics.timeout:
-                return  # a blackhole does not pass on the close either
-            if toxics.slow_close:
-                await asyncio.sleep(toxics.slow_close)
-            with contextlib.suppress(OSError, RuntimeError):
-                writer.write_eof()
         except (ConnectionError, OSError):
-            if not toxics.timeout:
+            writer.transport.abort()
+            writer_task.cancel()
+            return
+        except asyncio.CancelledError:
+            writer_task.cancel()
+            raise
+        await writer_task
+
+    async def _release(self, queue: asyncio.Queue, writer, toxics: Toxics) -> None:
+        loop = asyncio.get_running_loop()
+        sent = 0
+        while True:
+            release, data = await queue.get()
+            if release > loop.time():
+                await asyncio.sleep(release - loop.time())
+            if toxics.timeout:
+                continue
+            if not data:
+                with contextlib.suppress(OSError, RuntimeError):
+                    writer.write_eof()
+                return
+            writer.write(data)
+            sent += len(data)
+            if toxics.limit_data is not None and sent >= toxics.limit_data:
                 writer.transport.abort()
+                return
 
 
 class FaultProxy:

@@ -154,8 +154,28 @@ class Link:
             self._up(self._abort_reaches_server)  # the page dropped it while connecting
 
     def _close_reaches_server(self, code: int) -> None:
-        if self.server in ("open", "closing"):
-            self._down(self._client_sees_close, code)  # the echo
+        """The page's close frame arrives. As in websockets, the server answers with its own
+        close frame and its handler's cleanup runs only once the closing handshake is done:
+        when the client, having got that echo, closes TCP. Measured through the live proxy:
+        cleanup one round trip after the close frame arrived."""
+        if self.server == "open":
+            self.server = "closing"
+            self.close_code = code
+            self._disarm_beat()
+            self._down(self._echo_reaches_client, code)
+            net = self.net
+            self.server_closing_timer = net.loop.call_at(
+                net.now() + net.close_timeout, self._server_gives_up
+            )
+        elif self.server == "closing":
+            self._server_closed(code)  # both sides sent a close frame: the frames crossed
+
+    def _echo_reaches_client(self, code: int) -> None:
+        self._client_sees_close(code)
+        self._up(self._teardown_reaches_server, code)
+
+    def _teardown_reaches_server(self, code: int) -> None:
+        if self.server == "closing":
             self._server_closed(code)
 
     def _abort_reaches_server(self) -> None:
