@@ -126,3 +126,20 @@ def test_a_second_server_on_the_same_port_right_after() -> None:
             assert second.port == port
 
     run(main())
+
+
+def test_an_error_inside_the_block_still_stops_the_server_and_frees_the_port() -> None:
+    async def main():
+        server = LocalServer()
+        with pytest.raises(RuntimeError, match="boom"):
+            async with server:
+                await client(server.url, "frank")
+                raise RuntimeError("boom")
+        assert server._ws_server is None
+        # The port is free: a new server binds it at once (the old connection's socket may
+        # sit in TIME_WAIT, which SO_REUSEADDR, set by asyncio, allows).
+        async with LocalServer(port=server.port) as again:
+            await client(again.url, "frank")
+            await settle(again, lambda: again.counts()["open_sockets"] == 1)
+
+    run(main())
