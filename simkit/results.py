@@ -32,6 +32,7 @@ TABLE_COLUMNS = (
     "pushes_lost",
     "kicked_live_tabs",
     "connects",
+    "peak_connect_rate",
     "detection_delay_mean",
     "invariants_hold",
 )
@@ -124,6 +125,9 @@ def summarise(census: Census, server: Any, info: dict[str, Any]) -> tuple[pd.Dat
         summary[f"mean_{metric}"] = round(float(column.mean()), 6)
         summary[f"final_{metric}"] = int(column.iloc[-1])
     summary["final_connected_tabs"] = int(ts["connected_tabs"].iloc[-1])
+    step = float(ts["t"].iloc[1] - ts["t"].iloc[0]) if len(ts) > 1 else 1.0
+    # connections accepted per second, over each sampling step: the herd's height
+    summary["peak_connect_rate"] = round(float(ts["connects"].diff().fillna(0).max()) / step, 6)
     p = census.pushes
     delivered = p["delivered"] + p["replayed"]
     lost = p["lost_stale"] + p["no_route"] + p["expired"] + p["dropped"]

@@ -23,6 +23,7 @@ COLUMNS = (
     "dangling",
     "unroutable",
     "duplicates",
+    "connects",
 )
 
 
@@ -209,3 +210,4 @@ class Census:
         row["dangling"].append(dangling)
         row["unroutable"].append(unroutable)
         row["duplicates"].append(self.duplicates if self.one_per_user else 0)
+        row["connects"].append(self.connects)

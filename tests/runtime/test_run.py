@@ -265,3 +265,16 @@ def test_a_frozen_tab_stays_registered_and_loses_its_pushes_until_it_resumes() -
     assert r.summary["pushes_lost_stale"] > 0  # pushes to the frozen page went nowhere
     assert r.summary["detections"] == 0  # protocol liveness never noticed
     assert r.summary["invariants_hold"]  # after resume it reconnected and is routable again
+
+
+def test_backoff_flattens_the_reconnect_herd_after_a_restart() -> None:
+    base = STRATEGIES["postmortem-safe"]
+    peaks = {
+        b: simkit.run(
+            "server-restart", base.replace(name=b, backoff=b), tabs=300, duration=200
+        ).summary["peak_connect_rate"]
+        for b in ("immediate", "exponential", "full-jitter")
+    }
+    assert peaks["immediate"] >= 250  # everyone comes back within one second
+    assert peaks["exponential"] < 0.6 * peaks["immediate"]
+    assert peaks["full-jitter"] < 0.6 * peaks["immediate"]
