@@ -211,6 +211,16 @@ class LocalServer:
             "connects": census.connects,
         }
 
+    async def until(self, predicate: Any, timeout: float = 5.0) -> None:
+        """Wait until ``predicate(self)`` holds (a client's ``connect`` returns as soon as
+        the handshake is done, a moment before the server's handler has registered it)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not predicate(self):
+            if loop.time() > deadline:
+                raise TimeoutError(f"not reached within {timeout} s; counts: {self.counts()}")
+            await asyncio.sleep(0.005)
+
     @property
     def log(self) -> pd.DataFrame:
         return pd.DataFrame(self.events, columns=["t", "event", "conn", "user", "detail"])
