@@ -160,7 +160,7 @@ def _run_live(sc, strat, tabs, duration, settle, seed, scale, trace):
             return net
 
         try:
-            return await play(
+            played = await play(
                 sc,
                 strat,
                 tabs=tabs,
@@ -171,6 +171,10 @@ def _run_live(sc, strat, tabs, duration, settle, seed, scale, trace):
                 scale=scale,
                 trace=trace,
             )
+            for net in networks:
+                if net.errors:  # a client task failed: the run is not to be trusted
+                    raise RuntimeError(f"live run failed: {net.errors[0]!r}") from net.errors[0]
+            return played
         finally:
             for net in networks:
                 await net.aclose()

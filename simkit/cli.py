@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from simkit.model.client import BACKOFFS, GUARDS, IDENTITIES, UNLOADS, VISIBILITIES
+from simkit.model.client import BACKOFFS, GUARDS, IDENTITIES, LIFECYCLES, UNLOADS, VISIBILITIES
 from simkit.model.errors import SimkitError
 from simkit.model.liveness import LIVENESS
 from simkit.model.registry import REGISTRIES
@@ -28,6 +28,7 @@ def _sections() -> list[tuple[str, dict[str, str]]]:
         ("unload", UNLOADS),
         ("visibility", VISIBILITIES),
         ("connect guard", GUARDS),
+        ("on resume / pageshow", LIFECYCLES),
         ("backoff", BACKOFFS),
     ]
 

@@ -130,12 +130,13 @@ def summarise(census: Census, server: Any, info: dict[str, Any]) -> tuple[pd.Dat
     summary["peak_connect_rate"] = round(float(ts["connects"].diff().fillna(0).max()) / step, 6)
     p = census.pushes
     delivered = p["delivered"] + p["replayed"]
-    lost = p["lost_stale"] + p["no_route"] + p["expired"] + p["dropped"]
+    lost = p["lost_stale"] + p["lost_frozen"] + p["no_route"] + p["expired"] + p["dropped"]
     summary.update(
         pushes_sent=p["sent"],
         pushes_delivered=delivered,
         pushes_lost=lost,
         pushes_lost_stale=p["lost_stale"],
+        pushes_lost_frozen=p["lost_frozen"],
         pushes_no_route=p["no_route"],
         pushes_buffered=p["buffered"],
         pushes_replayed=p["replayed"],
@@ -151,15 +152,27 @@ def summarise(census: Census, server: Any, info: dict[str, Any]) -> tuple[pd.Dat
             else math.nan
         ),
         detection_delay_max=round(max(census.detections), 6) if census.detections else math.nan,
+        detections_protocol=len(census.detections_by_kind["protocol"]),
+        detections_app=len(census.detections_by_kind["app"]),
+        detection_delay_mean_app=_mean(census.detections_by_kind["app"]),
+        detection_delay_mean_protocol=_mean(census.detections_by_kind["protocol"]),
         heartbeat_pings=census.pings,
         heartbeat_pongs=census.pongs,
         server_restarts=server.restarts,
     )
+    summary["final_disconnected_tabs"] = (
+        summary["final_live_tabs"] - summary["final_connected_tabs"]
+    )
     summary["invariants_hold"] = bool(
         summary["final_stale"] == summary["final_dangling"] == summary["final_unroutable"] == 0
         and summary["final_open_sockets"] == summary["final_connected_tabs"]
+        and summary["final_disconnected_tabs"] == 0
     )
     return ts, summary
+
+
+def _mean(values: list[float]) -> float:
+    return round(sum(values) / len(values), 6) if values else math.nan
 
 
 def trace_frame(trace: list[tuple] | None) -> pd.DataFrame | None:

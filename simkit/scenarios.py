@@ -144,6 +144,25 @@ async def steady(tab: Tab, sc: Scenario) -> None:
         await tab.reload(rng.uniform(0.05, 0.5))
 
 
+async def background_tabs(tab: Tab, sc: Scenario) -> None:
+    """Tabs left in the background: the browser freezes some; users navigate away from
+    others, which wait in the back/forward cache, and come back later."""
+    rng = tab.work_rng
+    await _arrive(tab)
+    while True:
+        await tab.sleep(_expo(rng, 40.0))
+        if tab.now >= sc.duration:
+            return
+        if rng.random() < 0.5:
+            tab.freeze()
+            await tab.sleep(min(_expo(rng, 60.0), sc.duration - tab.now))
+            tab.resume()
+        else:
+            tab.enter_bfcache()
+            await tab.sleep(min(_expo(rng, 60.0), sc.duration - tab.now))
+            tab.restore()
+
+
 async def restart_midway(env: Env, sc: Scenario) -> None:
     """The server process dies at half time and is back 5 s later."""
     await env.sleep(sc.duration / 2)
@@ -186,6 +205,11 @@ SCENARIOS: dict[str, Scenario] = {
             tabs_per_person=(2, 3),
         ),
         Scenario("hidden-tabs", "tabs hidden and shown again (visibility churn)", hidden_tabs),
+        Scenario(
+            "background-tabs",
+            "tabs frozen by the browser or parked in the back/forward cache, then back",
+            background_tabs,
+        ),
         Scenario(
             "server-restart",
             "every connection drops at once at half time: the reconnect herd",

@@ -59,9 +59,9 @@ async def play(
         Tab(env, i, person, Storage(browsers.setdefault(person, {})))
         for i, person in enumerate(people)
     ]
-    tasks = [loop.create_task(sc.script(tab, sc)) for tab in actors]
+    tasks = [loop.create_task(sc.script(tab, sc), name=f"tab {tab.index}") for tab in actors]
     if sc.control is not None:
-        tasks.append(loop.create_task(sc.control(env, sc)))
+        tasks.append(loop.create_task(sc.control(env, sc), name="control"))
     end = duration + settle
     _observe(env, server, sc.step, end, progress)
     if sc.push_rate > 0:
@@ -71,7 +71,11 @@ async def play(
     finally:
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+    # A script that failed must fail the run (SimPy's rule), never vanish in a gather.
+    for task, outcome in zip(tasks, outcomes, strict=True):
+        if isinstance(outcome, Exception):
+            raise RuntimeError(f"scenario {sc.name!r}, {task.get_name()}: {outcome}") from outcome
     return census, server, env
 
 

@@ -77,7 +77,7 @@ class Server:
         env = self.env
         census = env.census
         links = env.network.open_links
-        reached = stale = buffered = dropped = False
+        reached = stale = buffered = dropped = deaf = False
         for action in actions:
             if isinstance(action, Deliver):
                 link = links.get(action.conn)
@@ -89,6 +89,8 @@ class Server:
                     and census.is_receiving(action.conn)
                 ):
                     reached = True
+                elif census.is_deaf(action.conn):
+                    deaf = True  # the socket is fine; the page runs no code
                 else:
                     stale = True
             elif isinstance(action, Close | Refuse):
@@ -116,11 +118,18 @@ class Server:
             elif isinstance(action, Dropped):
                 dropped = True
         if push is not None:
-            self._settle_push(push, reached, stale, buffered, dropped, actions)
+            self._settle_push(push, reached, stale, buffered, dropped, deaf, actions)
         self._arm_expiry()
 
     def _settle_push(
-        self, push: int, reached: bool, stale: bool, buffered: bool, dropped: bool, actions: list
+        self,
+        push: int,
+        reached: bool,
+        stale: bool,
+        buffered: bool,
+        dropped: bool,
+        deaf: bool,
+        actions: list,
     ) -> None:
         """A push's fate, counted once: it reached a live tab, waits in resume buffers, or
         is lost (sent only to stale sockets, no route, or not even buffered)."""
@@ -130,6 +139,8 @@ class Server:
         elif buffered:
             pushes["buffered"] += 1
             self.pending[push] = sum(isinstance(a, Buffered) for a in actions)
+        elif deaf:
+            pushes["lost_frozen"] += 1  # the socket is fine, the page runs no code
         elif stale:
             pushes["lost_stale"] += 1
         elif dropped:

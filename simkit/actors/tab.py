@@ -40,7 +40,7 @@ class Tab:
         self.retry: asyncio.TimerHandle | None = None
         self.waiting_since: float | None = None  # single-flight: a connect() is waiting
         self.close_when_open: set[int] = set()
-        self.deaf_since: float | None = None  # page runs no code (frozen) since then
+        self.deaf_since: float | None = None  # page runs no code (frozen, bfcached) since
         self.received = 0
 
     # -- lifecycle verbs (called by scenario scripts) --------------------------------------
@@ -112,22 +112,63 @@ class Tab:
         socket stays open and protocol pings are still answered, but no page code runs, so
         every message to it is lost."""
         self.page = step(self.page, "freeze")
-        self.deaf_since = self.now
-        self.truth.receiving = False
+        self._go_deaf()
 
     def resume(self) -> None:
         """The page runs again. Chromium closes the socket that lived through the freeze
-        (the server sees 1001) and the page connects anew."""
+        (the server sees 1001); the page reconnects only if it handles ``resume``."""
         self.page = step(self.page, "resume")
+        self._wake(self.policy.on_resume)
+
+    def enter_bfcache(self) -> None:
+        """The user navigates away and the page is kept in the back/forward cache.
+        ``pagehide`` runs (persisted): an unload handler closes the socket; without one the
+        socket stays open, answering protocol pings for a page that runs no code."""
+        self.page = step(self.page, "enter_bfcache")
         self._forget_connection()
+        if self.link is not None and self.policy.closes_on_unload(self.client_rng):
+            link, self.link = self.link, None
+            self.want = False
+            self.env.census.set_current(self.truth, None)
+            link.close(int(CloseCode.NORMAL))
+        self.env.census.page_away(self.truth)
+        self._go_deaf()
+
+    def restore(self) -> None:
+        """The user comes back: the page is restored from the cache without re-running its
+        scripts; only ``pageshow`` (persisted) fires. The browser closes a socket that
+        survived in the cache (1001)."""
+        self.page = step(self.page, "restore")
+        self.env.census.page_back(self.truth)
+        self._wake(self.policy.on_pageshow)
+
+    def evict(self) -> None:
+        """The page leaves the back/forward cache for good (after up to 600 s in Chromium)."""
+        self.page = step(self.page, "evict")
+        self._forget_connection()
+        link, self.link = self.link, None
+        self.env.census.page_ended(self.truth)
+        if link is not None:
+            link.close(int(CloseCode.GOING_AWAY))
+
+    def _go_deaf(self) -> None:
+        self.deaf_since = self.now
+        self.truth.receiving = False
+        self.truth.deaf = True
+
+    def _wake(self, handler: str) -> None:
         self.deaf_since = None
         self.truth.receiving = True
+        self.truth.deaf = False
+        self._forget_connection()
         link = self.link
         if link is not None:
             self.link = None
             self.env.census.set_current(self.truth, None)
             link.close(int(CloseCode.GOING_AWAY))
-        self.want = True
+        # The browser's 1001 is a clean close: reconnect logic that retries only unclean
+        # closes does nothing, so the page is back online only if its handler reconnects.
+        self.want = handler == "reconnect"
         self.attempt = 0
         self.connect()
 

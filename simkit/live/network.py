@@ -11,6 +11,7 @@ back on a new path drops the client's side of the proxy and leaves the server's 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any
 from urllib.parse import urlencode
@@ -19,7 +20,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from simkit.live.proxy import FaultProxy
-from simkit.live.server import LocalServer
+from simkit.live.server import PONG, LocalServer
 from simkit.model.codes import CloseCode
 
 
@@ -73,12 +74,19 @@ class LiveLink:
                 kind = message.get("t")
                 if kind == "push":
                     self.tab.on_message(self, ("push", message["id"]))
+                elif kind == "ping":
+                    if self.tab.answers(self, "app"):  # only a page that runs code answers
+                        self.net.spawn(self._pong(ws))
                 elif kind == "welcome":
                     self.tab.on_message(self, ("welcome", message["session"]))
         except ConnectionClosed:
             pass
         rcvd = ws.protocol.close_rcvd
         self._closed(rcvd.code if rcvd is not None else int(CloseCode.ABNORMAL))
+
+    async def _pong(self, ws: ClientConnection) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            await ws.send(PONG)
 
     def _closed(self, code: int) -> None:
         if self.client != "closed":
@@ -143,6 +151,7 @@ class LiveNetwork:
         self._next_id = 0
         self._tasks: set[asyncio.Task] = set()
         self.env: Any = None
+        self.errors: list[BaseException] = []
 
     @property
     def open_links(self) -> dict[int, Any]:
@@ -163,7 +172,12 @@ class LiveNetwork:
     def spawn(self, coro: Any) -> None:
         task = self.loop.create_task(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.errors.append(task.exception())  # type: ignore[arg-type]
 
     def connect(self, tab: Any, user: str, session: str | None) -> LiveLink:
         self._next_id += 1

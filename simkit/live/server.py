@@ -122,6 +122,7 @@ class LocalServer:
         self._next_id = OUTSIDE_IDS
         self._t0 = 0.0
         self.dying = False
+        self.app_rule: Any = None
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -135,9 +136,11 @@ class LocalServer:
     async def start(self) -> None:
         if self.core is None and self.own_core:
             self.core = _standalone_core(self)
-        rule = self.strategy.liveness
-        interval = None if rule.interval is None else rule.interval * self.scale
-        timeout = None if rule.timeout is None else rule.timeout * self.scale
+        rules = self.strategy.liveness.rules
+        protocol = next((r for r in rules if r.kind == "protocol"), None)
+        self.app_rule = next((r.scaled(self.scale) for r in rules if r.kind == "app"), None)
+        interval = None if protocol is None else protocol.interval * self.scale  # type: ignore[operator]
+        timeout = None if protocol is None else protocol.timeout * self.scale  # type: ignore[operator]
         self._t0 = time.monotonic()
         self._ws_server = await serve(
             self._handle,
@@ -228,6 +231,28 @@ class LocalServer:
     def _event(self, event: str, conn: int, user: str, detail: str = "") -> None:
         self.events.append((round(time.monotonic() - self._t0, 6), event, conn, user, detail))
 
+    async def _app_heartbeat(self, link: ServerLink, beat: Any) -> None:
+        """The application-level heartbeat: the page itself must answer, so a frozen page
+        (whose browser still answers protocol pings) is found too."""
+        loop = asyncio.get_running_loop()
+        census = self.core.env.census
+        while not link.closing:
+            due = beat.deadline()
+            if due is None:
+                return
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            verdict = beat.on_timer(loop.time())
+            if verdict == "ping":
+                census.pings += 1
+                await link._send(PING)
+            elif verdict == "dead":
+                since = link.client.tab.deaf_since if link.client is not None else None
+                if link.silent_since is not None:
+                    since = link.silent_since
+                census.declared_dead(since, self.core.env.now(), "app")
+                link.server_close(int(CloseCode.KEEPALIVE_TIMEOUT))
+                return
+
     # -- HTTP and WebSocket ----------------------------------------------------------------
 
     def _http(self, connection: ServerConnection, request: Any) -> Any:
@@ -261,16 +286,24 @@ class LocalServer:
         self.open_links[conn] = link
         self._event("open", conn, user)
         self.core.on_open(link)
+        beat = heartbeat = None
+        if self.app_rule is not None:
+            beat = self.app_rule.start(asyncio.get_running_loop().time())
+            heartbeat = asyncio.get_running_loop().create_task(self._app_heartbeat(link, beat))
         try:
-            async for _ in ws:
-                pass  # clients say nothing the server needs (app-level pongs come later)
+            async for message in ws:
+                if beat is not None and message == PONG:
+                    beat.on_pong(asyncio.get_running_loop().time())
+                    self.core.env.census.pongs += 1
         except ConnectionClosed:
             pass
         finally:
+            if heartbeat is not None:
+                heartbeat.cancel()  # a closing connection is no longer watched
             self.open_links.pop(conn, None)
             code = _close_code(ws)
             self._event("cleanup", conn, user, str(code))
-            if code == CloseCode.KEEPALIVE_TIMEOUT:
+            if code == CloseCode.KEEPALIVE_TIMEOUT and ws.protocol.close_rcvd is None:
                 census = self.core.env.census
                 since = link.silent_since
                 # websockets runs the handler's cleanup close_timeout after the verdict
@@ -279,6 +312,9 @@ class LocalServer:
                 self.core.env.census.server_closed(conn)
             else:
                 self.core.on_close(link, code)
+
+
+PING, PONG = json.dumps({"t": "ping"}), json.dumps({"t": "pong"})
 
 
 def _close_code(ws: ServerConnection) -> int:

@@ -36,6 +36,11 @@ VISIBILITIES: dict[str, str] = {
     "keep": "keep the socket when the tab is hidden",
     "disconnect-when-hidden": "close on visibilitychange hidden, reconnect on visible",
 }
+LIFECYCLES: dict[str, str] = {
+    "reconnect": "reconnect from the page's resume / pageshow(persisted) handler",
+    "none": "no handler: after a freeze or a bfcache restore the browser closes the socket "
+    "(1001, a clean close the page does not retry) and the page stays disconnected",
+}
 GUARDS: dict[str, str] = {
     "none": "every connect() opens a socket (a StrictMode double mount opens two)",
     "single-flight": "a connect() waits (up to guard_wait s) for one already in flight",
@@ -182,7 +187,10 @@ class Client:
 
     ``unload_runs`` is the probability that the unload handler actually runs when the page
     goes (beforeunload is skipped on iOS Safari and by page.close(); pagehide is more
-    reliable but a crash runs nothing).
+    reliable but a crash runs nothing). ``on_resume`` and ``on_pageshow`` say whether the
+    page reconnects after a freeze (``resume`` event) or a back/forward-cache restore
+    (``pageshow`` with ``persisted``): the browser closes the socket on both, cleanly
+    (1001), and a page whose reconnect logic only retries unclean closes stays offline.
     """
 
     identity: str = "shared"
@@ -191,6 +199,8 @@ class Client:
     visibility: str = "keep"
     guard: str = "none"
     guard_wait: float = 3.0
+    on_resume: str = "reconnect"
+    on_pageshow: str = "reconnect"
     backoff: Backoff = field(default_factory=lambda: BACKOFF_PRESETS["exponential"])
 
     def __post_init__(self) -> None:
@@ -199,6 +209,8 @@ class Client:
             ("unload", self.unload, UNLOADS),
             ("visibility", self.visibility, VISIBILITIES),
             ("guard", self.guard, GUARDS),
+            ("on_resume", self.on_resume, LIFECYCLES),
+            ("on_pageshow", self.on_pageshow, LIFECYCLES),
         ):
             if value not in allowed:
                 raise choice(kind, value, list(allowed))

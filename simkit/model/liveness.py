@@ -42,6 +42,7 @@ class Liveness:
     timeout: float | None
     kind: LivenessKind = "protocol"
     summary: str = ""
+    also: Liveness | None = None  # a second rule of the other kind, run side by side
 
     def __post_init__(self) -> None:
         if (self.interval is None) != (self.timeout is None):
@@ -57,24 +58,56 @@ class Liveness:
                 )
         if self.kind not in ("protocol", "app"):
             raise choice("liveness kind", self.kind, ["protocol", "app"])
+        if self.also is not None and (self.also.kind == self.kind or self.also.also):
+            raise ConfigError(
+                f"liveness {self.name!r}: 'also' must be one rule of the other kind, "
+                f"got {self.also!r}"
+            )
+
+    @property
+    def rules(self) -> tuple[Liveness, ...]:
+        """Every enabled rule: this one and its companion, if any."""
+        both = (self, self.also) if self.also is not None else (self,)
+        return tuple(rule for rule in both if rule.interval is not None)
+
+    def both(self, other: Liveness, name: str | None = None) -> Liveness:
+        """This rule and ``other`` (of the other kind) together."""
+        return Liveness(
+            name or f"{self.name}+{other.name}",
+            self.interval,
+            self.timeout,
+            self.kind,
+            f"{self.summary}; and {other.summary}",
+            other,
+        )
 
     @property
     def enabled(self) -> bool:
-        return self.interval is not None
+        return bool(self.rules)
 
     @property
     def worst_detection(self) -> float:
-        """The longest a silent peer can stay undetected (inf when the heartbeat is off)."""
-        if self.interval is None or self.timeout is None:
+        """The longest a silent peer can stay undetected (inf when the heartbeat is off).
+
+        With two rules, the later of the two verdicts: a frozen page is found only by the
+        app-level rule, a dead network by both."""
+        rules = self.rules
+        if not rules:
             return math.inf
-        return self.interval + self.timeout
+        return max(rule.interval + rule.timeout for rule in rules)  # type: ignore[operator]
 
     def scaled(self, factor: float) -> Liveness:
         """The same rule with every duration multiplied by ``factor`` (live time scaling)."""
         if self.interval is None or self.timeout is None:
             return self
+        also = None if self.also is None else self.also.scaled(factor)
         return Liveness(
-            self.name, self.interval * factor, self.timeout * factor, self.kind, self.summary
+            self.name,
+            self.interval * factor,
+            self.timeout * factor,
+            self.kind,
+            self.summary,
+            also,
         )
 
     def start(self, now: float) -> Heartbeat:
@@ -126,6 +159,14 @@ class Heartbeat:
             self.oldest_unanswered = None
 
 
+_APP = Liveness(
+    "app",
+    20.0,
+    20.0,
+    "app",
+    summary="application-level heartbeat the page itself must answer, 20 s / 20 s",
+)
+
 LIVENESS: dict[str, Liveness] = {
     rule.name: rule
     for rule in (
@@ -134,12 +175,14 @@ LIVENESS: dict[str, Liveness] = {
         Liveness("signalr", 15.0, 30.0, summary="SignalR: keepalive every 15 s, 30 s timeout"),
         Liveness("phoenix", 30.0, 60.0, summary="Phoenix: heartbeat every 30 s, 60 s timeout"),
         Liveness("off", None, None, summary="no heartbeat: a silent peer is never found"),
+        _APP,
         Liveness(
-            "app-websockets",
+            "websockets+app",
             20.0,
             20.0,
-            "app",
-            summary="application-level heartbeat the page itself must answer, 20 s / 20 s",
+            summary="websockets' protocol ping 20 s/20 s and the app-level heartbeat "
+            "20 s/20 s, side by side",
+            also=_APP,
         ),
     )
 }

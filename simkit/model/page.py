@@ -1,7 +1,9 @@
 """The page lifecycle of one tab as an explicit transition table (h11 style).
 
-A tab is a sequence of page loads. Within a load the page is ``active`` (visible), ``hidden``
-or ``frozen``; between loads it is ``unloaded`` (a reload is in progress); at the end it is
+A tab is a sequence of page loads. Within a load the page is ``active`` (visible), ``hidden``,
+``frozen`` (the browser stopped its code) or ``bfcached`` (the user navigated away and the
+page waits in the back/forward cache); between loads it is ``unloaded`` (a reload is in
+progress); at the end it is
 ``gone`` (closed or crashed). An event that the table does not allow raises
 :class:`~simkit.model.errors.IllegalTransition` naming the event and state, and the state is
 unchanged. ``python -m simkit list`` and the notebooks draw the diagram from this table.
@@ -19,6 +21,7 @@ class Page(Enum):
     ACTIVE = "active"
     HIDDEN = "hidden"
     FROZEN = "frozen"
+    BFCACHED = "bfcached"
     GONE = "gone"
 
 
@@ -28,6 +31,7 @@ TRANSITIONS: dict[Page, dict[str, Page]] = {
         "unload": Page.UNLOADED,
         "hide": Page.HIDDEN,
         "freeze": Page.FROZEN,
+        "enter_bfcache": Page.BFCACHED,
         "close": Page.GONE,
         "crash": Page.GONE,
     },
@@ -35,10 +39,12 @@ TRANSITIONS: dict[Page, dict[str, Page]] = {
         "show": Page.ACTIVE,
         "unload": Page.UNLOADED,
         "freeze": Page.FROZEN,
+        "enter_bfcache": Page.BFCACHED,
         "close": Page.GONE,
         "crash": Page.GONE,
     },
     Page.FROZEN: {"resume": Page.ACTIVE, "close": Page.GONE, "crash": Page.GONE},
+    Page.BFCACHED: {"restore": Page.ACTIVE, "evict": Page.GONE, "crash": Page.GONE},
     Page.GONE: {},
 }
 

@@ -115,6 +115,8 @@ def _presets() -> dict[str, Strategy]:
             liveness="off",
             identity="shared",
             backoff=BACKOFF_PRESETS["immediate"],
+            on_resume="none",
+            on_pageshow="none",
             summary="the post-mortem's starting point: naive registry, no heartbeat, "
             "reconnect at once",
         ),
@@ -126,6 +128,8 @@ def _presets() -> dict[str, Strategy]:
             unload="beforeunload",
             visibility="disconnect-when-hidden",
             guard="single-flight",
+            on_resume="none",
+            on_pageshow="none",
             summary="exactly the fixes shipped: fresh id per load, close on beforeunload, "
             "disconnect when hidden, connect guard, kick-old with blind delete",
         ),

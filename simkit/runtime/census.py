@@ -50,6 +50,7 @@ class TabTruth:
     current: int | None = None  # the connection of the current page load, if any
     connected: bool = False  # the client sees ``current`` open
     user: str = ""  # the id the current load claims
+    deaf: bool = False  # frozen or in the back/forward cache: the page runs no code
 
 
 @dataclass
@@ -65,6 +66,9 @@ class Census:
     kicked_live: int = 0
     refused: int = 0
     detections: list[float] = field(default_factory=list)
+    detections_by_kind: dict[str, list[float]] = field(
+        default_factory=lambda: {"protocol": [], "app": []}
+    )
     pings: int = 0
     pongs: int = 0
     user_open: dict[str, int] = field(default_factory=dict)
@@ -75,6 +79,7 @@ class Census:
             "sent": 0,
             "delivered": 0,
             "lost_stale": 0,
+            "lost_frozen": 0,
             "no_route": 0,
             "buffered": 0,
             "replayed": 0,
@@ -103,8 +108,22 @@ class Census:
         if truth.live:
             self.live_tabs -= 1
             self.person_live[truth.person] -= 1
-        truth.live = truth.receiving = False
+        truth.live = truth.receiving = truth.deaf = False
         self.set_current(truth, None)
+
+    def page_away(self, truth: TabTruth) -> None:
+        """The page sits in the back/forward cache: not live (nobody looks at it), not
+        ended (it may come back), its socket, if still open, still its current one."""
+        if truth.live:
+            self.live_tabs -= 1
+            self.person_live[truth.person] -= 1
+        truth.live = False
+
+    def page_back(self, truth: TabTruth) -> None:
+        if not truth.live:
+            self.live_tabs += 1
+            self.person_live[truth.person] = self.person_live.get(truth.person, 0) + 1
+        truth.live = True
 
     def set_current(self, truth: TabTruth, conn: int | None) -> None:
         """The tab's current connection changes; the previous one, if open, is now stale."""
@@ -171,6 +190,15 @@ class Census:
             return True  # an outside client: assume it listens
         return truth.receiving and truth.connected and truth.current == conn
 
+    def is_deaf(self, conn: int) -> bool:
+        """Is ``conn`` its tab's current socket while the page runs no code (frozen or in
+        the back/forward cache)? Pushes to it are lost though the socket is fine."""
+        side = self.servers.get(conn)
+        if side is None or side.stale:
+            return False
+        truth = self.tabs.get(side.tab)  # type: ignore[arg-type]
+        return truth is not None and truth.current == conn and truth.deaf
+
     def kicked(self, conn: int) -> None:
         """The server closed ``conn`` on purpose; count it if a live tab was using it."""
         side = self.servers.get(conn)
@@ -179,10 +207,12 @@ class Census:
             if truth is not None and truth.live and truth.current == conn and truth.connected:
                 self.kicked_live += 1
 
-    def declared_dead(self, silent_since: float | None, now: float) -> None:
-        """The heartbeat gave up on a connection whose peer went silent at ``silent_since``."""
+    def declared_dead(self, silent_since: float | None, now: float, kind: str = "protocol") -> None:
+        """A heartbeat of ``kind`` gave up on a connection whose peer went silent (or whose
+        page stopped running) at ``silent_since``."""
         if silent_since is not None:
             self.detections.append(now - silent_since)
+            self.detections_by_kind[kind].append(now - silent_since)
 
     # -- sampling --------------------------------------------------------------------------
 

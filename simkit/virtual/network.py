@@ -34,13 +34,12 @@ class Link:
     """
 
     __slots__ = (
-        "beat",
-        "beat_timer",
         "client",
         "close_code",
         "down_at",
         "id",
         "idle_timer",
+        "keepalives",
         "last_traffic",
         "net",
         "rng",
@@ -64,8 +63,7 @@ class Link:
         self.server = "none"
         self.close_code: int | None = None
         self.silent_since: float | None = None
-        self.beat: Heartbeat | None = None
-        self.beat_timer: asyncio.TimerHandle | None = None
+        self.keepalives: tuple[Keepalive, ...] = ()
         self.server_closing_timer: asyncio.TimerHandle | None = None
         self.up_at = 0.0  # FIFO: nothing arrives before what was sent earlier
         self.down_at = 0.0
@@ -140,10 +138,7 @@ class Link:
             return
         self.server = "open"
         net.open_links[self.id] = self
-        rule = net.liveness
-        if rule.enabled:
-            self.beat = rule.start(net.now())
-            self._arm_beat()
+        self.keepalives = tuple(Keepalive(self, rule) for rule in net.liveness.rules)
         if net.idle_timeout is not None:
             self.idle_timer = net.loop.call_at(net.now() + net.idle_timeout, self._idle_check)
         # The 101 response leaves before the handler runs, so whatever the handler sends
@@ -253,41 +248,15 @@ class Link:
 
     # -- keepalive -------------------------------------------------------------------------
 
-    def _arm_beat(self) -> None:
-        due = self.beat.deadline()  # type: ignore[union-attr]
-        if due is not None:
-            self.beat_timer = self.net.loop.call_at(due, self._beat)
-
     def _disarm_beat(self) -> None:
-        if self.beat_timer is not None:
-            self.beat_timer.cancel()
-            self.beat_timer = None
+        for keepalive in self.keepalives:
+            keepalive.disarm()
 
-    def _beat(self) -> None:
-        beat = self.beat
+    def declared_dead(self, kind: str) -> None:
         net = self.net
-        verdict = beat.on_timer(net.now())  # type: ignore[union-attr]
-        if verdict == "dead":
-            since = self.silent_since if self.silent_since is not None else self.tab.deaf_since
-            net.census.declared_dead(since, net.now())
-            self.beat_timer = None
-            self.server_close(int(CloseCode.KEEPALIVE_TIMEOUT))
-            return
-        if verdict == "ping":
-            net.census.pings += 1
-            self._down(self._ping_reaches_client)
-        self._arm_beat()
-
-    def _ping_reaches_client(self) -> None:
-        if self.client in ("open", "closing") and self.tab.answers(self, self.net.liveness.kind):
-            self._up(self._pong_reaches_server)
-
-    def _pong_reaches_server(self) -> None:
-        if self.server == "open" and self.beat is not None:
-            self.net.census.pongs += 1
-            self.beat.on_pong(self.net.now())
-            self._disarm_beat()
-            self._arm_beat()
+        since = self.silent_since if self.silent_since is not None else self.tab.deaf_since
+        net.census.declared_dead(since, net.now(), kind)
+        self.server_close(int(CloseCode.KEEPALIVE_TIMEOUT))
 
     # -- events arriving at the client -----------------------------------------------------
 
@@ -309,6 +278,57 @@ class Link:
         if self.client != "closed":
             self.client = "closed"
             self.tab.on_close(self, code)
+
+
+class Keepalive:
+    """One heartbeat rule running on one link (a link may run a protocol and an app rule).
+
+    Protocol pings are answered by the browser's network stack, app pings by the page."""
+
+    __slots__ = ("beat", "kind", "link", "timer")
+
+    def __init__(self, link: Link, rule: Liveness) -> None:
+        self.link = link
+        self.kind = rule.kind
+        self.beat: Heartbeat = rule.start(link.net.now())
+        self.timer: asyncio.TimerHandle | None = None
+        self.arm()
+
+    def arm(self) -> None:
+        due = self.beat.deadline()
+        if due is not None:
+            self.timer = self.link.net.loop.call_at(due, self.fire)
+
+    def disarm(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def fire(self) -> None:
+        link = self.link
+        net = link.net
+        self.timer = None
+        verdict = self.beat.on_timer(net.now())
+        if verdict == "dead":
+            link.declared_dead(self.kind)
+            return
+        if verdict == "ping":
+            net.census.pings += 1
+            link._down(self.ping_reaches_client)
+        self.arm()
+
+    def ping_reaches_client(self) -> None:
+        link = self.link
+        if link.client in ("open", "closing") and link.tab.answers(link, self.kind):
+            link._up(self.pong_reaches_server)
+
+    def pong_reaches_server(self) -> None:
+        link = self.link
+        if link.server == "open":
+            link.net.census.pongs += 1
+            self.beat.on_pong(link.net.now())
+            self.disarm()
+            self.arm()
 
 
 class MemoryNetwork:

@@ -36,3 +36,20 @@ def test_live_shows_the_flaws_the_virtual_model_predicts() -> None:
     assert live["final_stale"] == virtual["final_stale"] > 0  # vanished sockets never reaped
     assert live["mean_unroutable"] > 0 and virtual["mean_unroutable"] > 0
     assert not live["invariants_hold"] and not virtual["invariants_hold"]
+
+
+def test_app_level_heartbeat_finds_frozen_tabs_live_as_in_the_model() -> None:
+    resume = simkit.STRATEGIES["resume"]
+    app = resume.replace(name="resume-app", liveness="app")
+    size = {"tabs": 30, "duration": 200, "seed": 3}
+    live = simkit.run("background-tabs", app, runtime="live", **size).summary
+    virtual = simkit.run("background-tabs", app, **size).summary
+    protocol = simkit.run("background-tabs", resume, runtime="live", **size).summary
+    assert virtual["detections_app"] > 5
+    assert live["detections_app"] == pytest.approx(virtual["detections_app"], rel=0.2)
+    assert live["detection_delay_mean_app"] == pytest.approx(
+        virtual["detection_delay_mean_app"], rel=0.15
+    )
+    assert protocol["detections"] == 0  # the browser answers protocol pings for frozen pages
+    assert live["pushes_lost_frozen"] < protocol["pushes_lost_frozen"]
+    assert live["invariants_hold"] and protocol["invariants_hold"]

@@ -262,7 +262,7 @@ def test_a_frozen_tab_stays_registered_and_loses_its_pushes_until_it_resumes() -
     ts = r.timeseries.set_index("t")
     # Protocol pings are answered while frozen: the socket stays open and registered.
     assert ts.loc[60.0, "open_sockets"] == 3 and ts.loc[60.0, "registry_entries"] == 3
-    assert r.summary["pushes_lost_stale"] > 0  # pushes to the frozen page went nowhere
+    assert r.summary["pushes_lost_frozen"] > 0  # pushes to the frozen page went nowhere
     assert r.summary["detections"] == 0  # protocol liveness never noticed
     assert r.summary["invariants_hold"]  # after resume it reconnected and is routable again
 
