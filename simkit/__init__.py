@@ -5,6 +5,7 @@ strategy and policy.
 """
 
 from simkit.api import compare, run
+from simkit.grade import Grade, grade
 from simkit.live import FaultProxy, LocalServer
 from simkit.model import (
     Client,
@@ -26,6 +27,7 @@ __all__ = [
     "Comparison",
     "ConfigError",
     "FaultProxy",
+    "Grade",
     "Latency",
     "Liveness",
     "LocalServer",
@@ -34,6 +36,7 @@ __all__ = [
     "Scenario",
     "Strategy",
     "compare",
+    "grade",
     "make_strategy",
     "run",
 ]
