@@ -13,9 +13,9 @@ Use it in a notebook cell as ``async with LocalServer("postmortem-safe") as serv
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
+import secrets
 import time
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -26,8 +26,10 @@ from websockets.exceptions import ConnectionClosed
 
 from simkit.live.page import PAGE
 from simkit.model.codes import CloseCode
+from simkit.model.registry import Resume
 from simkit.model.strategy import Strategy
 from simkit.model.strategy import strategy as strategy_of
+from simkit.model.tokens import TokenError, TokenSigner
 
 MAX_USER_ID = 128
 OUTSIDE_IDS = 1_000_000  # ids for connections that are not one of the run's own tabs
@@ -51,7 +53,17 @@ def check_user_id(value: str | None) -> str | None:
 class ServerLink:
     """The server's end of one live connection, with the interface the Server actor uses."""
 
-    __slots__ = ("client", "closing", "id", "owner", "session", "tab_index", "user", "ws")
+    __slots__ = (
+        "client",
+        "closing",
+        "id",
+        "owner",
+        "pending",
+        "session",
+        "tab_index",
+        "user",
+        "ws",
+    )
 
     def __init__(
         self,
@@ -66,6 +78,7 @@ class ServerLink:
         self.client = client  # the run's own client-side link, when it is one of ours
         self.tab_index = client.tab.index if client is not None else None
         self.closing = False
+        self.pending = 0  # sends waiting for the client to read
 
     @property
     def silent_since(self) -> float | None:
@@ -73,14 +86,32 @@ class ServerLink:
 
     def send(self, message: tuple) -> None:
         if message[0] == "push":
-            text = json.dumps({"t": "push", "id": message[1]})
+            body = {"t": "push", "id": message[1]}
+            if len(message) > 2:
+                body["data"] = message[2]
+            text = json.dumps(body)
         else:
             text = json.dumps({"t": message[0], "session": message[1]})
+        if self.closing:
+            return
+        if self.pending >= self.owner.max_queue:
+            # A client that never reads would make the server hold every push for it:
+            # memory without bound. Cut it loose. Not with a close frame: it would queue
+            # behind the unread data and wait forever; reset the TCP connection instead.
+            self.owner.slow_clients += 1
+            self.closing = True
+            self.ws.transport.abort()
+            return
         self.owner.spawn(self._send(text))
 
     async def _send(self, text: str) -> None:
-        with contextlib.suppress(ConnectionClosed):
+        self.pending += 1
+        try:
             await self.ws.send(text)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.pending -= 1
 
     def server_close(self, code: int) -> None:
         if not self.closing:
@@ -107,6 +138,11 @@ class LocalServer:
         core: Any = None,
         clients: dict[int, Any] | None = None,
         own_core: bool = True,
+        max_connections: int = 10_000,
+        max_per_user: int = 16,
+        max_queue: int = 64,
+        secret: bytes | None = None,
+        open_timeout: float = 10.0,
     ) -> None:
         self.strategy = strategy_of(strategy)
         self.host, self.port = host, port
@@ -114,6 +150,14 @@ class LocalServer:
         self.close_timeout = close_timeout
         self.core = core
         self.own_core = own_core
+        self.max_connections = max_connections
+        self.max_per_user = max_per_user
+        self.max_queue = max_queue
+        self.signer = TokenSigner(secret) if secret is not None else None
+        self.open_timeout = open_timeout
+        self.per_user: dict[str, int] = {}
+        self.refused: dict[str, int] = {}
+        self.slow_clients = 0
         self.clients = clients if clients is not None else {}
         self.open_links: dict[int, ServerLink] = {}
         self.events: list[tuple[float, str, int, str, str]] = []
@@ -136,6 +180,7 @@ class LocalServer:
     async def start(self) -> None:
         if self.core is None and self.own_core:
             self.core = _standalone_core(self)
+        self._unguessable_sessions()
         rules = self.strategy.liveness.rules
         protocol = next((r for r in rules if r.kind == "protocol"), None)
         self.app_rule = next((r.scaled(self.scale) for r in rules if r.kind == "app"), None)
@@ -150,22 +195,54 @@ class LocalServer:
             ping_interval=interval,
             ping_timeout=timeout,
             close_timeout=self.close_timeout * self.scale,
+            open_timeout=self.open_timeout,
             max_size=2**16,
             compression=None,
             logger=_quiet,
         )
         self.port = self._ws_server.sockets[0].getsockname()[1]
 
+    def _unguessable_sessions(self) -> None:
+        """Real servers hand out resume tokens nobody can guess (the virtual runtime's are
+        counters, for reproducibility)."""
+        registry = getattr(self.core, "registry", None)
+        if isinstance(registry, Resume):
+            registry.mint = lambda: secrets.token_urlsafe(18)
+
+    def issue_token(self, user: str, ttl: float = 3600.0) -> str:
+        """A signed token for ``user`` (only with ``secret=``): pass it as ``?token=``."""
+        if self.signer is None:
+            raise ValueError("this server was started without secret=: it issues no tokens")
+        return self.signer.issue(user, time.time(), ttl)
+
+    def push(self, user: str, data: str = "") -> list[int]:
+        """Push a message (with an optional ``data`` payload) to ``user`` now; returns the
+        connections it was sent down."""
+        self._pushes = getattr(self, "_pushes", 0) + 1
+        actions = self.core.registry.push(user, self._pushes, self.core.env.now())
+        sent = []
+        for action in actions:
+            link = self.open_links.get(getattr(action, "conn", -1))
+            if type(action).__name__ == "Deliver" and link is not None:
+                link.send(("push", action.push, data) if data else ("push", action.push))
+                sent.append(action.conn)
+        return sent
+
     async def stop(self) -> None:
-        """Close every connection and free the port (also on error and interrupt)."""
+        """Close every connection and free the port (also on error and interrupt). Peers
+        that do not answer the close within the close timeout are reset."""
         if self._ws_server is None:
             return
         server, self._ws_server = self._ws_server, None
         server.close(close_connections=True)
         try:
             await asyncio.wait_for(
-                server.wait_closed(), timeout=self.close_timeout * self.scale + 5
+                server.wait_closed(), timeout=self.close_timeout * self.scale + 2
             )
+        except TimeoutError:
+            for link in list(self.open_links.values()):
+                link.ws.transport.abort()
+            await asyncio.wait_for(server.wait_closed(), timeout=5)
         finally:
             for task in list(self._tasks):
                 task.cancel()
@@ -256,12 +333,15 @@ class LocalServer:
     # -- HTTP and WebSocket ----------------------------------------------------------------
 
     def _http(self, connection: ServerConnection, request: Any) -> Any:
-        path = urlsplit(request.path).path
+        url = urlsplit(request.path)
+        path = url.path
         if path == "/ws":
-            query = parse_qs(urlsplit(request.path).query)
-            problem = check_user_id(query.get("user", [None])[0])
+            user, problem, status = self._identify(url.query)
             if problem is not None:
-                return connection.respond(400, problem + "\n")
+                reason = problem.split(" (")[0]
+                self.refused[reason] = self.refused.get(reason, 0) + 1
+                return connection.respond(status, problem + "\n")
+            connection.simkit_user = user  # type: ignore[attr-defined]
             return None
         if path == "/stats":
             return _typed(connection.respond(200, json.dumps(self.counts())), "application/json")
@@ -269,10 +349,41 @@ class LocalServer:
             return _typed(connection.respond(200, PAGE), "text/html; charset=utf-8")
         return connection.respond(404, "not found\n")
 
+    def _identify(self, query: str) -> tuple[str, str | None, int]:
+        """(user, problem, HTTP status): who this handshake is, or why it is refused."""
+        try:
+            params = parse_qs(query, errors="strict")
+        except UnicodeDecodeError:
+            return "", "query string is not valid UTF-8", 400
+        claimed = params.get("user", [None])[0]
+        if self.signer is None:
+            problem = check_user_id(claimed)
+            return (claimed or "", problem, 400) if problem else (claimed, None, 200)  # type: ignore[return-value]
+        token = params.get("token", [None])[0]
+        if token is None:
+            return "", "missing token (this server requires ?token=)", 401
+        try:
+            user = self.signer.verify(token, time.time())
+        except TokenError as error:
+            return "", f"invalid token: {error}", 403
+        if claimed is not None and claimed != user:
+            return "", "token was issued to another user", 403
+        return user, None, 200
+
     async def _handle(self, ws: ServerConnection) -> None:
         query = parse_qs(urlsplit(ws.request.path).query)
-        user = query["user"][0]
+        user = ws.simkit_user  # type: ignore[attr-defined]
         session = query.get("session", [None])[0]
+        if len(self.open_links) >= self.max_connections:
+            await ws.close(int(CloseCode.TRY_AGAIN_LATER), "server full, try again later")
+            return
+        if self.per_user.get(user, 0) >= self.max_per_user:
+            await ws.close(
+                int(CloseCode.TRY_AGAIN_LATER),
+                f"too many connections for this user (limit {self.max_per_user})",
+            )
+            return
+        self.per_user[user] = self.per_user.get(user, 0) + 1
         client = None
         link_id = query.get("link", [None])[0]
         if link_id is not None and link_id.isdigit():
@@ -292,6 +403,9 @@ class LocalServer:
             heartbeat = asyncio.get_running_loop().create_task(self._app_heartbeat(link, beat))
         try:
             async for message in ws:
+                if isinstance(message, bytes):
+                    await ws.close(1003, "binary messages are not accepted")
+                    break
                 if beat is not None and message == PONG:
                     beat.on_pong(asyncio.get_running_loop().time())
                     self.core.env.census.pongs += 1
@@ -301,6 +415,11 @@ class LocalServer:
             if heartbeat is not None:
                 heartbeat.cancel()  # a closing connection is no longer watched
             self.open_links.pop(conn, None)
+            left = self.per_user[user] - 1
+            if left:
+                self.per_user[user] = left
+            else:
+                del self.per_user[user]
             code = _close_code(ws)
             self._event("cleanup", conn, user, str(code))
             if code == CloseCode.KEEPALIVE_TIMEOUT and ws.protocol.close_rcvd is None:
