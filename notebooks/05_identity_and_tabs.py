@@ -157,6 +157,57 @@ assert flaky.loc["resume", "pushes_lost_stale"] == flaky.loc["multi-heartbeat", 
 # pushes went down silently dead links before the heartbeat noticed, for every design that
 # knows the person, `resume` included.
 #
+# ## Experiment 4: an impostor, on a real server
+#
+# Kick-old believes whatever id a client sends. On a real `LocalServer`, Alice connects;
+# then someone who knows (or guesses) her id connects as `alice`. With `secret=` the server
+# instead issues signed tokens and takes the user out of the token (HMAC, standard library).
+
+# %%
+import asyncio
+import json
+
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from simkit import LocalServer
+
+
+async def join(url, **query):
+    q = "&".join(f"{k}={v}" for k, v in query.items())
+    return await connect(f"{url}?{q}", proxy=None, ping_interval=None)
+
+
+async with LocalServer("postmortem-safe") as server:  # kick-old-safe, id from the client
+    alice = await join(server.url, user="alice")
+    await server.until(lambda s: "alice" in s.registry_snapshot())
+    mallory = await join(server.url, user="alice")
+    try:
+        await asyncio.wait_for(alice.recv(), 5)
+    except ConnectionClosed as closed:
+        print("Alice's socket closed with", closed.rcvd.code, closed.rcvd.reason)
+    server.push("alice")
+    print("Mallory receives Alice's push:", json.loads(await mallory.recv()))
+    await mallory.close()
+
+async with LocalServer("postmortem-safe", secret=b"a secret of 32 bytes for the demo") as server:
+    alice = await join(server.url, token=server.issue_token("alice"))
+    for attempt in ({"user": "alice"}, {"user": "alice", "token": server.issue_token("bob")}):
+        try:
+            await join(server.url, **attempt)
+        except InvalidStatus as refused:
+            print("impostor refused:", refused.response.status_code,
+                  refused.response.body.decode().strip())
+    await server.until(lambda s: "alice" in s.registry_snapshot())
+    print("registry:", list(server.registry_snapshot()))
+    await alice.close()
+
+# %% [markdown]
+# Without a credential, the second connection *is* Alice as far as the server knows: her own
+# socket is closed (4000, replaced) and her pushes go to Mallory; with auto-reconnect the
+# two would kick each other forever. With signed tokens the impostor is refused at the
+# handshake (401 without a token, 403 with someone else's) and Alice's entry is untouched.
+#
 # ## Choosing for a product
 #
 # The same numbers, side by side (multi-tab kicks and delivery; reload-storm stale sockets

@@ -100,7 +100,7 @@ class Server:
                 if link is not None:
                     census.kicked(action.conn)
                     env.log("server-close", action.conn, str(int(action.code)))
-                    link.server_close(int(action.code))
+                    link.server_close(int(action.code), action.reason)
             elif isinstance(action, Welcome):
                 link = links.get(action.conn)
                 if link is not None:

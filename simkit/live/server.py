@@ -113,10 +113,10 @@ class ServerLink:
         finally:
             self.pending -= 1
 
-    def server_close(self, code: int) -> None:
+    def server_close(self, code: int, reason: str = "") -> None:
         if not self.closing:
             self.closing = True
-            self.owner.spawn(self.ws.close(code))
+            self.owner.spawn(self.ws.close(code, reason))
 
 
 class LocalServer:

@@ -187,7 +187,7 @@ class Link:
         if self.server == "open":
             self._down(self._client_receives, message)
 
-    def server_close(self, code: int) -> None:
+    def server_close(self, code: int, reason: str = "") -> None:
         """The server closes: the close frame goes down; if no echo comes back within
         ``close_timeout`` the server gives up and aborts (websockets' behaviour)."""
         if self.server != "open":
