@@ -140,6 +140,8 @@ def summarise(census: Census, server: Any, info: dict[str, Any]) -> tuple[pd.Dat
         pushes_no_route=p["no_route"],
         pushes_buffered=p["buffered"],
         pushes_replayed=p["replayed"],
+        pushes_pending=len(server.pending),
+        pushes_duplicated=census.duplicate_pushes,
         pushes_expired=p["expired"] + p["dropped"],
         delivery_ratio=round(delivered / p["sent"], 6) if p["sent"] else math.nan,
         kicked_live_tabs=census.kicked_live,

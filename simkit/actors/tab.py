@@ -42,6 +42,7 @@ class Tab:
         self.close_when_open: set[int] = set()
         self.deaf_since: float | None = None  # page runs no code (frozen, bfcached) since
         self.received = 0
+        self.seen: set[int] = set()  # push ids this tab's pages received (membership only)
 
     # -- lifecycle verbs (called by scenario scripts) --------------------------------------
 
@@ -290,6 +291,11 @@ class Tab:
             return  # a frozen page runs no code: the message is lost
         if message[0] == "welcome":
             self.storage.session["session"] = message[1]
+        elif message[0] == "push":
+            if message[1] in self.seen:
+                self.env.census.duplicate_pushes += 1  # resume must deliver exactly once
+            else:
+                self.seen.add(message[1])
         self.received += 1
 
     def answers(self, link: Any, kind: str) -> bool:

@@ -65,6 +65,7 @@ class Census:
     connects: int = 0
     kicked_live: int = 0
     refused: int = 0
+    duplicate_pushes: int = 0
     detections: list[float] = field(default_factory=list)
     detections_by_kind: dict[str, list[float]] = field(
         default_factory=lambda: {"protocol": [], "app": []}
