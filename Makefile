@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lab bench lint clean
+.PHONY: demo test lab bench soak lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ lab: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m simkit bench
+
+soak: $(STAMP)
+	$(PY) -m simkit soak
 
 lint: $(STAMP)
 	$(PY) -m ruff check simkit tests

@@ -132,6 +132,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return bench_main(quick=args.quick, out=Path(args.out))
 
 
+def cmd_soak(args: argparse.Namespace) -> int:
+    from simkit.soak import soak
+
+    return 0 if soak(minutes=args.minutes, tabs=args.tabs, out=Path(args.out)) else 1
+
+
 def _outdir(path: str) -> Path:
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
@@ -179,6 +185,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--strategy", default="postmortem-safe", choices=list(STRATEGIES))
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8765)
+    p = sub.add_parser("soak", help="minutes of live churn, checked for invariants and leaks")
+    p.add_argument("--minutes", type=float, default=3.0)
+    p.add_argument("--tabs", type=int, default=300)
+    p.add_argument("--out", default="benchmarks/results/soak.json")
     p = sub.add_parser("bench", help="speed and memory of the virtual runtime")
     p.add_argument("--quick", action="store_true", help="small sizes, under a minute")
     p.add_argument("--out", default="benchmarks/results/latest.json")
@@ -192,6 +202,7 @@ COMMANDS = {
     "demo": cmd_demo,
     "bench": cmd_bench,
     "serve": cmd_serve,
+    "soak": cmd_soak,
 }
 
 

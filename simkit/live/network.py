@@ -190,6 +190,10 @@ class LiveNetwork:
         self.spawn(self.local.restart(downtime * self.scale))
 
     async def aclose(self) -> None:
+        """End the run: close every tab's socket now (not at garbage collection)."""
+        for link in self.links.values():
+            if link.ws is not None:
+                link.ws.transport.abort()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -197,6 +197,8 @@ class FaultProxy:
         finally:
             if self.connections.get(port) is piped:
                 del self.connections[port]
+            for writer in (cw, sw):  # both directions are done: release the sockets now
+                writer.transport.abort()
 
     async def _reap_idle(self) -> None:
         loop = asyncio.get_running_loop()
