@@ -9,7 +9,7 @@ starting new actions at ``duration``; the run then settles so every timeout can 
 from __future__ import annotations
 
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -66,6 +66,22 @@ async def _arrive(tab: Tab, within: float = 5.0) -> None:
     tab.load()
 
 
+async def _every(tab: Tab, sc: Scenario, mean: float) -> AsyncIterator[None]:
+    """Yield about every ``mean`` seconds (exponential gaps) until the workload ends: the
+    rhythm of every script below."""
+    while True:
+        await tab.sleep(_expo(tab.work_rng, mean))
+        if tab.now >= sc.duration:
+            return
+        yield
+
+
+async def _for_a_while(tab: Tab, sc: Scenario, mean: float) -> None:
+    """Wait about ``mean`` seconds, but not past the end of the workload, so every spell
+    (an outage, a hidden tab, a freeze) is over when the run settles."""
+    await tab.sleep(min(_expo(tab.work_rng, mean), sc.duration - tab.now))
+
+
 # --- scripts ------------------------------------------------------------------------------
 
 
@@ -73,10 +89,7 @@ async def reload_storm(tab: Tab, sc: Scenario) -> None:
     """Users reload often; now and then a phone reloads after its old socket died silently."""
     rng = tab.work_rng
     await _arrive(tab)
-    while True:
-        await tab.sleep(_expo(rng, 20.0))
-        if tab.now >= sc.duration:
-            return
+    async for _ in _every(tab, sc, 20.0):
         await tab.reload(rng.uniform(0.05, 0.5), vanish=rng.random() < 0.1)
 
 
@@ -85,13 +98,9 @@ async def flaky_network(tab: Tab, sc: Scenario) -> None:
     then pull to refresh (a reload while the old socket may still look open to the server)."""
     rng = tab.work_rng
     await _arrive(tab)
-    while True:
-        await tab.sleep(_expo(rng, 60.0))
-        if tab.now >= sc.duration:
-            return
+    async for _ in _every(tab, sc, 60.0):
         tab.lose_network()
-        # Outages end by the end of the workload, so the settled state is comparable.
-        await tab.sleep(min(_expo(rng, 30.0), sc.duration - tab.now))
+        await _for_a_while(tab, sc, 30.0)
         tab.regain_network()
         if rng.random() < 0.5:
             await tab.reload(rng.uniform(0.5, 2.0))
@@ -102,10 +111,7 @@ async def strict_mode(tab: Tab, sc: Scenario) -> None:
     rng = tab.work_rng
     await tab.sleep(rng.uniform(0.0, 5.0))
     tab.load(strict_mode=True)
-    while True:
-        await tab.sleep(_expo(rng, 30.0))
-        if tab.now >= sc.duration:
-            return
+    async for _ in _every(tab, sc, 30.0):
         await tab.reload(rng.uniform(0.05, 0.5), strict_mode=True)
 
 
@@ -113,24 +119,16 @@ async def multi_tab(tab: Tab, sc: Scenario) -> None:
     """People with two or three tabs of the app open, reloading them independently."""
     rng = tab.work_rng
     await _arrive(tab)
-    while True:
-        await tab.sleep(_expo(rng, 40.0))
-        if tab.now >= sc.duration:
-            return
+    async for _ in _every(tab, sc, 40.0):
         await tab.reload(rng.uniform(0.05, 0.5))
 
 
 async def hidden_tabs(tab: Tab, sc: Scenario) -> None:
     """Visibility churn: tabs go to the background and come back."""
-    rng = tab.work_rng
     await _arrive(tab)
-    while True:
-        await tab.sleep(_expo(rng, 30.0))
-        if tab.now >= sc.duration:
-            return
+    async for _ in _every(tab, sc, 30.0):
         tab.hide()
-        # Hidden spells end by the end of the workload, so the settled state is comparable.
-        await tab.sleep(min(_expo(rng, 20.0), sc.duration - tab.now))
+        await _for_a_while(tab, sc, 20.0)
         tab.show()
 
 
@@ -138,10 +136,7 @@ async def steady(tab: Tab, sc: Scenario) -> None:
     """Tabs open and stay: the server's events are the story (restart, idle proxy)."""
     rng = tab.work_rng
     await _arrive(tab)
-    while True:
-        await tab.sleep(_expo(rng, 120.0))
-        if tab.now >= sc.duration:
-            return
+    async for _ in _every(tab, sc, 120.0):
         await tab.reload(rng.uniform(0.05, 0.5))
 
 
@@ -150,17 +145,14 @@ async def background_tabs(tab: Tab, sc: Scenario) -> None:
     others, which wait in the back/forward cache, and come back later."""
     rng = tab.work_rng
     await _arrive(tab)
-    while True:
-        await tab.sleep(_expo(rng, 40.0))
-        if tab.now >= sc.duration:
-            return
+    async for _ in _every(tab, sc, 40.0):
         if rng.random() < 0.5:
             tab.freeze()
-            await tab.sleep(min(_expo(rng, 60.0), sc.duration - tab.now))
+            await _for_a_while(tab, sc, 60.0)
             tab.resume()
         else:
             tab.enter_bfcache()
-            await tab.sleep(min(_expo(rng, 60.0), sc.duration - tab.now))
+            await _for_a_while(tab, sc, 60.0)
             tab.restore()
 
 
@@ -175,12 +167,8 @@ async def reference(tab: Tab, sc: Scenario) -> None:
     Exp(mean 60 s); then reloads, closing cleanly with probability 0.7 and otherwise
     vanishing (its server socket stays half-open); the reload takes U(1,3) s."""
     rng = tab.work_rng
-    await tab.sleep(rng.uniform(0.0, 5.0))
-    tab.load()
-    while True:
-        await tab.sleep(_expo(rng, 60.0))
-        if tab.now >= sc.duration:
-            return
+    await _arrive(tab)
+    async for _ in _every(tab, sc, 60.0):
         await tab.reload(rng.uniform(1.0, 3.0), vanish=rng.random() >= 0.7)
 
 
