@@ -17,6 +17,7 @@ import json
 import logging
 import secrets
 import time
+from collections import deque
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -32,6 +33,7 @@ from simkit.model.strategy import strategy as strategy_of
 from simkit.model.tokens import TokenError, TokenSigner
 
 MAX_USER_ID = 128
+EVENT_LOG = 100_000
 OUTSIDE_IDS = 1_000_000  # ids for connections that are not one of the run's own tabs
 
 _quiet = logging.getLogger("simkit.live.websockets")
@@ -160,7 +162,8 @@ class LocalServer:
         self.slow_clients = 0
         self.clients = clients if clients is not None else {}
         self.open_links: dict[int, ServerLink] = {}
-        self.events: list[tuple[float, str, int, str, str]] = []
+        # The most recent events only: a server left running must not grow without bound.
+        self.events: deque[tuple[float, str, int, str, str]] = deque(maxlen=EVENT_LOG)
         self._ws_server: Any = None
         self._tasks: set[asyncio.Task] = set()
         self._next_id = OUTSIDE_IDS

@@ -264,3 +264,45 @@ def test_live_resume_tokens_are_unguessable() -> None:
 
     welcome = run(main())
     assert welcome["t"] == "welcome" and len(welcome["session"]) >= 24
+
+
+def test_memory_and_descriptors_return_to_baseline_after_rounds_of_abuse() -> None:
+    import gc
+    import tracemalloc
+
+    async def abuse_round(server: LocalServer) -> None:
+        clients = [await join(server.url, user=f"u{i % 7}") for i in range(21)]
+        for bad in ("", "user=" + "x" * 300, "user=%FF"):
+            with pytest.raises(InvalidStatus):
+                await connect(f"{server.url}?{bad}", proxy=None, open_timeout=5)
+        await clients[0].send("x" * (2**16 + 1))
+        await clients[1].send(b"\x00")
+        for i in range(200):
+            await clients[2].send(f"noise {i}")
+        for user in ("u3", "u4"):
+            server.push(user, "payload" * 100)
+        for ws in clients:
+            await ws.close()
+        await server.until(lambda s: s.counts()["open_sockets"] == 0)
+        await registry_is_true(server)
+
+    async def main():
+        async with LocalServer("multi-heartbeat") as server:
+            await abuse_round(server)  # warm-up: imports, caches, first allocations
+            gc.collect()
+            fds = open_fds()
+            tracemalloc.start()
+            for _ in range(4):
+                await abuse_round(server)
+            await asyncio.sleep(0.2)
+            gc.collect()
+            retained, _ = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+            return open_fds() - fds, retained, len(server.events)
+
+    fd_growth, retained, events = run(main())
+    assert fd_growth <= 0
+    # 84 more connections came and went; what is still held is the event log (about 250
+    # short tuples) and allocator noise, well under 1 MiB.
+    assert retained < 1024 * 1024, retained
+    assert events == 5 * 21 * 2  # open + cleanup per connection, nothing else kept
