@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lab bench soak lint clean
+.PHONY: demo test lab bench soak lint clean browser
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,7 +15,16 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) -m simkit demo --out demo-output
 
-test: $(STAMP)
+# Real-browser tests need Debian's Chromium: installed here when missing and we can (root
+# with apt); otherwise they are skipped with the reason (CI sets SIMKIT_REQUIRE_BROWSER).
+browser:
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing chromium (Debian package) for the browser tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium missing and not installable here: browser tests will be skipped"; fi; }
+
+test: $(STAMP) browser
 	$(PY) -m ruff check simkit tests
 	$(PY) -m pytest
 	$(PY) -m pytest --nbval notebooks --nbval-sanitize-with notebooks/sanitize.cfg --nbval-current-env

@@ -16,7 +16,7 @@ from simkit.scenarios import scenario as scenario_of
 from simkit.virtual import loop as virtual_loop
 from simkit.virtual.network import MemoryNetwork
 
-RUNTIMES = ("virtual", "live")
+RUNTIMES = ("virtual", "live", "browser")
 LIVE_SCALE = 0.05  # a live run plays 20 scenario seconds per wall second by default
 CLOSE_TIMEOUT = 10.0  # websockets' default: how long a closing server waits for the peer
 
@@ -91,6 +91,10 @@ def run(
             idle_timeout=sc.idle_timeout,
         )
 
+    if runtime == "browser":
+        from simkit.browser.runtime import run_browser
+
+        return run_browser(sc, strat, tabs, duration, settle, seed, scale, trace)
     if runtime == "live":
         scale = LIVE_SCALE if scale is None else scale
         if not (scale > 0 and math.isfinite(scale)):

@@ -138,6 +138,20 @@ def cmd_soak(args: argparse.Namespace) -> int:
     return 0 if soak(minutes=args.minutes, tabs=args.tabs, out=Path(args.out)) else 1
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from simkit.browser import browser_missing
+    from simkit.browser.calibrate import DEFAULT_OUT, calibrate
+
+    missing = browser_missing()
+    if missing:
+        print(f"python -m simkit calibrate: {missing}", file=sys.stderr)
+        return 2
+    out = Path(args.out) if args.out else DEFAULT_OUT
+    calibrate(args.reps, out=out, log=print)
+    print(f"wrote {out}")
+    return 0
+
+
 def _outdir(path: str) -> Path:
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
@@ -189,6 +203,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--minutes", type=float, default=3.0)
     p.add_argument("--tabs", type=int, default=300)
     p.add_argument("--out", default="benchmarks/results/soak.json")
+    p = sub.add_parser("calibrate", help="measure real Chromium's closes; write calibration")
+    p.add_argument("--reps", type=int, default=20, help="repetitions of each case")
+    p.add_argument("--out", default=None, help="JSON file (default: simkit/calibration.json)")
     p = sub.add_parser("bench", help="speed and memory of the virtual runtime")
     p.add_argument("--quick", action="store_true", help="small sizes, under a minute")
     p.add_argument("--out", default="benchmarks/results/latest.json")
@@ -203,6 +220,7 @@ COMMANDS = {
     "bench": cmd_bench,
     "serve": cmd_serve,
     "soak": cmd_soak,
+    "calibrate": cmd_calibrate,
 }
 
 

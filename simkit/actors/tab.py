@@ -88,13 +88,27 @@ class Tab:
         self.unload(page_close=True)
 
     def crash(self) -> None:
-        """The tab's process dies: no handler runs; the OS ends TCP, the server sees 1006."""
+        """The tab's renderer dies. No page handler runs, but in Chromium the socket lives
+        in the browser's network service, which closes it with 1001 (calibration: 20/20,
+        26 ms median), just as on a reload without a handler."""
+        self._die(abort=False)
+
+    def process_dies(self) -> None:
+        """The whole browser (or its network service) dies: TCP ends without a close
+        frame and the server sees 1006 (calibration: 20/20)."""
+        self._die(abort=True)
+
+    def _die(self, *, abort: bool) -> None:
         self.page = step(self.page, "crash")
         self._forget_connection()
         link, self.link = self.link, None
         self.env.census.page_ended(self.truth)
-        if link is not None:
+        if link is None:
+            return
+        if abort:
             link.abort()
+        else:
+            self.env.call_later(self.env.browser_close_delay, link.close, int(CloseCode.GOING_AWAY))
 
     def hide(self) -> None:
         self.page = step(self.page, "hide")

@@ -1,50 +1,248 @@
-"""The page ``LocalServer`` serves at ``/``: a tab that behaves like the post-mortem's client.
+"""The page ``LocalServer`` serves at ``/``: a real tab running the kit's client policies.
 
-It keeps its id in sessionStorage (per-tab identity), connects, shows its id and the
-server's live counts, closes its socket on ``pagehide`` and reconnects with a doubling
-backoff. Open it in a browser, reload, open a second tab, and watch the counts.
+Open it in a browser, reload, open a second tab, and watch the counts. Query parameters
+choose the client policy, with the names of :mod:`simkit.model.client` (defaults in
+brackets):
+
+- ``identity`` [per-tab]: ``per-tab`` (sessionStorage), ``shared`` (localStorage, the
+  ``person``'s own id), ``fresh-per-load``;
+- ``unload`` [pagehide]: ``none``, ``beforeunload`` or ``pagehide`` (close 1000 there);
+- ``visibility`` [keep]: ``keep`` or ``disconnect-when-hidden``;
+- ``guard`` [none]: ``none`` or ``single-flight`` (wait up to ``guard_wait`` s [3]);
+- ``backoff`` [exponential]: ``immediate``, ``exponential``, ``full-jitter``, ``rfc6455``
+  (with ``base``, ``factor``, ``max``, ``rand``, ``first_max`` as in ``Backoff``);
+- ``on_resume`` / ``on_pageshow`` [reconnect]: ``reconnect`` or ``none``;
+- ``strict`` [0]: 1 mounts the connect effect twice, as React StrictMode does;
+- ``scale`` [1]: wall seconds per policy second (the browser runtime's time scale);
+- ``tab``: the tab's index; its connections then carry ``link=tab*10000+n`` so the server
+  can attribute them; ``ws``: the port to connect to (a proxy), default the page's own;
+- ``stats`` [1]: 0 stops polling ``/stats``.
+
+It answers the server's application-level ``{"t":"ping"}`` with ``{"t":"pong"}`` (only while
+its code runs: a frozen page does not), presents its resume ``session`` token, and exposes
+its state as ``window.simkit`` (``state``, ``user``, ``pushes``, ``opens``, ``closes``, ...).
+When a ``window.simkitReport`` binding exists (the browser runtime installs one), every
+event is also reported to it.
 """
 
-PAGE = """<!doctype html>
+PAGE = r"""<!doctype html>
 <html><head><meta charset="utf-8"><title>simkit tab</title>
 <style>body{font:15px system-ui;margin:2em}td{padding:2px 12px}code{background:#eee}</style>
 </head><body>
 <h1>simkit tab</h1>
 <p>user id <code id="user"></code>, socket <b id="state">connecting</b>,
-pushes received <b id="pushes">0</b></p>
+pushes received <b id="pushes">0</b>, policy <code id="policy"></code></p>
 <table id="stats"></table>
 <script>
-const user = sessionStorage.getItem("user") ||
-  ("tab-" + Math.random().toString(16).slice(2, 10));
-sessionStorage.setItem("user", user);
-document.getElementById("user").textContent = user;
-let socket = null, attempt = 0, pushes = 0;
+(() => {
+const q = new URLSearchParams(location.search);
+const opt = (k, d) => q.has(k) ? q.get(k) : d;
+const num = (k, d) => q.has(k) ? Number(q.get(k)) : d;
+const policy = {
+  identity: opt("identity", "per-tab"), unload: opt("unload", "pagehide"),
+  visibility: opt("visibility", "keep"), guard: opt("guard", "none"),
+  guard_wait: num("guard_wait", 3), backoff: opt("backoff", "exponential"),
+  base: num("base", 1), factor: num("factor", 2), max: num("max", 5), rand: num("rand", 0.5),
+  first_max: num("first_max", 5), on_resume: opt("on_resume", "reconnect"),
+  on_pageshow: opt("on_pageshow", "reconnect"), strict: opt("strict", "0") === "1",
+  scale: num("scale", 1),
+};
+const tab = q.has("tab") ? Number(q.get("tab")) : null;
+const hex = () => Array.from(crypto.getRandomValues(new Uint8Array(6)),
+  (b) => b.toString(16).padStart(2, "0")).join("");
+function claim() {
+  if (policy.identity === "shared") {
+    if (!localStorage.getItem("user_id")) localStorage.setItem("user_id", opt("person", "anon"));
+    return localStorage.getItem("user_id");
+  }
+  if (policy.identity === "fresh-per-load") return hex();
+  if (!sessionStorage.getItem("tab_id")) sessionStorage.setItem("tab_id", hex());
+  return sessionStorage.getItem("tab_id");
+}
+const load = hex();
+const S = window.simkit = {
+  load, tab, policy, user: claim(), state: "idle", link: null, pushes: 0, pushIds: [],
+  opens: 0, closes: [], connects: 0, pings: 0, pongs: 0, events: [],
+};
+function report(e, extra) {
+  const ev = Object.assign({e, load, tab, t: performance.now()}, extra || {});
+  S.events.push(ev);
+  if (S.events.length > 500) S.events.shift();
+  if (typeof window.simkitReport === "function") {
+    try { window.simkitReport(ev).catch(() => {}); } catch (err) { /* page going away */ }
+  }
+}
+function show(state) {
+  S.state = state;
+  document.getElementById("state").textContent = state;
+}
+document.getElementById("user").textContent = S.user;
+document.getElementById("policy").textContent =
+  ["identity", "unload", "visibility", "guard", "backoff"].map((k) => policy[k]).join(" / ");
+report("load", {user: S.user});
+
+function backoffDelay(attempt) {
+  const p = policy, grown = Math.min(p.max, p.base * p.factor ** Math.min(attempt - 1, 64));
+  if (p.backoff === "immediate") return 0;
+  if (p.backoff === "exponential") {
+    const spread = grown * p.rand;
+    return Math.max(0, Math.min(p.max, grown + (Math.random() * 2 - 1) * spread));
+  }
+  if (p.backoff === "full-jitter") {
+    const low = Math.min(p.base, grown);
+    return low + Math.random() * (grown - low);
+  }
+  if (attempt === 1) return Math.random() * p.first_max;  // rfc6455
+  return Math.min(p.max, p.base * p.factor ** Math.min(attempt - 2, 64));
+}
+const later = (seconds, fn) => setTimeout(fn, seconds * policy.scale * 1000);
+
+// the connection manager: the same rules as the tab actor (simkit/actors/tab.py)
+let socket = null, want = false, attempt = 0, retry = null, waiting = false;
+const closeWhenOpen = new Set();
+function forget() {
+  if (retry !== null) { clearTimeout(retry); retry = null; }
+  waiting = false;
+}
 function connect() {
+  if (!want) return;
+  if (socket && socket.readyState === WebSocket.OPEN && !closeWhenOpen.has(socket)) return;
+  const inFlight = socket && (socket.readyState === WebSocket.CONNECTING ||
+    closeWhenOpen.has(socket));
+  if (inFlight && policy.guard === "single-flight") {
+    if (!waiting) {
+      waiting = true;
+      const slow = socket;
+      later(policy.guard_wait, () => guardExpired(slow));
+    }
+    return;
+  }
+  open();
+}
+function guardExpired(slow) {
+  if (!waiting) return;
+  if (socket === null || (socket === slow && slow.readyState !== WebSocket.OPEN)) {
+    if (socket === slow) closeWhenOpen.add(slow);
+    open();
+  }
+}
+function open() {
+  waiting = false;
   const url = new URL("/ws", location.href);
   url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
-  url.searchParams.set("user", user);
+  if (q.has("ws")) url.port = q.get("ws");
+  url.searchParams.set("user", S.user);
   const session = sessionStorage.getItem("session");
   if (session) url.searchParams.set("session", session);
-  socket = new WebSocket(url);
-  socket.onopen = () => { attempt = 0; show("open"); };
-  socket.onmessage = (event) => {
-    const message = JSON.parse(event.data);
-    if (message.t === "welcome") sessionStorage.setItem("session", message.session);
-    if (message.t === "push") document.getElementById("pushes").textContent = ++pushes;
+  let link = null;
+  if (tab !== null) {
+    const n = Number(sessionStorage.getItem("simkit_seq") || "0") + 1;
+    sessionStorage.setItem("simkit_seq", String(n));
+    link = tab * 10000 + n;
+    url.searchParams.set("link", String(link));
+  }
+  report("connecting", {link, user: S.user});
+  const ws = new WebSocket(url);
+  ws.simkitLink = link;
+  socket = ws; S.link = link; S.connects += 1;
+  show("connecting");
+  ws.onopen = () => {
+    if (closeWhenOpen.has(ws)) {
+      closeWhenOpen.delete(ws);
+      if (socket === ws) { socket = null; S.link = null; }
+      ws.close(1000, "double mount");
+      return;
+    }
+    if (ws !== socket) return;
+    attempt = 0; waiting = false; S.opens += 1;
+    show("open");
+    report("open", {link});
   };
-  socket.onclose = (event) => {
-    show("closed " + event.code);
-    attempt += 1;
-    setTimeout(connect, Math.min(5000, 1000 * 2 ** (attempt - 1)));
+  ws.onmessage = (event) => {
+    let m;
+    try { m = JSON.parse(event.data); } catch (err) { return; }
+    if (m.t === "ping") {
+      S.pings += 1;
+      // byte for byte the server's PONG
+      if (ws.readyState === WebSocket.OPEN) { ws.send('{"t": "pong"}'); S.pongs += 1; }
+    } else if (m.t === "welcome") {
+      sessionStorage.setItem("session", m.session);
+      S.session = m.session;
+    } else if (m.t === "push") {
+      S.pushes += 1; S.pushIds.push(m.id);
+      if (S.pushIds.length > 1000) S.pushIds.shift();
+      document.getElementById("pushes").textContent = S.pushes;
+      report("push", {link, id: m.id});
+    }
+  };
+  ws.onclose = (event) => {
+    S.closes.push({link, code: event.code});
+    if (S.closes.length > 200) S.closes.shift();
+    report("close", {link, code: event.code});
+    if (ws === socket) { socket = null; S.link = null; show("closed " + event.code); }
+    else if (!waiting || socket !== null) return;
+    if (waiting) { open(); return; }
+    if (want && retry === null) {
+      attempt += 1;
+      retry = later(backoffDelay(attempt), () => { retry = null; connect(); });
+    }
   };
 }
-function show(state) { document.getElementById("state").textContent = state; }
-addEventListener("pagehide", () => { if (socket) socket.close(1000, "pagehide"); });
+function disconnect(code, reason) {
+  want = false;
+  forget();
+  const ws = socket;
+  if (ws === null) return;
+  if (ws.readyState === WebSocket.CONNECTING && policy.guard === "single-flight") {
+    closeWhenOpen.add(ws);  // a connection manager closes a socket only once it is open
+    return;
+  }
+  socket = null; S.link = null;
+  ws.close(code || 1000, reason || "");
+  show("closed by page");
+}
+function mount() { want = true; attempt = 0; connect(); }
+
+function onUnload(kind) {
+  if (policy.unload !== kind) return;
+  disconnect(1000, kind);
+}
+addEventListener("beforeunload", () => onUnload("beforeunload"));
+addEventListener("pagehide", () => onUnload("pagehide"));
+document.addEventListener("visibilitychange", () => {
+  report("visibility", {state: document.visibilityState});
+  if (policy.visibility !== "disconnect-when-hidden") return;
+  if (document.visibilityState === "hidden") disconnect(1000, "hidden"); else mount();
+});
+function wake(handler) {
+  // The browser closes a socket that lived through a freeze or the bfcache (1001):
+  // a page without a handler stays offline, as in the tab model.
+  want = handler === "reconnect";
+  attempt = 0; forget();
+  const ws = socket;
+  if (ws !== null) {
+    socket = null; S.link = null;
+    ws.close(1000, "resumed");
+  }
+  connect();
+}
+document.addEventListener("resume", () => { report("resume"); wake(policy.on_resume); });
+document.addEventListener("freeze", () => report("freeze"));
+addEventListener("pageshow", (event) => {
+  if (event.persisted) { report("pageshow"); wake(policy.on_pageshow); }
+});
+
+mount();
+if (policy.strict) { disconnect(1000, "strict-mode cleanup"); mount(); }
+
 async function stats() {
-  const counts = await (await fetch("/stats")).json();
-  document.getElementById("stats").innerHTML = Object.entries(counts)
-    .map(([k, v]) => `<tr><td>${k}</td><td>${v}</td></tr>`).join("");
+  try {
+    const counts = await (await fetch("/stats")).json();
+    document.getElementById("stats").innerHTML = Object.entries(counts)
+      .map(([k, v]) => `<tr><td>${k}</td><td>${v}</td></tr>`).join("");
+  } catch (err) { /* server gone */ }
 }
-connect(); stats(); setInterval(stats, 1000);
+if (opt("stats", "1") !== "0") { stats(); setInterval(stats, 1000); }
+})();
 </script></body></html>
 """

@@ -1,0 +1,204 @@
+"""Start and stop a real headless Chromium safely, and attach Playwright to it over CDP.
+
+Chromium is started directly (not by Playwright's ``launch``): under Playwright's default
+switches a page cannot be frozen, while a plainly started Chromium honours CDP
+``Page.setWebLifecycleState``. It runs in its own process group with a fresh profile, so
+:meth:`Chromium.stop` can always take the whole group down and delete the profile, also
+after a crash or an interrupt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+CHROMIUM = os.environ.get("SIMKIT_CHROMIUM", "/usr/bin/chromium")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-default-browser-check",
+    "--disable-dev-shm-usage",
+    "--mute-audio",
+    "--remote-debugging-port=0",
+)
+
+
+def browser_missing() -> str | None:
+    """Why the browser runtime cannot run here, or None when it can."""
+    if not Path(CHROMIUM).exists():
+        return f"{CHROMIUM} not found (apt-get install -y chromium)"
+    try:
+        import playwright.async_api  # noqa: F401
+    except ImportError:
+        return "the playwright package is not installed (pip install playwright)"
+    return None
+
+
+def chromium_version() -> str:
+    try:
+        out = subprocess.run(
+            [CHROMIUM, "--version"], capture_output=True, text=True, timeout=20, check=False
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return out.strip().splitlines()[-1] if out.strip() else "unknown"
+
+
+class Chromium:
+    """One headless Chromium process with Playwright attached over CDP.
+
+    ``async with Chromium() as chrome:`` gives ``chrome.browser`` (a Playwright Browser);
+    ``await chrome.new_page(context)`` makes a tab; :meth:`cdp` opens a raw CDP session on a
+    page; :meth:`kill` is a browser crash (SIGKILL to the main process), :meth:`kill_group`
+    takes every Chromium process down at once, :meth:`kill_network_service` kills only the
+    network service.
+    """
+
+    def __init__(self, *, extra_flags: tuple[str, ...] = (), start_timeout: float = 20.0):
+        self.extra_flags = extra_flags
+        self.start_timeout = start_timeout
+        self.proc: subprocess.Popen | None = None
+        self.profile: str | None = None
+        self.playwright: Any = None
+        self.browser: Any = None
+
+    async def __aenter__(self) -> Chromium:
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        from playwright.async_api import async_playwright
+
+        self.profile = tempfile.mkdtemp(prefix="simkit-chromium-")
+        args = [CHROMIUM, *FLAGS, *self.extra_flags, f"--user-data-dir={self.profile}"]
+        self.proc = subprocess.Popen(
+            [*args, "about:blank"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: kill_group() reaches every child
+        )
+        port_file = Path(self.profile) / "DevToolsActivePort"
+        deadline = time.monotonic() + self.start_timeout
+        while True:
+            if port_file.exists():
+                lines = port_file.read_text().split()
+                if lines:
+                    port = int(lines[0])
+                    break
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"chromium exited at start with status {self.proc.returncode}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"chromium did not start within {self.start_timeout} s")
+            await asyncio.sleep(0.05)
+        self.playwright = await async_playwright().start()
+        self.browser = await self.playwright.chromium.connect_over_cdp(
+            f"http://127.0.0.1:{port}", timeout=self.start_timeout * 1000
+        )
+
+    async def new_context(self) -> Any:
+        return await self.browser.new_context()
+
+    async def cdp(self, page: Any) -> Any:
+        return await page.context.new_cdp_session(page)
+
+    async def freeze(self, page: Any) -> None:
+        session = await self.cdp(page)
+        await session.send("Page.setWebLifecycleState", {"state": "frozen"})
+        page._simkit_cdp = session  # keep the session: resume goes through it too
+
+    async def resume(self, page: Any) -> None:
+        session = getattr(page, "_simkit_cdp", None) or await self.cdp(page)
+        await session.send("Page.setWebLifecycleState", {"state": "active"})
+
+    async def crash(self, page: Any) -> None:
+        """Crash the page's renderer (CDP ``Page.crash``): no handler runs."""
+        session = await self.cdp(page)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(session.send("Page.crash"), timeout=2.0)
+
+    def children(self) -> list[tuple[int, str]]:
+        """(pid, command line) of every process in Chromium's process group."""
+        if self.proc is None:
+            return []
+        pgid = self.proc.pid
+        found = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                if os.getpgid(int(entry)) != pgid:
+                    continue
+                cmd = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except (OSError, ProcessLookupError):
+                continue
+            found.append((int(entry), cmd))
+        return found
+
+    def kill_network_service(self) -> int:
+        """SIGKILL the network service (the process that owns every socket); returns how
+        many processes were killed (0: it runs in the browser process here)."""
+        killed = 0
+        for pid, cmd in self.children():
+            if "network.mojom.NetworkService" in cmd:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                    killed += 1
+        return killed
+
+    def kill(self) -> None:
+        """SIGKILL the browser's main process only (its children may linger briefly)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+
+    def kill_group(self) -> None:
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+
+    async def stop(self) -> None:
+        """Detach Playwright, end every Chromium process, delete the profile. Idempotent."""
+        browser, self.browser = self.browser, None
+        if browser is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(browser.close(), timeout=5.0)
+        pw, self.playwright = self.playwright, None
+        if pw is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(pw.stop(), timeout=5.0)
+        proc = self.proc
+        if proc is not None:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+                for _ in range(40):
+                    if proc.poll() is not None:
+                        break
+                    await asyncio.sleep(0.05)
+            self.kill_group()  # stragglers (zygote, utility processes)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)
+        if self.profile is not None:
+            shutil.rmtree(self.profile, ignore_errors=True)
+            self.profile = None
