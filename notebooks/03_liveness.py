@@ -181,11 +181,11 @@ assert 20 <= kinds.loc["app", "detection_delay_mean_app"] <= 40
 assert kinds.loc["websockets+app", "heartbeat_pings"] > kinds.loc["app", "heartbeat_pings"]
 
 # %% [markdown]
-# Protocol pings found none of the frozen or cached pages (zero detections) and 1,634
+# Protocol pings found none of the frozen or cached pages (zero detections) and 1,629
 # pushes vanished into them. The app-level heartbeat declared each one dead about 30 s after
 # it stopped running (20-40 s, as its 20 s/20 s rule says); from then on the server knew,
 # so `resume` buffered the pushes and replayed 595 of them when the page came back: silent
-# losses fell to 676 (the detection window) and the delivery ratio rose from 0.60 to 0.75.
+# losses fell to 673 (the detection window) and the delivery ratio rose from 0.60 to 0.75.
 # Running both heartbeats finds nothing more here and doubles the ping traffic; the protocol
 # ping still earns its place on paths where only it is answered cheaply (a dead network is
 # found by both).

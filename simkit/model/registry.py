@@ -371,6 +371,13 @@ class Resume(Registry):
                 # The same tab's previous socket is still attached (its close is in flight).
                 self.by_conn.pop(old.conn, None)
                 actions.append(Close(old.conn, CloseCode.REPLACED, "session resumed elsewhere"))
+            # Single use: the presented token is retired and a fresh one issued, so a token
+            # copied off the wire is worthless once its owner has reconnected.
+            del self.sessions[old.token]
+            del self.by_user[old.user][old.token]
+            old.token = self.mint()
+            self.sessions[old.token] = old
+            self.by_user[old.user][old.token] = None
             old.conn = hello.conn
             self.by_conn[hello.conn] = old.token
             replay, old.buffer = tuple(old.buffer), []

@@ -74,8 +74,19 @@ def test_resume_replays_missed_pushes_within_grace() -> None:
     assert welcome == Welcome(1, "s1", False)
     reg.disconnect(1, "u", 1)
     assert reg.push("u", 7, 2) == [Buffered("u", 7)]
-    assert reg.connect(Hello(2, "u", "s1"), 5) == [Welcome(2, "s1", True, (7,))]
+    assert reg.connect(Hello(2, "u", "s1"), 5) == [Welcome(2, "s2", True, (7,))]
     assert reg.route("u") == (2,) and reg.resumes == 1
+
+
+def test_resume_tokens_are_single_use() -> None:
+    reg = Resume(grace=10, buffer=5)
+    reg.connect(Hello(1, "u"), 0)
+    reg.disconnect(1, "u", 1)
+    assert reg.connect(Hello(2, "u", "s1"), 2)[0].session == "s2"  # s1 retired, s2 issued
+    reg.disconnect(2, "u", 3)
+    replayed_by_thief = reg.connect(Hello(3, "u", "s1"), 4)  # the old token, copied earlier
+    assert replayed_by_thief == [Welcome(3, "s3", False)] and reg.resume_failures == 1
+    assert reg.connect(Hello(4, "u", "s2"), 5)[0].resumed  # the owner's current token works
 
 
 def test_resume_fails_after_grace_and_counts_the_lost_pushes() -> None:
@@ -106,7 +117,7 @@ def test_resume_reload_before_the_old_close_arrives_closes_the_old_socket() -> N
     actions = reg.connect(Hello(2, "u", "s1"), 1)
     assert actions == [
         Close(1, CloseCode.REPLACED, "session resumed elsewhere"),
-        Welcome(2, "s1", True),
+        Welcome(2, "s2", True),
     ]
     reg.disconnect(1, "u", 2)  # the old handler finishing must not detach the new one
     assert reg.route("u") == (2,)
