@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import math
 from collections.abc import Iterable
 from typing import Any
@@ -104,6 +105,12 @@ def run(
     if scale not in (None, 1.0):
         raise ConfigError(f"scale only applies to the live runtime, got scale={scale!r}")
     bar, tick = _progress(progress, tabs * duration, duration + settle)
+    # A run allocates millions of short-lived objects but frees almost nothing cyclic: with
+    # the default thresholds the collector keeps rescanning every live tab (42 % of the time
+    # at 10,000 tabs). Park what exists, collect rarely, restore afterwards.
+    thresholds = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
     try:
         census, server, env = virtual_loop.run(
             play(
@@ -119,6 +126,8 @@ def run(
             )
         )
     finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
         if bar is not None:
             bar.close()
     return _result(sc, strat, runtime, seed, tabs, duration, settle, 1.0, census, server, env)

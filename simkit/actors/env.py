@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,8 +35,10 @@ class Env:
     def call_later(self, delay: float, fn: Callable[..., Any], *args: Any) -> asyncio.TimerHandle:
         return self.loop.call_at(self.loop.time() + delay * self.scale, fn, *args)
 
-    async def sleep(self, delay: float) -> None:
-        await asyncio.sleep(delay * self.scale)
+    def sleep(self, delay: float) -> Awaitable[None]:
+        """``await env.sleep(seconds)``: a plain function returning asyncio's coroutine, one
+        coroutine frame fewer per wait (tabs wait millions of times in a big run)."""
+        return asyncio.sleep(delay * self.scale)
 
     def rng(self, *key: object) -> random.Random:
         """An independent random stream for ``key``: adding a tab or an event elsewhere never

@@ -11,6 +11,7 @@ so a scenario reads like what a user does.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from typing import Any
 
 from simkit.actors.env import Env
@@ -207,8 +208,8 @@ class Tab:
     def now(self) -> float:
         return self.env.now()
 
-    async def sleep(self, seconds: float) -> None:
-        await self.env.sleep(seconds)
+    def sleep(self, seconds: float) -> Awaitable[None]:
+        return self.env.sleep(seconds)
 
     # -- the page's connection manager -----------------------------------------------------
 

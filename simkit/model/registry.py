@@ -141,6 +141,17 @@ class Registry:
         """Every (user, connection) pair the registry would route to, in a stable order."""
         raise NotImplementedError
 
+    def routes_to(self, user: str, conn: int) -> bool:
+        """Does a push to ``user`` go down ``conn``? (Override for speed; the observer asks
+        this for every connected tab on every sample.)"""
+        return conn in self.route(user)
+
+    def audit(self, is_open: Callable[[int], bool]) -> tuple[int, int]:
+        """(entries, dangling): how many entries there are, and how many point at a
+        connection for which ``is_open`` is false. (Override for speed.)"""
+        entries = self.entries()
+        return len(entries), sum(1 for _, conn in entries if not is_open(conn))
+
     def push(self, user: str, push: int, now: float) -> list[Action]:
         conns = self.route(user)
         if not conns:
@@ -167,6 +178,13 @@ class _OneEntry(Registry):
 
     def entries(self) -> list[tuple[str, int]]:
         return list(self.map.items())
+
+    def routes_to(self, user: str, conn: int) -> bool:
+        return self.map.get(user) == conn
+
+    def audit(self, is_open: Callable[[int], bool]) -> tuple[int, int]:
+        conns = self.map.values()
+        return len(conns), sum(1 for conn in conns if not is_open(conn))
 
     def _forget_blindly(self, user: str) -> None:
         # `del registry[user_id]`: the handler knows only its user, not whether the entry
@@ -299,6 +317,9 @@ class Multi(Registry):
     def entries(self) -> list[tuple[str, int]]:
         return [(user, conn) for user, conns in self.map.items() for conn in conns]
 
+    def routes_to(self, user: str, conn: int) -> bool:
+        return conn in self.map.get(user, ())
+
 
 @dataclass(slots=True)
 class Session:
@@ -417,6 +438,10 @@ class Resume(Registry):
 
     def entries(self) -> list[tuple[str, int]]:
         return [(s.user, s.conn) for s in self.sessions.values() if s.conn is not None]
+
+    def routes_to(self, user: str, conn: int) -> bool:
+        token = self.by_conn.get(conn)
+        return token is not None and self.sessions[token].user == user
 
     def push(self, user: str, push: int, now: float) -> list[Action]:
         tokens = self.by_user.get(user)

@@ -219,24 +219,20 @@ class Census:
 
     def sample(self, now: float, registry: Registry) -> None:
         servers = self.servers
-        entries = registry.entries()
-        dangling = 0
-        for _, conn in entries:
-            side = servers.get(conn)
-            if side is None:
-                dangling += 1
+        entries, dangling = registry.audit(servers.__contains__)
         unroutable = 0
+        routes_to = registry.routes_to
         for truth in self.connected.values():
             conn = truth.current
             side = servers.get(conn)  # type: ignore[arg-type]
-            if side is not None and conn not in registry.route(side.user):
+            if side is not None and not routes_to(side.user, conn):  # type: ignore[arg-type]
                 unroutable += 1
         row = self.rows
         row["t"].append(now)
         row["open_sockets"].append(self.open_sockets)
         row["live_tabs"].append(self.live_tabs)
         row["connected_tabs"].append(len(self.connected))
-        row["registry_entries"].append(len(entries))
+        row["registry_entries"].append(entries)
         row["stale"].append(self.stale)
         row["dangling"].append(dangling)
         row["unroutable"].append(unroutable)

@@ -327,6 +327,9 @@ class Keepalive:
         if link.server == "open":
             link.net.census.pongs += 1
             self.beat.on_pong(link.net.now())
+            timer = self.timer
+            if timer is not None and timer.when() == self.beat.deadline():
+                return  # the next deadline did not move: keep the armed timer
             self.disarm()
             self.arm()
 
