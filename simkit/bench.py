@@ -1,71 +1,406 @@
-"""``make bench``: wall time, events and peak memory of the virtual runtime.
+"""``make bench``: simkit's virtual runtime against a plain SimPy model of the same scenario.
 
-Targets live here, never in unit tests. This first version measures simkit alone on the
-``reference`` scenario; the side-by-side runs against SimPy and raw websockets are the
-benchmark issue's work and will extend this file.
+The yardstick is ``benchmarks/simpy_reference.py``, the ``reference`` scenario written as an
+ordinary SimPy program. For each size the two run alternately (SimPy, simkit, SimPy, ...,
+seed = pair number), every run in a fresh process that first does a small warm-up run; the
+figure that matters is the median of the per-pair wall-time ratios simkit / SimPy, which
+cancels most of the drift of a shared machine. A fresh process per run also gives honest
+memory figures: the process's peak RSS, and how far it grew during the timed run
+(tracemalloc would slow the run down and miss allocations outside Python's allocators).
+The agreement check holds the two models against each other (:func:`agreement`).
+
+Events are each engine's own unit: SimPy events processed (``Environment.step`` calls) and
+VirtualLoop steps (asyncio handles run). simkit sends every message through the loop, so
+one model event costs it several steps; connects per second is the same unit for both.
+
+Targets live here, never in unit tests.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import importlib.util
 import json
+import math
+import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
-import tracemalloc
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType, SimpleNamespace
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE = ROOT / "benchmarks" / "simpy_reference.py"
 
 SIZES_FULL = ((1_000, 3_600.0), (10_000, 600.0))
 SIZES_QUICK = ((200, 600.0), (1_000, 300.0))
-REPEATS_FULL, REPEATS_QUICK = 5, 3
+REPEATS = 5  # timed pairs per size, full and quick
+WARMUP = (200, 60.0)
+AGREEMENT_FULL = (500, 1_200.0, 10)  # tabs, seconds, seeds
+AGREEMENT_QUICK = (200, 1_200.0, 10)
+SCALE = (100_000, 600.0)
+# SimPy at this scale takes ~110 s more (measured once: 109 s, ~230 MB grown, 2.4 kB/tab),
+# which would push the full run past its 15-minute budget on a 2-core machine.
+SCALE_ENGINES = ("simkit",)
+Z_LIMIT = 3.0  # agreement: |difference of the means| <= 3 standard errors
+METRICS = ("mean_open_sockets", "mean_stale", "connects")
 
 
-def measure(tabs: int, duration: float, repeats: int) -> dict:
+# --- the two engines ----------------------------------------------------------------------
+
+
+def reference_model() -> ModuleType:
+    """``benchmarks/simpy_reference.py``, loaded by path (it is not part of the package)."""
+    if "simpy_reference" in sys.modules:
+        return sys.modules["simpy_reference"]
+    if not REFERENCE.is_file():
+        raise FileNotFoundError(f"{REFERENCE} not found: the benchmark needs a source checkout")
+    spec = importlib.util.spec_from_file_location("simpy_reference", REFERENCE)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules["simpy_reference"] = module
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def simkit_streams(seed: int) -> Callable[[int], Any]:
+    """Tab i's workload stream exactly as simkit draws it (``Env.rng("tab", i, "work")``)."""
+    from simkit.actors.env import Env
+
+    owner = SimpleNamespace(seed=seed)
+    return lambda index: Env.rng(owner, "tab", index, "work")  # type: ignore[arg-type]
+
+
+@contextlib.contextmanager
+def _counting_loops() -> Iterator[list[Any]]:
+    """Collect the VirtualLoop a run creates, to read its ``steps`` afterwards. A subclass
+    that only records itself: nothing runs per step."""
+    from simkit.virtual import loop as module
+
+    original = module.VirtualLoop
+    seen: list[Any] = []
+
+    class Counting(original):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            seen.append(self)
+
+    module.VirtualLoop = Counting  # type: ignore[misc]
+    try:
+        yield seen
+    finally:
+        module.VirtualLoop = original  # type: ignore[misc]
+
+
+def run_simkit(tabs: int, duration: float, seed: int) -> dict[str, Any]:
     from simkit.api import run
 
-    run("reference", tabs=min(tabs, 100), duration=60.0)  # warm-up
-    walls = []
-    for seed in range(repeats):
-        start = time.perf_counter()
+    with _counting_loops() as loops:
         result = run("reference", tabs=tabs, duration=duration, seed=seed, progress=False)
-        walls.append(time.perf_counter() - start)
-    tracemalloc.start()
-    run("reference", tabs=tabs, duration=duration, seed=0, progress=False)
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
+    ts = result.timeseries
+    return {
+        "mean_open_sockets": float(ts["open_sockets"].mean()),
+        "mean_stale": float(ts["stale"].mean()),
+        "connects": int(result.summary["connects"]),
+        "events": sum(loop.steps for loop in loops),
+        "samples": len(ts),
+    }
+
+
+def run_simpy(tabs: int, duration: float, seed: int, *, streams: str = "own") -> dict[str, Any]:
+    model = reference_model()
+    rng = simkit_streams(seed) if streams == "simkit" else None
+    return model.simulate(tabs, duration, seed, rng=rng)
+
+
+ENGINES: dict[str, Callable[[int, float, int], dict[str, Any]]] = {
+    "simpy": run_simpy,
+    "simkit": run_simkit,
+}
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident set size. /proc's VmHWM starts afresh at exec, whereas
+    Linux carries ``ru_maxrss`` over from the parent (it would read the bench's own RSS)."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def _child(engine: str, tabs: int, duration: float, seed: int) -> None:
+    """One timed run in this fresh process (see :func:`run_in_child`); prints JSON."""
+    reference_model()
+    ENGINES[engine](*WARMUP, 0)  # imports done, code paths warm
+    gc.collect()
+    baseline = _peak_rss_mb()
+    wall, cpu = time.perf_counter(), time.process_time()
+    out = ENGINES[engine](tabs, duration, seed)
+    out["wall_s"] = time.perf_counter() - wall
+    out["cpu_s"] = time.process_time() - cpu
+    out.update(baseline_rss_mb=baseline, peak_rss_mb=_peak_rss_mb())
+    print(json.dumps(out))
+
+
+def run_in_child(engine: str, tabs: int, duration: float, seed: int) -> dict[str, Any]:
+    """One run of ``engine`` in a fresh process, after a warm-up run there: wall and CPU
+    time, events, connects, and memory: ``peak_rss_mb`` is the process's peak RSS
+    (interpreter, imports and run: what it takes to run it), ``rss_grown_mb`` how far that
+    grew during the timed run (a lower bound on the run's own footprint: it first reuses
+    memory the imports freed, so it reads ~0 for small runs)."""
+    # run_path, not an import of simkit.bench: the SimPy process must not import simkit
+    # (pandas alone is ~60 MB of RSS); the simkit process imports it in its warm-up.
+    code = (
+        f"import runpy; runpy.run_path({str(Path(__file__))!r}, run_name='bench_child')"
+        f"['_child']({engine!r}, {tabs!r}, {duration!r}, {seed!r})"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{engine} {tabs} tabs x {duration} s failed:\n{done.stderr}")
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    out["rss_grown_mb"] = out["peak_rss_mb"] - out["baseline_rss_mb"]
+    out["bytes_per_tab"] = out["rss_grown_mb"] * 2**20 / tabs
+    out.update(engine=engine, tabs=tabs, duration=duration, seed=seed)
+    return out
+
+
+# --- measurements -------------------------------------------------------------------------
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
+
+
+def time_pairs(tabs: int, duration: float, repeats: int, log: Callable[[str], None]) -> dict:
+    """``repeats`` pairs, SimPy then simkit, seed = pair number, each run in its own process."""
+    runs: dict[str, list[dict[str, Any]]] = {engine: [] for engine in ENGINES}
+    for seed in range(repeats):
+        for engine in ENGINES:
+            runs[engine].append(run_in_child(engine, tabs, duration, seed))
+        a, b = runs["simpy"][-1], runs["simkit"][-1]
+        log(
+            f"  {tabs} x {duration:.0f} s, seed {seed}: SimPy {a['wall_s']:.2f} s, "
+            f"simkit {b['wall_s']:.2f} s ({b['wall_s'] / a['wall_s']:.2f}x)"
+        )
+    row: dict[str, Any] = {"tabs": tabs, "duration": duration, "seeds": list(range(repeats))}
+    for engine, done in runs.items():
+        row[engine] = {
+            "wall_s": spread([r["wall_s"] for r in done]),
+            "cpu_s": spread([r["cpu_s"] for r in done]),
+            "events": [r["events"] for r in done],
+            "events_per_s": spread([r["events"] / r["wall_s"] for r in done]),
+            "connects": [r["connects"] for r in done],
+            "connects_per_s": spread([r["connects"] / r["wall_s"] for r in done]),
+            "peak_rss_mb": spread([r["peak_rss_mb"] for r in done]),
+            "rss_grown_mb": spread([r["rss_grown_mb"] for r in done]),
+            "bytes_per_tab": spread([r["bytes_per_tab"] for r in done]),
+            "runs": done,
+        }
+    ratios = [b["wall_s"] / a["wall_s"] for a, b in zip(runs["simpy"], runs["simkit"], strict=True)]
+    row["ratio_simkit_over_simpy"] = {**spread(ratios), "per_pair": ratios}
+    return row
+
+
+def agreement(tabs: int, duration: float, seeds: int) -> dict[str, Any]:
+    """Do SimPy and simkit play the same model?
+
+    Statistical: each engine runs ``seeds`` seeds with its own random streams (independent
+    samples); for mean open sockets, mean stale sockets and connects the difference of the
+    two means must lie within ``Z_LIMIT`` standard errors, SE = sqrt(s1^2/n + s2^2/n).
+    Exact: SimPy fed simkit's own per-tab streams must reproduce simkit's trajectory, so
+    connects are equal and the means equal up to float rounding; this catches deviations
+    far too small for the statistical test.
+    """
+    own = [run_simpy(tabs, duration, seed) for seed in range(seeds)]
+    same = [run_simpy(tabs, duration, seed, streams="simkit") for seed in range(seeds)]
+    sim = [run_simkit(tabs, duration, seed) for seed in range(seeds)]
+    metrics: dict[str, Any] = {}
+    for metric in METRICS:
+        a = [float(r[metric]) for r in own]
+        b = [float(r[metric]) for r in sim]
+        se = math.sqrt(statistics.variance(a) / len(a) + statistics.variance(b) / len(b))
+        diff = statistics.fmean(b) - statistics.fmean(a)
+        z = diff / se if se > 0 else (0.0 if diff == 0 else math.inf)
+        worst = max(abs(x[metric] - y[metric]) for x, y in zip(same, sim, strict=True))
+        metrics[metric] = {
+            "simpy_mean": statistics.fmean(a),
+            "simkit_mean": statistics.fmean(b),
+            "difference": diff,
+            "standard_error": se,
+            "z": z,
+            "agree": abs(z) <= Z_LIMIT,
+            "same_streams_max_abs_difference": worst,
+            "same_streams_exact": worst <= 1e-9 * max(1.0, abs(statistics.fmean(b))),
+        }
     return {
         "tabs": tabs,
         "duration": duration,
-        "wall_s": {"min": min(walls), "median": statistics.median(walls), "max": max(walls)},
-        "connects": result.summary["connects"],
-        "connects_per_s": result.summary["connects"] / statistics.median(walls),
-        "peak_traced_mb": peak / 2**20,
-        "bytes_per_tab": peak / tabs,
+        "seeds": seeds,
+        "tolerance": f"|mean(simkit) - mean(SimPy)| <= {Z_LIMIT:g} standard errors "
+        "(independent streams); identical trajectories with simkit's streams",
+        "metrics": metrics,
+        "agree": all(m["agree"] and m["same_streams_exact"] for m in metrics.values()),
     }
+
+
+# --- report -------------------------------------------------------------------------------
+
+
+def _machine() -> dict[str, Any]:
+    load = _loadavg()
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "processor": platform.machine(),
+        "cpu_model": model,
+        "cpus": os.cpu_count(),
+        "loadavg_at_start": load,
+        "shared": load is not None and load[0] > 1.0,
+    }
+
+
+def _loadavg() -> list[float] | None:
+    try:
+        return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
+    except (OSError, ValueError):
+        return None
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in ("simkit", "simpy", "pandas", "websockets"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "missing"
+    return found
+
+
+def table(report: dict[str, Any]) -> str:
+    lines = [
+        f"{'tabs':>7} {'sim s':>6} | {'SimPy wall':>10} {'events/s':>9} {'conn/s':>7} "
+        f"{'MB':>6} | {'simkit wall':>11} {'steps/s':>9} {'conn/s':>7} {'MB':>6} | "
+        f"{'ratio':>5}"
+    ]
+    machine = report["machine"]
+    if machine["shared"] or machine.get("shared_during"):
+        lines.insert(
+            0,
+            f"machine shared: load average {machine['loadavg_at_start']} at start, "
+            f"{report.get('loadavg_at_end')} at the end ({machine['cpus']} CPUs)",
+        )
+    for row in report["timing"]:
+        cells = [f"{row['tabs']:>7} {row['duration']:>6.0f}"]
+        for engine, width in (("simpy", 10), ("simkit", 11)):
+            r = row[engine]
+            cells.append(
+                f"{r['wall_s']['median']:>{width - 1}.2f}s {r['events_per_s']['median']:>9.0f} "
+                f"{r['connects_per_s']['median']:>7.0f} {r['peak_rss_mb']['median']:>6.0f}"
+            )
+        cells.append(f"{row['ratio_simkit_over_simpy']['median']:>4.2f}x")
+        lines.append(" | ".join(cells))
+    lines.append(
+        "wall: median of the timed runs; ratio: median of per-pair simkit/SimPy wall times; "
+        "MB: peak RSS of the run's process (median)"
+    )
+    for s in report.get("scale", []):
+        lines.append(
+            f"scale, {s['engine']}: {s['tabs']:,} tabs x {s['duration']:.0f} s in one process: "
+            f"{s['wall_s']:.1f} s, peak RSS {s['peak_rss_mb']:.0f} MB "
+            f"({s['rss_grown_mb']:.0f} MB grown during the run: {s['bytes_per_tab']:,.0f} B/tab)"
+        )
+    agree = report["agreement"]
+    lines.append(
+        f"agreement, {agree['tabs']} tabs x {agree['duration']:.0f} s x {agree['seeds']} seeds "
+        f"({agree['tolerance']}): {'AGREE' if agree['agree'] else 'DISAGREE'}"
+    )
+    for name, m in agree["metrics"].items():
+        lines.append(
+            f"  {name:<18} SimPy {m['simpy_mean']:>10.2f}  simkit {m['simkit_mean']:>10.2f}  "
+            f"z {m['z']:+.2f}  same streams: max |diff| {m['same_streams_max_abs_difference']:.2g}"
+        )
+    return "\n".join(lines)
+
+
+def run_bench(
+    *,
+    sizes: tuple[tuple[int, float], ...],
+    repeats: int,
+    agreement_size: tuple[int, float, int],
+    scale: tuple[int, float] | None,
+    quick: bool,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    started = time.perf_counter()
+    report: dict[str, Any] = {
+        "machine": _machine(),
+        "versions": _versions(),
+        "quick": quick,
+        "scenario": "reference",
+        "method": {
+            "order": "alternating pairs SimPy, simkit; seed = pair number",
+            "process": "every timed run in a fresh process, after a warm-up run of "
+            f"{WARMUP[0]} tabs x {WARMUP[1]:.0f} s and gc.collect() there",
+            "events": "SimPy: Environment.step calls; simkit: VirtualLoop.steps (handles run)",
+            "memory": "peak RSS (/proc VmHWM) of the run's process (peak_rss_mb) and its "
+            "growth during the timed run (rss_grown_mb, bytes_per_tab = grown / tabs)",
+            "ratio": "median over pairs of simkit wall / SimPy wall",
+            "repeats": repeats,
+        },
+    }
+    if report["machine"]["shared"]:
+        log(f"note: load average {report['machine']['loadavg_at_start']} at start: shared")
+    log(f"model agreement, {agreement_size[0]} tabs x {agreement_size[1]:.0f} s ...")
+    report["agreement"] = agreement(*agreement_size)
+    report["timing"] = []
+    for tabs, duration in sizes:
+        log(f"timing {tabs} tabs x {duration:.0f} s ...")
+        load = _loadavg()
+        report["timing"].append({**time_pairs(tabs, duration, repeats, log), "loadavg": load})
+    report["scale"] = []
+    if scale is not None:
+        for engine in SCALE_ENGINES:
+            log(f"scale: {engine}, {scale[0]:,} tabs x {scale[1]:.0f} s ...")
+            load = _loadavg()
+            report["scale"].append({**run_in_child(engine, *scale, seed=0), "loadavg": load})
+    report["loadavg_at_end"] = _loadavg()
+    seen = [row["loadavg"] for row in report["timing"] + report["scale"]]
+    seen.append(report["loadavg_at_end"])
+    report["machine"]["shared_during"] = any(load and load[0] > 1.0 for load in seen)
+    report["bench_wall_s"] = time.perf_counter() - started
+    return report
 
 
 def main(*, quick: bool, out: Path) -> int:
-    import pandas
-    import websockets
-
-    sizes, repeats = (SIZES_QUICK, REPEATS_QUICK) if quick else (SIZES_FULL, REPEATS_FULL)
-    rows = [measure(tabs, duration, repeats) for tabs, duration in sizes]
-    report = {
-        "machine": {
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "processor": platform.machine(),
-        },
-        "versions": {"pandas": pandas.__version__, "websockets": websockets.__version__},
-        "quick": quick,
-        "reference": rows,
-    }
+    report = run_bench(
+        sizes=SIZES_QUICK if quick else SIZES_FULL,
+        repeats=REPEATS,
+        agreement_size=AGREEMENT_QUICK if quick else AGREEMENT_FULL,
+        scale=None if quick else SCALE,
+        quick=quick,
+        log=lambda line: print(line, flush=True),
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"{'tabs':>7} {'seconds':>8} {'wall median':>12} {'connects/s':>11} {'peak MB':>8}")
-    for row in rows:
-        print(
-            f"{row['tabs']:>7} {row['duration']:>8.0f} {row['wall_s']['median']:>11.2f}s "
-            f"{row['connects_per_s']:>11.0f} {row['peak_traced_mb']:>8.1f}"
-        )
-    print(f"\nwrote {out}")
-    return 0
+    print()
+    print(table(report))
+    print(f"\nbench took {report['bench_wall_s']:.0f} s; wrote {out}")
+    return 0 if report["agreement"]["agree"] else 1

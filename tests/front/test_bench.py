@@ -1,0 +1,61 @@
+"""The benchmark's SimPy yardstick plays the same model as simkit's ``reference`` scenario.
+
+Speed targets live in ``make bench``, never here; these tests only hold the two models
+against each other (and keep the bench's report code from rotting).
+"""
+
+import json
+
+import pytest
+
+pytest.importorskip("simpy")
+
+from simkit import bench
+from simkit.api import default_settle
+from simkit.scenarios import SCENARIOS
+
+TABS, DURATION, SEEDS = 200, 1_200.0, 10
+
+
+@pytest.fixture(scope="module")
+def agreement():
+    return bench.agreement(TABS, DURATION, SEEDS)
+
+
+def test_simpy_model_settles_as_long_as_simkit() -> None:
+    strategy = SCENARIOS["reference"].strategy
+    assert default_settle(strategy) == bench.reference_model().SETTLE
+
+
+@pytest.mark.parametrize("metric", bench.METRICS)
+def test_models_agree_within_three_standard_errors(agreement, metric) -> None:
+    # Independent random streams, 10 seeds each: the difference of the two engines' means
+    # must lie within 3 standard errors (deterministic seeds: pass or fail, never flaky).
+    m = agreement["metrics"][metric]
+    assert abs(m["z"]) <= bench.Z_LIMIT, m
+
+
+@pytest.mark.parametrize("metric", bench.METRICS)
+def test_same_streams_give_the_same_trajectory(agreement, metric) -> None:
+    # SimPy fed simkit's per-tab streams must reproduce simkit's run: equal connects, equal
+    # means (any deviation from the written model, however small, shows up here).
+    m = agreement["metrics"][metric]
+    assert m["same_streams_exact"], m
+
+
+def test_bench_report_is_written_and_printed(tmp_path) -> None:
+    report = bench.run_bench(
+        sizes=((20, 60.0),),
+        repeats=2,
+        agreement_size=(20, 60.0, 3),
+        scale=None,
+        quick=True,
+        log=lambda line: None,
+    )
+    out = tmp_path / "latest.json"
+    out.write_text(json.dumps(report))
+    row = json.loads(out.read_text())["timing"][0]
+    assert row["simkit"]["events"][0] > row["simkit"]["connects"][0] > 0
+    assert row["simpy"]["peak_rss_mb"]["max"] > 0
+    assert len(row["ratio_simkit_over_simpy"]["per_pair"]) == 2
+    assert "simkit" in bench.table(report)
