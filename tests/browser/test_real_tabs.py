@@ -85,38 +85,27 @@ def test_pagehide_closes_with_1000_and_no_handler_with_1001():
     run(main())
 
 
-@pytest.mark.parametrize(
-    "liveness, reaped",
-    [
-        ("websockets", False),
-        pytest.param(
-            "websockets+app",
-            True,
-            marks=pytest.mark.xfail(
-                strict=False,
-                reason="not done: CDP Page.setWebLifecycleState frozen sent through "
-                "Playwright's connect_over_cdp session left the (visible) page running its "
-                "code here; the freeze must go through raw CDP on a hidden page",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("liveness, reaped", [("websockets", False), ("websockets+app", True)])
 def test_frozen_page_answers_protocol_pings_but_not_app_pings(liveness, reaped):
-    """CDP freeze: the socket stays open and the browser answers websockets' pings (the
-    keepalive never reaps it), but the page runs no code, so the app heartbeat does."""
+    """A hidden page frozen through raw CDP: the socket stays open and the browser answers
+    websockets' pings (the keepalive never reaps it), but the page runs no code, so the app
+    heartbeat does (DESIGN.md: under Playwright a page could not be hidden or frozen)."""
+    from simkit.browser.cdp import RawChromium
 
     async def main():
         strategy = simkit.make_strategy("t", registry="multi", liveness=liveness)
         # scale 0.05: pings every 1 s, 1 s timeout; close timeout 0.5 s
-        async with LocalServer(strategy, scale=0.05) as server, Chromium() as chrome:
-            page = await (await chrome.new_context()).new_page()
-            await page.goto(f"{server.http_url}?stats=0&identity=shared&person=frozen")
-            await page.wait_for_function("window.simkit.state === 'open'", timeout=5000)
+        async with LocalServer(strategy, scale=0.05) as server, RawChromium() as cdp:
+            page = await cdp.open(f"{server.http_url}?stats=0&identity=shared&person=frozen")
+            for _ in range(100):
+                if await cdp.evaluate(page, "window.simkit && window.simkit.state") == "open":
+                    break
+                await asyncio.sleep(0.05)
             await asyncio.sleep(1.5)
             assert not _cleanups(server, "frozen")
-            await chrome.freeze(page)
-            frozen_at = time.monotonic()
-            await asyncio.sleep(4.0)  # four protocol ping intervals
+            visibility = await cdp.hide_and_freeze(page)
+            assert visibility == "hidden"
+            await asyncio.sleep(4.0)  # four ping intervals
             cleanups = _cleanups(server, "frozen")
             if not reaped:
                 assert cleanups == [], f"protocol keepalive reaped a frozen page: {cleanups}"
@@ -125,8 +114,7 @@ def test_frozen_page_answers_protocol_pings_but_not_app_pings(liveness, reaped):
             else:
                 assert cleanups, "the app heartbeat did not reap the frozen page within 4 s"
                 assert cleanups[0][4] == "1011", cleanups
-            await chrome.resume(page)
-            return time.monotonic() - frozen_at
+            await cdp.resume(page)
 
     run(main())
 
