@@ -27,7 +27,7 @@ from websockets.exceptions import ConnectionClosed
 
 from simkit.live.page import PAGE
 from simkit.model.codes import CloseCode
-from simkit.model.registry import Resume
+from simkit.model.registry import Deliver, Resume
 from simkit.model.strategy import Strategy
 from simkit.model.strategy import strategy as strategy_of
 from simkit.model.tokens import TokenError, TokenSigner
@@ -160,6 +160,7 @@ class LocalServer:
         self.per_user: dict[str, int] = {}
         self.refused: dict[str, int] = {}
         self.slow_clients = 0
+        self._pushes = 0
         self.clients = clients if clients is not None else {}
         self.open_links: dict[int, ServerLink] = {}
         # The most recent events only: a server left running must not grow without bound.
@@ -221,12 +222,12 @@ class LocalServer:
     def push(self, user: str, data: str = "") -> list[int]:
         """Push a message (with an optional ``data`` payload) to ``user`` now; returns the
         connections it was sent down."""
-        self._pushes = getattr(self, "_pushes", 0) + 1
+        self._pushes += 1
         actions = self.core.registry.push(user, self._pushes, self.core.env.now())
         sent = []
         for action in actions:
             link = self.open_links.get(getattr(action, "conn", -1))
-            if type(action).__name__ == "Deliver" and link is not None:
+            if isinstance(action, Deliver) and link is not None:
                 link.send(("push", action.push, data) if data else ("push", action.push))
                 sent.append(action.conn)
         return sent
