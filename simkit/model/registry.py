@@ -134,7 +134,8 @@ class Registry:
         raise NotImplementedError
 
     def route(self, user: str) -> tuple[int, ...]:
-        """The connections a push to ``user`` goes down right now."""
+        """The connections a push to ``user`` goes down right now: the user's pairs of
+        :meth:`entries` (the census re-counts a changed user's entries through this)."""
         raise NotImplementedError
 
     def entries(self) -> list[tuple[str, int]]:
