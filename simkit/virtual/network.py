@@ -7,8 +7,9 @@ handshake with its codes, a link that goes silent (half-open: nothing arrives ei
 nobody is told), a reset (the server sees 1006), a server that does not answer (restart), and
 the server's keepalive, which runs here as websockets runs it inside its connection.
 
-Deliveries are scheduled with ``loop.call_at`` on the virtual clock; zero latency still goes
-through the loop, so a message never arrives inside the call that sent it.
+Deliveries are scheduled on the virtual clock with ``VirtualLoop.post_at`` (``call_at``
+without a handle); zero latency still goes through the loop, so a message never arrives
+inside the call that sent it.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ class Link:
         self.last_traffic = now
         at = max(now + net.latency.draw(self.rng), self.up_at)
         self.up_at = at
-        net.loop.call_at(at, fn, *args)
+        net.post(at, fn, *args)
 
     def _down(self, fn: Callable[..., Any], *args: Any) -> None:
         if self.silent_since is not None:
@@ -95,7 +96,7 @@ class Link:
         self.last_traffic = now
         at = max(now + net.latency.draw(self.rng), self.down_at)
         self.down_at = at
-        net.loop.call_at(at, fn, *args)
+        net.post(at, fn, *args)
 
     # -- client side (called by the tab) ---------------------------------------------------
 
@@ -356,6 +357,8 @@ class MemoryNetwork:
         self.down = False
         self.open_links: dict[int, Link] = {}
         self._next_id = 0
+        # Messages in flight are never cancelled: VirtualLoop carries them without handles.
+        self.post: Callable[..., None] = getattr(loop, "post_at", loop.call_at)
 
     def now(self) -> float:
         return self.loop.time()

@@ -567,3 +567,40 @@ def test_run_inside_a_running_asyncio_loop() -> None:
         return result
 
     assert asyncio.run(outer()) == 100.0
+
+
+def test_posted_messages_share_the_timer_order() -> None:
+    # post_at() entries and call_at() timers interleave by (when, scheduling order), so
+    # switching the network to messages changed no run's event order.
+    loop = VirtualLoop()
+    seen: list[str] = []
+    loop.call_at(2.0, seen.append, "timer@2")
+    loop.post_at(1.0, seen.append, "message@1")
+    loop.post_at(2.0, seen.append, "message@2")
+    cancelled = loop.call_at(2.0, seen.append, "cancelled")
+    loop.call_at(2.0, seen.append, "timer@2 again")
+    loop.call_soon(seen.append, "soon")
+    cancelled.cancel()
+    loop.call_at(3.0, loop.stop)
+    loop.run_forever()
+    assert seen == ["soon", "message@1", "timer@2", "message@2", "timer@2 again"]
+    assert loop.time() == 3.0
+
+
+def test_a_failing_message_stops_the_run_with_its_callback_named() -> None:
+    def deliver() -> None:
+        raise KeyError("no such link")
+
+    async def main() -> None:
+        asyncio.get_running_loop().post_at(0.5, deliver)  # type: ignore[attr-defined]
+        await asyncio.sleep(10)
+
+    with pytest.raises(UnhandledError, match="deliver.*KeyError") as caught:
+        run(main())
+    assert caught.value.contexts[0]["message"].startswith("Exception in callback")
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_post_at_refuses_non_finite_times(bad: float) -> None:
+    with pytest.raises(ValueError, match="finite virtual time"):
+        VirtualLoop().post_at(bad, print)
