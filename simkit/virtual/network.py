@@ -315,8 +315,22 @@ class Keepalive:
             return
         if verdict == "ping":
             net.census.pings += 1
-            link._down(self.ping_reaches_client)
+            if net.instant and link.silent_since is None:
+                self.answer_at_once(net.now())
+            else:
+                link._down(self.ping_reaches_client)
         self.arm()
+
+    def answer_at_once(self, now: float) -> None:
+        """With zero latency the ping and its pong both arrive at this same instant, so the
+        round trip is settled here rather than as two messages through the loop: the same
+        outcome at the same virtual time, two loop steps fewer per ping (heartbeats were
+        nearly half the steps of a big zero-latency run)."""
+        link = self.link
+        link.last_traffic = now
+        if link.client in ("open", "closing") and link.tab.answers(link, self.kind):
+            link.net.census.pongs += 1
+            self.beat.on_pong(now)
 
     def ping_reaches_client(self) -> None:
         link = self.link
@@ -357,6 +371,9 @@ class MemoryNetwork:
         self.down = False
         self.open_links: dict[int, Link] = {}
         self._next_id = 0
+        # See Keepalive.answer_at_once. Not with two rules: theirs fire at the same instants,
+        # and a pong must not count when the other rule closed the link in that instant.
+        self.instant = latency.base == latency.jitter == 0 and len(liveness.rules) == 1
         # Messages in flight are never cancelled: VirtualLoop carries them without handles.
         self.post: Callable[..., None] = getattr(loop, "post_at", loop.call_at)
 

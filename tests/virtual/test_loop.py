@@ -595,7 +595,7 @@ def test_a_failing_message_stops_the_run_with_its_callback_named() -> None:
         asyncio.get_running_loop().post_at(0.5, deliver)  # type: ignore[attr-defined]
         await asyncio.sleep(10)
 
-    with pytest.raises(UnhandledError, match="deliver.*KeyError") as caught:
+    with pytest.raises(UnhandledError, match=r"deliver.*KeyError") as caught:
         run(main())
     assert caught.value.contexts[0]["message"].startswith("Exception in callback")
 
