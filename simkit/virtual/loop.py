@@ -142,6 +142,20 @@ class VirtualLoop(asyncio.AbstractEventLoop):
             raise ValueError(f"message time must be a finite virtual time, got {when!r}")
         heapq.heappush(self._timers, (when, self._seq(), MESSAGE, callback, args))
 
+    def sleep(self, delay: float) -> asyncio.Future[None]:
+        """A future that completes ``delay`` virtual seconds from now: ``await
+        loop.sleep(d)`` does what ``await asyncio.sleep(d)`` does, in the same event order,
+        without a coroutine, a timer handle and its cancel (tabs sleep millions of times in a
+        big run). Cancelling the awaiting task cancels the future; the message then finds it
+        done and does nothing. ``delay <= 0`` falls back to ``asyncio.sleep`` (one yield)."""
+        if not delay > 0:
+            return asyncio.ensure_future(asyncio.sleep(delay), loop=self)
+        if delay == _INF:
+            raise ValueError(f"delay must be a finite number of virtual seconds, got {delay!r}")
+        future = asyncio.Future(loop=self)
+        heapq.heappush(self._timers, (self._now + delay, self._seq(), MESSAGE, _wake, (future,)))
+        return future
+
     def _timer(
         self, when: float, callback: _Callback, args: tuple, context: _Context
     ) -> asyncio.TimerHandle:
@@ -399,6 +413,11 @@ class VirtualLoop(asyncio.AbstractEventLoop):
 
     def set_debug(self, enabled: bool) -> None:
         self._debug = enabled
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def _no_io(name: str) -> Callable[..., Any]:

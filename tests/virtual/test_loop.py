@@ -604,3 +604,35 @@ def test_a_failing_message_stops_the_run_with_its_callback_named() -> None:
 def test_post_at_refuses_non_finite_times(bad: float) -> None:
     with pytest.raises(ValueError, match="finite virtual time"):
         VirtualLoop().post_at(bad, print)
+
+
+def test_loop_sleep_wakes_in_asyncio_sleeps_order_and_cancels_cleanly() -> None:
+    # The handle-free sleep the actors use must interleave exactly as asyncio.sleep does.
+    def story(sleeper: str) -> list[tuple[str, float]]:
+        log: list[tuple[str, float]] = []
+
+        async def worker(name: str, delays: list[float]) -> None:
+            loop = asyncio.get_running_loop()
+            for delay in delays:
+                if sleeper == "loop":
+                    await loop.sleep(delay)  # type: ignore[attr-defined]
+                else:
+                    await asyncio.sleep(delay)
+                log.append((name, loop.time()))
+
+        async def main() -> None:
+            victim = asyncio.get_running_loop().create_task(worker("victim", [5.0, 5.0]))
+            await asyncio.gather(
+                worker("a", [1.0, 2.0, 0.5]), worker("b", [3.0, 0.5, 1.0]), worker("c", [0, 3.0])
+            )
+            victim.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await victim
+            await asyncio.sleep(10)  # the cancelled sleep's message finds its future done
+
+        run(main())
+        return log
+
+    assert story("loop") == story("asyncio")
+    names = [name for name, _ in story("loop")]
+    assert names.count("a") == 3 and "victim" not in names  # cancelled at 4.5 s, mid-sleep
