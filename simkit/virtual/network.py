@@ -284,31 +284,38 @@ class Link:
 class Keepalive:
     """One heartbeat rule running on one link (a link may run a protocol and an app rule).
 
-    Protocol pings are answered by the browser's network stack, app pings by the page."""
+    Protocol pings are answered by the browser's network stack, app pings by the page.
+    Its timer is a loop message tagged with a generation: disarming bumps the generation,
+    so a stale message does nothing when it comes due. (A cancellable handle per arm
+    cost more than the occasional no-op: timers are re-armed far more often than disarmed.)"""
 
-    __slots__ = ("beat", "kind", "link", "timer")
+    __slots__ = ("beat", "due", "generation", "kind", "link")
 
     def __init__(self, link: Link, rule: Liveness) -> None:
         self.link = link
         self.kind = rule.kind
         self.beat: Heartbeat = rule.start(link.net.now())
-        self.timer: asyncio.TimerHandle | None = None
+        self.due: float | None = None
+        self.generation = 0
         self.arm()
 
     def arm(self) -> None:
-        due = self.beat.deadline()
+        due = self.due = self.beat.deadline()
         if due is not None:
-            self.timer = self.link.net.loop.call_at(due, self.fire)
+            self.link.net.post(due, self.fire, self.generation)
 
     def disarm(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        if self.due is not None:
+            self.due = None
+            self.generation += 1
 
-    def fire(self) -> None:
+    def fire(self, generation: int) -> None:
+        if generation != self.generation or self.due is None:
+            return  # disarmed (or re-armed) since this message was posted
         link = self.link
         net = link.net
-        self.timer = None
+        self.due = None
+        self.generation += 1
         verdict = self.beat.on_timer(net.now())
         if verdict == "dead":
             link.declared_dead(self.kind)
@@ -342,8 +349,7 @@ class Keepalive:
         if link.server == "open":
             link.net.census.pongs += 1
             self.beat.on_pong(link.net.now())
-            timer = self.timer
-            if timer is not None and timer.when() == self.beat.deadline():
+            if self.due is not None and self.due == self.beat.deadline():
                 return  # the next deadline did not move: keep the armed timer
             self.disarm()
             self.arm()
