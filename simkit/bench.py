@@ -1,4 +1,5 @@
-"""``make bench``: simkit's virtual runtime against a plain SimPy model of the same scenario.
+"""``make bench``: simkit's virtual runtime against a plain SimPy model of the same scenario,
+and its live runtime against raw ``websockets`` (:mod:`simkit.bench_live`).
 
 The yardstick is ``benchmarks/simpy_reference.py``, the ``reference`` scenario written as an
 ordinary SimPy program. For each size the two run alternately (SimPy, simkit, SimPy, ...,
@@ -337,6 +338,10 @@ def table(report: dict[str, Any]) -> str:
             f"  {name:<18} SimPy {m['simpy_mean']:>10.2f}  simkit {m['simkit_mean']:>10.2f}  "
             f"z {m['z']:+.2f}  same streams: max |diff| {m['same_streams_max_abs_difference']:.2g}"
         )
+    if "live" in report:
+        from simkit.bench_live import live_table
+
+        lines.append(live_table(report["live"]))
     return "\n".join(lines)
 
 
@@ -347,8 +352,10 @@ def run_bench(
     agreement_size: tuple[int, float, int],
     scale: tuple[int, float] | None,
     quick: bool,
+    live: bool = False,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
+    """The virtual part; with ``live``, the live part after it (the report's ``"live"``)."""
     started = time.perf_counter()
     report: dict[str, Any] = {
         "machine": _machine(),
@@ -381,8 +388,15 @@ def run_bench(
             log(f"scale: {engine}, {scale[0]:,} tabs x {scale[1]:.0f} s ...")
             load = _loadavg()
             report["scale"].append({**run_in_child(engine, *scale, seed=0), "loadavg": load})
+    if live:
+        from simkit.bench_live import run_live_bench
+
+        load = _loadavg()
+        report["live"] = {**run_live_bench(quick=quick, log=log), "loadavg": load}
     report["loadavg_at_end"] = _loadavg()
     seen = [row["loadavg"] for row in report["timing"] + report["scale"]]
+    if live:
+        seen.append(report["live"]["loadavg"])
     seen.append(report["loadavg_at_end"])
     report["machine"]["shared_during"] = any(load and load[0] > 1.0 for load in seen)
     report["bench_wall_s"] = time.perf_counter() - started
@@ -396,6 +410,7 @@ def main(*, quick: bool, out: Path) -> int:
         agreement_size=AGREEMENT_QUICK if quick else AGREEMENT_FULL,
         scale=None if quick else SCALE,
         quick=quick,
+        live=True,
         log=lambda line: print(line, flush=True),
     )
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -403,4 +418,4 @@ def main(*, quick: bool, out: Path) -> int:
     print()
     print(table(report))
     print(f"\nbench took {report['bench_wall_s']:.0f} s; wrote {out}")
-    return 0 if report["agreement"]["agree"] else 1
+    return 0 if report["agreement"]["agree"] and not report["live"]["problems"] else 1
