@@ -1,11 +1,23 @@
-"""A tiny raw Chrome DevTools Protocol client over ``websockets``, for what Playwright's own
-session cannot do here: make a page hidden and freeze it.
+"""A small raw Chrome DevTools Protocol client over ``websockets``: what drives the browser
+runtime's pages, because Playwright's attachment changes what a page can do.
 
-With Playwright attached, a page stays ``visible`` and ``Page.setWebLifecycleState`` frozen
-has no effect; through a plain CDP connection to a directly started Chromium, a second tab
-in front makes the first one hidden, and the freeze takes: the page stops running code while
-its socket stays open (measured here: app-level pings go unanswered, protocol pings are
-still answered by the browser).
+Why not Playwright here (measured with Chromium 156, Playwright 1.65): Playwright turns on
+``Emulation.setFocusEmulationEnabled`` for every page of a context it creates, which keeps
+the page ``visible`` whatever happens to its window, and a page that stays visible is not
+frozen by ``Page.setWebLifecycleState``: no ``freeze`` event, its timers keep running, it
+keeps answering app-level pings. Through a plain CDP connection to a directly started
+Chromium nothing is emulated:
+
+- a minimized window hides its page (``visibilitychange`` hidden), a normal one shows it;
+- ``Page.setWebLifecycleState`` frozen first hides a visible page, then freezes it (the page
+  stops running code while its socket stays open: app-level pings go unanswered, protocol
+  pings are still answered by the browser); active resumes it, still hidden until its
+  window is shown again;
+- navigating away puts the page in the back/forward cache even with an open WebSocket
+  (``pagehide`` with ``persisted``, the socket stays open and answers protocol pings), and
+  history back restores it (``pageshow`` with ``persisted``);
+- on waking from a freeze or the cache Chromium closes the socket that lived through it:
+  the server sees 1001, the page sees 1006.
 """
 
 from __future__ import annotations
@@ -13,22 +25,39 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.client import connect
 
+Listener = Callable[[dict[str, Any], "str | None"], None]
+
+
+class CDPError(RuntimeError):
+    """A CDP call failed, timed out, or the connection to the browser is gone."""
+
 
 class RawCDP:
     """``async with RawCDP(profile_dir) as cdp:``: the browser-level CDP connection of a
-    Chromium started with ``--remote-debugging-port=0`` and that ``--user-data-dir``."""
+    Chromium started with ``--remote-debugging-port=0`` and that ``--user-data-dir``.
 
-    def __init__(self, profile: str) -> None:
+    :meth:`send` calls a method (on a page when given the ``session`` of a flattened
+    ``Target.attachToTarget``); :meth:`on` registers a listener for an event, called with
+    the event's params and its session id. When the connection drops, every call waiting
+    for a reply fails at once with :class:`CDPError`.
+    """
+
+    def __init__(self, profile: str, timeout: float = 10.0) -> None:
         self.profile = profile
+        self.timeout = timeout
         self._ws: Any = None
         self._next = 0
         self._pending: dict[int, asyncio.Future] = {}
+        self._listeners: dict[str, list[Listener]] = {}
         self._reader: asyncio.Task | None = None
+        self.closed = False
 
     async def __aenter__(self) -> RawCDP:
         port, path = (Path(self.profile) / "DevToolsActivePort").read_text().split()[:2]
@@ -41,39 +70,91 @@ class RawCDP:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
-        await self._ws.close()
+        if self._ws is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._ws.close(), 5.0)
+        self._fail_pending("the CDP connection was closed")
+
+    def on(self, method: str, listener: Listener) -> None:
+        self._listeners.setdefault(method, []).append(listener)
 
     async def _read(self) -> None:
-        async for raw in self._ws:
-            message = json.loads(raw)
-            future = self._pending.pop(message.get("id", -1), None)
-            if future is not None and not future.done():
-                future.set_result(message)
+        try:
+            async for raw in self._ws:
+                message = json.loads(raw)
+                if "id" in message:
+                    future = self._pending.pop(message["id"], None)
+                    if future is not None and not future.done():
+                        future.set_result(message)
+                    continue
+                for listener in self._listeners.get(message.get("method", ""), ()):
+                    try:
+                        listener(message.get("params", {}), message.get("sessionId"))
+                    except Exception:  # a listener's bug must not stop the reader
+                        traceback.print_exc()
+        except Exception:
+            pass
+        finally:
+            self._fail_pending("the browser's CDP connection ended")
 
-    async def send(self, method: str, params: dict | None = None, session: str | None = None):
+    def _fail_pending(self, why: str) -> None:
+        self.closed = True
+        pending, self._pending = self._pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(CDPError(why))
+
+    async def send(
+        self,
+        method: str,
+        params: dict | None = None,
+        session: str | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        if self.closed:
+            raise CDPError(f"CDP {method}: the connection is closed")
         self._next += 1
+        number = self._next
         future = asyncio.get_running_loop().create_future()
-        self._pending[self._next] = future
-        message: dict[str, Any] = {"id": self._next, "method": method, "params": params or {}}
+        self._pending[number] = future
+        message: dict[str, Any] = {"id": number, "method": method, "params": params or {}}
         if session is not None:
             message["sessionId"] = session
-        await self._ws.send(json.dumps(message))
-        reply = await asyncio.wait_for(future, 10)
+        try:
+            await self._ws.send(json.dumps(message))
+            reply = await asyncio.wait_for(future, self.timeout if timeout is None else timeout)
+        except TimeoutError:
+            raise CDPError(f"CDP {method}: no reply within {timeout or self.timeout} s") from None
+        except CDPError:
+            raise
+        except Exception as error:
+            raise CDPError(f"CDP {method}: {type(error).__name__}: {error}") from error
+        finally:
+            self._pending.pop(number, None)
         if "error" in reply:
-            raise RuntimeError(f"CDP {method} failed: {reply['error']}")
+            raise CDPError(f"CDP {method} failed: {reply['error']}")
         return reply.get("result", {})
 
-    async def open(self, url: str) -> str:
-        """Open ``url`` in a new tab; returns a session id attached to it."""
-        target = await self.send("Target.createTarget", {"url": url})
+    async def open(self, url: str, *, context: str | None = None, window: bool = False) -> str:
+        """Open ``url`` in a new tab (in browser ``context``, in a ``window`` of its own);
+        returns a session id attached to it."""
+        params: dict[str, Any] = {"url": url}
+        if context is not None:
+            params["browserContextId"] = context
+        if window:
+            params["newWindow"] = True
+        target = await self.send("Target.createTarget", params)
         attached = await self.send(
             "Target.attachToTarget", {"targetId": target["targetId"], "flatten": True}
         )
         return attached["sessionId"]
 
-    async def evaluate(self, session: str, expression: str) -> Any:
+    async def evaluate(self, session: str, expression: str, timeout: float | None = None) -> Any:
         result = await self.send(
-            "Runtime.evaluate", {"expression": expression, "returnByValue": True}, session
+            "Runtime.evaluate",
+            {"expression": expression, "returnByValue": True},
+            session,
+            timeout,
         )
         return result["result"].get("value")
 
@@ -96,15 +177,26 @@ class RawCDP:
 class RawChromium:
     """``async with RawChromium() as cdp:``: Chromium started directly with no Playwright
     attached (Playwright's attachment keeps pages visible), driven by :class:`RawCDP`. The
-    whole process group is killed and the profile deleted on exit, also on error."""
+    whole process group is killed and the profile deleted on exit, also on error.
 
-    def __init__(self, start_timeout: float = 20.0) -> None:
+    :meth:`start` / :meth:`stop` do the same outside ``async with`` (``stop`` is
+    idempotent); ``chrome.cdp`` is the connection once started.
+    """
+
+    def __init__(self, start_timeout: float = 20.0, extra_flags: tuple[str, ...] = ()) -> None:
         self.start_timeout = start_timeout
+        self.extra_flags = extra_flags
         self.proc: Any = None
         self.profile = ""
         self.cdp: RawCDP | None = None
 
     async def __aenter__(self) -> RawCDP:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> RawCDP:
         import subprocess
         import tempfile
 
@@ -112,7 +204,7 @@ class RawChromium:
 
         self.profile = tempfile.mkdtemp(prefix="simkit-rawcdp-")
         self.proc = subprocess.Popen(
-            [CHROMIUM, *FLAGS, f"--user-data-dir={self.profile}", "about:blank"],
+            [CHROMIUM, *FLAGS, *self.extra_flags, f"--user-data-dir={self.profile}", "about:blank"],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -132,10 +224,11 @@ class RawChromium:
             self._kill()
             raise
 
-    async def __aexit__(self, *exc: object) -> None:
+    async def stop(self) -> None:
+        cdp, self.cdp = self.cdp, None
         try:
-            if self.cdp is not None:
-                await self.cdp.__aexit__()
+            if cdp is not None:
+                await cdp.__aexit__()
         finally:
             self._kill()
 
@@ -143,9 +236,13 @@ class RawChromium:
         import os
         import shutil
         import signal
+        import subprocess
 
-        if self.proc is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
-        shutil.rmtree(self.profile, ignore_errors=True)
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=10)
+        if self.profile:
+            shutil.rmtree(self.profile, ignore_errors=True)
