@@ -1,10 +1,17 @@
 """Start and stop a real headless Chromium safely, and attach Playwright to it over CDP.
 
-Chromium is started directly (not by Playwright's ``launch``): under Playwright's default
-switches a page cannot be frozen, while a plainly started Chromium honours CDP
-``Page.setWebLifecycleState``. It runs in its own process group with a fresh profile, so
+Chromium is started directly (not by Playwright's ``launch``, which would want
+``playwright install``) in its own process group with a fresh profile, so
 :meth:`Chromium.stop` can always take the whole group down and delete the profile, also
-after a crash or an interrupt.
+after a crash or an interrupt. The calibration (:mod:`simkit.browser.calibrate`) drives it
+through Playwright.
+
+Playwright cannot hide or freeze a page: for every page of a context it creates it turns on
+``Emulation.setFocusEmulationEnabled``, which keeps the page ``visible`` (measured: a second
+tab in front leaves it visible, and ``Page.setWebLifecycleState`` frozen then does nothing:
+no ``freeze`` event, its timers keep running, it answers app-level pings). So the browser
+runtime does not use Playwright: it drives Chromium through raw CDP
+(:mod:`simkit.browser.cdp`).
 """
 
 from __future__ import annotations
@@ -122,15 +129,6 @@ class Chromium:
 
     async def cdp(self, page: Any) -> Any:
         return await page.context.new_cdp_session(page)
-
-    async def freeze(self, page: Any) -> None:
-        session = await self.cdp(page)
-        await session.send("Page.setWebLifecycleState", {"state": "frozen"})
-        page._simkit_cdp = session  # keep the session: resume goes through it too
-
-    async def resume(self, page: Any) -> None:
-        session = getattr(page, "_simkit_cdp", None) or await self.cdp(page)
-        await session.send("Page.setWebLifecycleState", {"state": "active"})
 
     async def crash(self, page: Any) -> None:
         """Crash the page's renderer (CDP ``Page.crash``): no handler runs."""

@@ -1,16 +1,39 @@
 """The ``browser`` runtime: real Chromium tabs play a scenario against a real LocalServer.
 
 Each of the scenario's tabs is a real page (the kit's own page, ``/``, with the strategy's
-client policy in its query string); tabs of one person share a browser context (so
-``shared`` identity shares localStorage). The page's own JavaScript manages its connection;
-the scenario's script only does what a user or the browser does (reload, close, crash via
-CDP ``Page.crash``, freeze/resume via CDP ``Page.setWebLifecycleState``, a silently dead
-network via the fault proxy between Chromium and the server).
+client policy in its query string) in a window of its own, so it is visible until the
+scenario hides it; tabs of one person share a browser context (so ``shared`` identity
+shares localStorage). The page's own JavaScript manages its connection; the scenario's
+script only does what a user or the browser does. Chromium is started directly and driven
+through raw CDP (:mod:`simkit.browser.cdp`), not Playwright: Playwright's focus emulation
+keeps every page visible, and a visible page cannot be hidden or frozen. The verbs:
+
+- ``load`` / ``reload`` / ``close``: ``Page.navigate`` / ``Page.reload`` /
+  ``Target.closeTarget`` (``pagehide`` runs, ``beforeunload`` does not, as ``Tab.close``);
+- ``crash``: ``Page.crash`` (the renderer dies, no handler runs);
+- ``hide`` / ``show``: minimize the tab's window / bring it back (``visibilitychange``);
+- ``freeze`` / ``resume``: ``Page.setWebLifecycleState`` frozen / active. Chromium hides a
+  visible page before freezing it (a real browser freezes only background tabs), so the
+  page sees ``visibilitychange`` hidden first, then ``freeze``; resume shows it again;
+- ``enter_bfcache`` / ``restore``: navigate to the server's ``/stats`` (same origin, no
+  script), then history back. Chromium 156 headless keeps the page in the back/forward
+  cache *with its WebSocket open* (``pagehide``/``pageshow`` with ``persisted``); if a page
+  is refused or dropped from the cache, its load ends there and ``restore`` is a new load
+  (counted in ``summary["browser_bfcache"]``, with Chromium's reasons in
+  ``summary["browser_bfcache_blocked"]``);
+- ``evict``: close the tab that holds the cached page. CDP has no call to evict one page
+  from the cache (Chromium does it after 600 s, under memory pressure or when the cache is
+  full); closing the tab destroys the cached page the same way: the browser closes its
+  socket (1001) and no page handler runs;
+- ``duplicate``: a new tab in its own window whose sessionStorage is a copy of the
+  original's (what Chromium's "Duplicate tab" does), then the page loads;
+- ``lose_network`` / ``regain_network``: the fault proxy between Chromium and the server.
 
 Ground truth comes from both ends: the server attributes every connection to its tab from
 the ``link`` id in the page's WebSocket URL (``tab * 10000 + n``), and the page reports
-every step of its own (load, connecting, open, close, push) through a Playwright binding.
-The Python side only says when a page load *ended* (it knows: it pressed reload). The
+every step of its own (load, connecting, open, close, push, pagehide, pageshow) through a
+CDP binding. The Python side only says when a page load *ended* (it knows: it pressed
+reload) and when a page stops running code (frozen, in the cache: from the verb on). The
 census, the Server actor, the observer and the push source are the ones every other
 runtime uses, so the same metrics come back in the same :class:`~simkit.results.Result`.
 """
@@ -19,19 +42,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+from collections import Counter
 from typing import Any
 from urllib.parse import urlencode
 
 from simkit.actors.env import Env
 from simkit.actors.play import _observe, _push_source
 from simkit.actors.server import Server
-from simkit.browser.chromium import Chromium
+from simkit.browser.cdp import RawCDP, RawChromium
 from simkit.model.errors import ConfigError
+from simkit.model.page import Page, step
 from simkit.runtime.census import Census
 
 BROWSER_SCALE = 0.1  # wall seconds per scenario second: a 60 s scenario takes 6 s
 MAX_TABS = 60  # link ids are tab * 10000 + n, below the server's outside ids (1e6)
-OP_TIMEOUT = 10.0  # seconds for one browser operation (goto, reload, CDP call)
+OP_TIMEOUT = 10.0  # seconds for one browser operation (navigation, CDP call)
+LOAD_WAIT = 5.0  # seconds to wait for a new page load (or a restore) to report itself
 
 
 class BrowserLink:
@@ -59,20 +86,48 @@ class Attribution(dict):
         return self[key]
 
 
-class BrowserTab:
-    """A scenario's tab played by a real page; the verbs of :class:`simkit.actors.tab.Tab`."""
+class BrowserCensus(Census):
+    """The census, told one thing more about pages that run no code (frozen, or in the
+    back/forward cache): their reports come late or never (a frozen page reports its
+    socket's close only when it resumes; what a page does as it enters the cache, e.g. its
+    ``pagehide`` handler closing the socket, runs after the next page has committed, when
+    the CDP session has moved on, and is never reported). So while a page runs no code, the
+    server's end of its current socket closing means the page's end is closed too (a clean
+    close completed, or the browser tore it down), as the tab model counts it."""
 
-    def __init__(self, run: BrowserRun, index: int, person: str, context: Any) -> None:
+    def server_closed(self, conn: int) -> None:
+        side = self.servers.get(conn)
+        super().server_closed(conn)
+        truth = self.tabs.get(side.tab) if side is not None else None  # type: ignore[arg-type]
+        if truth is not None and truth.current == conn and truth.deaf:
+            self.set_current(truth, None)
+
+
+class BrowserTab:
+    """A scenario's tab played by a real page; the verbs of :class:`simkit.actors.tab.Tab`.
+
+    Verbs return at once (as in every runtime); the browser work they start runs in order,
+    one operation at a time, in the tab's own worker. The page lifecycle follows the same
+    transition table as the tab model (:mod:`simkit.model.page`), so a script that is
+    illegal there raises the same error here.
+    """
+
+    def __init__(self, run: BrowserRun, index: int, person: str, context: str) -> None:
         self.run = run
         self.env = run.env
         self.index = index
         self.person = person
-        self.context = context
+        self.context = context  # the person's browser context id
         self.truth = self.env.census.add_tab(index, person)
         self.work_rng = self.env.rng("tab", index, "work")
-        self.page: Any = None
+        self.state = Page.UNLOADED
+        self.target: str | None = None
+        self.session: str | None = None  # the flattened CDP session of the tab
+        self.window: int | None = None
         self.load_id: str | None = None
         self.expecting = False  # a page load was asked for and has not reported yet
+        self.minimized = False  # its window is minimized (the scenario hid the tab)
+        self.restoring = False  # history back pressed, no pageshow or load seen yet
         self.strict = False
         self.deaf_since: float | None = None
         self.gone = False
@@ -90,43 +145,134 @@ class BrowserTab:
     async def sleep(self, seconds: float) -> None:
         await self.env.sleep(seconds)
 
+    def _step(self, event: str) -> None:
+        self.state = step(self.state, event)
+
     def load(self, *, strict_mode: bool = False) -> None:
+        self._step("load")
         self.strict = self.strict or strict_mode
         self._do(self._goto)
 
     async def reload(self, downtime: float, *, vanish: bool = False, strict_mode: bool = False):
         """Press reload. ``downtime`` is the browser's own (only the script waits it);
         ``vanish``: the old socket's path died silently first (its close never arrives)."""
+        self._step("unload")
+        self._step("load")
+        self.strict = self.strict or strict_mode
 
         async def press() -> None:
             if vanish:
                 self.lose_network()
             self._end()
-            await self._loaded(self.page.reload(timeout=OP_TIMEOUT * 1000))
+            await self._front()  # the new page load is active, as in the model
+            await self._loaded(self._send("Page.reload", {}))
 
         self._do(press)
         await self.env.sleep(downtime)
 
     def close(self) -> None:
-        self._do(lambda: self._gone(self.page.close()))
+        """Close the tab (``Target.closeTarget``: pagehide runs, beforeunload does not)."""
+        self._step("close")
+        self._do(lambda: self._gone(self._close_target()))
 
     def crash(self) -> None:
-        self._do(lambda: self._gone(self.run.chrome.crash(self.page)))
+        """The renderer dies (CDP ``Page.crash``): no page handler runs."""
+        self._step("crash")
+        self._do(lambda: self._gone(self._crash()))
 
     async def _gone(self, action: Any) -> None:
         self._end()
         self.gone = True
         await action
 
+    def hide(self) -> None:
+        """The tab goes to the background: its window is minimized, the page sees
+        ``visibilitychange`` hidden (Chromium throttles its timers from then on)."""
+        self._step("hide")
+        self.minimized = True
+        self._do(lambda: self._window("minimized"))
+
+    def show(self) -> None:
+        self._step("show")
+        self._do(self._front)
+
     def freeze(self) -> None:
-        self.deaf_since = self.now
-        self.truth.receiving, self.truth.deaf = False, True
-        self._do(lambda: self.run.chrome.freeze(self.page))
+        """``Page.setWebLifecycleState`` frozen. Chromium hides a visible page first (the
+        page sees ``visibilitychange`` hidden, then ``freeze``); then the page runs no code
+        while its socket stays open."""
+        self._step("freeze")
+        self._go_deaf()
+        self._do(lambda: self._send("Page.setWebLifecycleState", {"state": "frozen"}))
 
     def resume(self) -> None:
-        self.deaf_since = None
-        self.truth.receiving, self.truth.deaf = True, False
-        self._do(lambda: self.run.chrome.resume(self.page))
+        """Unfreeze the page and bring it to the front (it comes back from a freeze still
+        hidden until its window is shown). Chromium closes the socket that lived through the
+        freeze: the server sees 1001, the page 1006."""
+        self._step("resume")
+        self._wake()
+
+        async def wake() -> None:
+            await self._send("Page.setWebLifecycleState", {"state": "active"})
+            if not self.minimized:  # the window is "normal" but its page hidden:
+                await self._window("minimized")  # only a change of state shows it
+            await self._front()
+
+        self._do(wake)
+
+    def enter_bfcache(self) -> None:
+        """Navigate away (to the server's ``/stats``): ``pagehide`` (persisted) runs and the
+        page waits in the back/forward cache, frozen, its socket open unless a handler
+        closed it."""
+        self._step("enter_bfcache")
+        self.env.census.page_away(self.truth)
+        self._go_deaf()
+
+        self._do(lambda: self._navigate(self.run.local.http_url + "stats"))
+
+    def restore(self) -> None:
+        """History back: ``pageshow`` (persisted) if the page came out of the cache, else a
+        new page load (the cache refused or dropped it)."""
+        self._step("restore")
+        self.env.census.page_back(self.truth)
+        self._wake()
+
+        async def back() -> None:
+            self.restoring = True
+            await self._front()  # the restored page is active, as in the model
+            history = await self._send("Page.getNavigationHistory", {})
+            entry = history["entries"][history["currentIndex"] - 1]
+            await self._loaded(self._send("Page.navigateToHistoryEntry", {"entryId": entry["id"]}))
+
+        self._do(back)
+
+    def evict(self) -> None:
+        """The cached page is destroyed: its tab is closed (CDP cannot evict one page; the
+        socket sees the same: the browser closes it with 1001, no handler runs)."""
+        self._step("evict")
+        self._do(lambda: self._gone(self._close_target()))
+
+    def duplicate(self, index: int) -> BrowserTab:
+        """Duplicate this tab: a new tab (``index``) whose sessionStorage is a copy of this
+        one's, as Chromium's "Duplicate tab" makes it (so per-tab ids clash)."""
+        if index in self.run.tabs or not 0 <= index < MAX_TABS:
+            raise ConfigError(f"duplicate: tab index {index} is taken or not below {MAX_TABS}")
+        twin = BrowserTab(self.run, index, self.person, self.context)
+        self.run.tabs[index] = twin
+        twin._step("load")
+        copied: asyncio.Future = self.run.loop.create_future()
+
+        async def snapshot() -> None:
+            items = "[]"
+            if self.session is not None and not self.gone:
+                with contextlib.suppress(Exception):
+                    items = await self.run.cdp.evaluate(
+                        self.session, "JSON.stringify(Object.entries(sessionStorage))"
+                    )
+            copied.set_result(items)
+
+        self._do(snapshot)  # after this tab's earlier verbs
+        twin._do(lambda: twin._goto(copied))
+        return twin
 
     def lose_network(self) -> None:
         """The path of the current socket goes silent (the proxy blackholes it)."""
@@ -141,20 +287,22 @@ class BrowserTab:
         if piped is not None and link.silent_since is not None:
             piped.drop_client()
 
-    def hide(self) -> None:
-        self.run.not_played["hide"] = self.run.not_played.get("hide", 0) + 1
-
-    def show(self) -> None:
-        self.run.not_played["show"] = self.run.not_played.get("show", 0) + 1
-
     def __getattr__(self, verb: str) -> Any:
-        if verb in ("enter_bfcache", "restore", "evict", "duplicate"):
+        if verb == "process_dies":  # one tab cannot take the whole browser down with it
 
             def unsupported(*args: Any, **kwargs: Any) -> None:
                 self.run.not_played[verb] = self.run.not_played.get(verb, 0) + 1
 
             return unsupported
         raise AttributeError(verb)
+
+    def _go_deaf(self) -> None:
+        self.deaf_since = self.now
+        self.truth.receiving, self.truth.deaf = False, True
+
+    def _wake(self) -> None:
+        self.deaf_since = None
+        self.truth.receiving, self.truth.deaf = True, False
 
     # -- the page --------------------------------------------------------------------------
 
@@ -184,20 +332,77 @@ class BrowserTab:
         }
         return f"{self.run.local.http_url}?{urlencode(query)}"
 
-    async def _goto(self) -> None:
-        if self.page is None:
-            self.page = await self.context.new_page()
-            self.run.pages[id(self.page)] = self
-        await self._loaded(self.page.goto(self.url(), timeout=OP_TIMEOUT * 1000))
+    async def _send(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        return await self.run.cdp.send(method, params, self.session, OP_TIMEOUT)
+
+    async def _open_target(self) -> None:
+        """A new tab in a window of its own, with the report binding installed before any
+        page of it runs."""
+        cdp = self.run.cdp
+        made = await cdp.send(
+            "Target.createTarget",
+            {"url": "about:blank", "browserContextId": self.context, "newWindow": True},
+        )
+        self.target = made["targetId"]
+        attached = await cdp.send(
+            "Target.attachToTarget", {"targetId": self.target, "flatten": True}
+        )
+        self.session = attached["sessionId"]
+        self.run.sessions[self.session] = self
+        await self._send("Runtime.enable", {})  # no Runtime.bindingCalled without it
+        await self._send("Runtime.addBinding", {"name": "simkitReport"})
+        await self._send("Page.enable", {})  # for Page.backForwardCacheNotUsed
+        window = await cdp.send("Browser.getWindowForTarget", {"targetId": self.target})
+        self.window = window["windowId"]
+
+    async def _navigate(self, url: str) -> None:
+        result = await self._send("Page.navigate", {"url": url})
+        if result.get("errorText"):
+            raise RuntimeError(f"navigation to {url} failed: {result['errorText']}")
+
+    async def _goto(self, copied: asyncio.Future | None = None) -> None:
+        if self.session is None:
+            await self._open_target()
+        if copied is not None:
+            # a duplicate: the copy of sessionStorage goes in (same origin, a page that runs
+            # no script) before the kit's page loads
+            items = await copied
+            await self._navigate(self.run.local.http_url + "stats")
+            fill = f"for (const [k, v] of {items}) sessionStorage.setItem(k, v); location.pathname"
+            for _ in range(100):
+                if await self.run.cdp.evaluate(self.session, fill, OP_TIMEOUT) == "/stats":
+                    break
+                await asyncio.sleep(0.05)
+        await self._loaded(self._navigate(self.url()))
 
     async def _loaded(self, navigation: Any) -> None:
-        """Navigate, then wait for the new page load's own report (reports from the old
-        load that arrive later are ignored: the verbs run in order, one at a time)."""
+        """Navigate, then wait for the new page load's own report (or the restored page's
+        ``pageshow``); reports from the old load that arrive later are ignored: the verbs
+        run in order, one at a time."""
         self.expecting = True
         self.arrived.clear()
         await navigation
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.arrived.wait(), timeout=2.0)
+            await asyncio.wait_for(self.arrived.wait(), timeout=LOAD_WAIT)
+
+    async def _front(self) -> None:
+        """Show the tab's window if the scenario had hidden it."""
+        self.minimized = False
+        await self._window("normal")
+
+    async def _window(self, state: str) -> None:
+        await self.run.cdp.send(
+            "Browser.setWindowBounds",
+            {"windowId": self.window, "bounds": {"windowState": state}},
+            timeout=OP_TIMEOUT,
+        )
+
+    async def _close_target(self) -> None:
+        await self.run.cdp.send("Target.closeTarget", {"targetId": self.target}, timeout=OP_TIMEOUT)
+
+    async def _crash(self) -> None:
+        with contextlib.suppress(Exception):  # the renderer may die before it answers
+            await self.run.cdp.send("Page.crash", {}, self.session, timeout=2.0)
 
     def _do(self, op: Any) -> None:
         self.ops.put_nowait(op)
@@ -206,7 +411,7 @@ class BrowserTab:
         while True:
             op = await self.ops.get()
             try:
-                await asyncio.wait_for(op(), timeout=OP_TIMEOUT)
+                await asyncio.wait_for(op(), timeout=OP_TIMEOUT + LOAD_WAIT)
             except asyncio.CancelledError:
                 raise
             except Exception as error:
@@ -217,6 +422,7 @@ class BrowserTab:
         """This page load is over (Python knows: it pressed the button)."""
         self.load_id = None
         self.deaf_since = None
+        self.restoring = False
         self.env.census.page_ended(self.truth)
 
     def _piped(self) -> tuple[Any, Any]:
@@ -237,7 +443,12 @@ class BrowserTab:
         kind = ev.get("e")
         if kind == "load":
             if self.expecting:
-                self.expecting = False
+                if self.restoring:  # history back found the page gone from the cache
+                    self.run.bfcache["reloaded"] += 1
+                    if self.load_id is not None:  # dropped from the cache without a word
+                        self.load_id = None
+                        census.page_ended(self.truth)
+                self.expecting = self.restoring = False
                 self.load_id = ev["load"]
                 census.page_loaded(self.truth, ev["user"])
                 self.arrived.set()
@@ -258,6 +469,10 @@ class BrowserTab:
             census.set_current(self.truth, None)
         elif kind == "push":
             self.received += 1
+        elif kind == "pageshow" and self.restoring:
+            self.run.bfcache["restored"] += 1
+            self.expecting = self.restoring = False
+            self.arrived.set()
 
 
 class BrowserNetwork:
@@ -288,20 +503,35 @@ class BrowserRun:
     def __init__(self, scale: float) -> None:
         self.scale = scale
         self.loop = asyncio.get_running_loop()
-        self.pages: dict[int, BrowserTab] = {}
+        self.sessions: dict[str, BrowserTab] = {}  # CDP session id -> its tab
         self.tabs: dict[int, BrowserTab] = {}
         self.errors: list[str] = []
         self.not_played: dict[str, int] = {}
+        self.bfcache: Counter = Counter(restored=0, reloaded=0)
+        self.bfcache_blocked: Counter = Counter()  # Chromium's reasons for not restoring
         self.background: set[asyncio.Task] = set()
         self.local: Any = None
         self.proxy: Any = None
-        self.chrome: Chromium | None = None
+        self.chrome: RawChromium | None = None
+        self.cdp: RawCDP = None  # type: ignore[assignment]
         self.env: Any = None
 
-    def report(self, source: dict[str, Any], ev: dict[str, Any]) -> None:
-        tab = self.pages.get(id(source.get("page")))
-        if tab is not None:
+    def on_binding(self, params: dict[str, Any], session: str | None) -> None:
+        """``Runtime.bindingCalled``: one report of a page (a JSON string)."""
+        tab = self.sessions.get(session or "")
+        if tab is None or params.get("name") != "simkitReport":
+            return
+        try:
+            ev = json.loads(params.get("payload", ""))
+        except ValueError:
+            return
+        if isinstance(ev, dict):
             tab.on_report(ev)
+
+    def on_not_restored(self, params: dict[str, Any], session: str | None) -> None:
+        """``Page.backForwardCacheNotUsed``: why history back was a new page load."""
+        for why in params.get("notRestoredExplanations", ()):
+            self.bfcache_blocked[f"{why.get('type')}:{why.get('reason')}"] += 1
 
 
 async def play_browser(sc, strat, tabs, duration, settle, seed, scale, trace, close_timeout):
@@ -323,9 +553,11 @@ async def play_browser(sc, strat, tabs, duration, settle, seed, scale, trace, cl
         idle = None if sc.idle_timeout is None else sc.idle_timeout * scale
         run.proxy = FaultProxy(run.local.port, defaults=toxics, idle_timeout=idle, seed=seed)
         await run.proxy.__aenter__()
-        run.chrome = Chromium()
-        await run.chrome.start()
-        census = Census(one_per_user=strat.registry().one_per_user)
+        run.chrome = RawChromium()
+        run.cdp = await run.chrome.start()
+        run.cdp.on("Runtime.bindingCalled", run.on_binding)
+        run.cdp.on("Page.backForwardCacheNotUsed", run.on_not_restored)
+        census = BrowserCensus(one_per_user=strat.registry().one_per_user)
         network = BrowserNetwork(run)
         env = Env(run.loop, strat, census, network, seed, duration, scale=scale,
                   trace=[] if trace else None, start=run.loop.time())  # fmt: skip
@@ -334,11 +566,11 @@ async def play_browser(sc, strat, tabs, duration, settle, seed, scale, trace, cl
         network.server = server
         sc = sc.with_(duration=duration)
         people = sc.people(tabs, env.rng("people"))
-        contexts: dict[str, Any] = {}
+        contexts: dict[str, str] = {}
         for person in people:
             if person not in contexts:
-                contexts[person] = await run.chrome.new_context()
-                await contexts[person].expose_binding("simkitReport", run.report)
+                made = await run.cdp.send("Target.createBrowserContext", {})
+                contexts[person] = made["browserContextId"]
         env.start = run.loop.time()  # the clock starts once the browser is ready
         for i, person in enumerate(people):
             run.tabs[i] = BrowserTab(run, i, person, contexts[person])
@@ -360,6 +592,8 @@ async def play_browser(sc, strat, tabs, duration, settle, seed, scale, trace, cl
             "browser": "chromium",
             "browser_errors": len(run.errors),
             "browser_not_played": dict(run.not_played),
+            "browser_bfcache": dict(run.bfcache),
+            "browser_bfcache_blocked": dict(run.bfcache_blocked),
             "pushes_seen_by_pages": sum(t.received for t in run.tabs.values()),
         }
         if run.errors:

@@ -11,7 +11,11 @@ brackets):
 - ``guard`` [none]: ``none`` or ``single-flight`` (wait up to ``guard_wait`` s [3]);
 - ``backoff`` [exponential]: ``immediate``, ``exponential``, ``full-jitter``, ``rfc6455``
   (with ``base``, ``factor``, ``max``, ``rand``, ``first_max`` as in ``Backoff``);
-- ``on_resume`` / ``on_pageshow`` [reconnect]: ``reconnect`` or ``none``;
+- ``on_resume`` / ``on_pageshow`` [reconnect]: ``reconnect`` (a ``resume`` / ``pageshow``
+  persisted handler closes the socket that lived through the freeze or the back/forward
+  cache and connects at once, once per wake-up: a restore fires both events) or ``none``
+  (no handler: Chromium closes that socket itself as the page wakes, the server sees 1001
+  and the page 1006, and the page's ordinary close handling reconnects it after a backoff);
 - ``strict`` [0]: 1 mounts the connect effect twice, as React StrictMode does;
 - ``scale`` [1]: wall seconds per policy second (the browser runtime's time scale);
 - ``tab``: the tab's index; its connections then carry ``link=tab*10000+n`` so the server
@@ -22,7 +26,7 @@ It answers the server's application-level ``{"t":"ping"}`` with ``{"t":"pong"}``
 its code runs: a frozen page does not), presents its resume ``session`` token, and exposes
 its state as ``window.simkit`` (``state``, ``user``, ``pushes``, ``opens``, ``closes``, ...).
 When a ``window.simkitReport`` binding exists (the browser runtime installs one), every
-event is also reported to it.
+event is also reported to it, as one JSON string.
 """
 
 PAGE = r"""<!doctype html>
@@ -69,7 +73,11 @@ function report(e, extra) {
   S.events.push(ev);
   if (S.events.length > 500) S.events.shift();
   if (typeof window.simkitReport === "function") {
-    try { window.simkitReport(ev).catch(() => {}); } catch (err) { /* page going away */ }
+    // one JSON string: a raw CDP binding (Runtime.addBinding) takes exactly one string
+    try {
+      const sent = window.simkitReport(JSON.stringify(ev));
+      if (sent && typeof sent.catch === "function") sent.catch(() => {});
+    } catch (err) { /* page going away */ }
   }
 }
 function show(state) {
@@ -99,6 +107,7 @@ const later = (seconds, fn) => setTimeout(fn, seconds * policy.scale * 1000);
 
 // the connection manager: the same rules as the tab actor (simkit/actors/tab.py)
 let socket = null, want = false, attempt = 0, retry = null, waiting = false;
+let epoch = 0;  // bumped by every freeze (entering the back/forward cache freezes too)
 const closeWhenOpen = new Set();
 function forget() {
   if (retry !== null) { clearTimeout(retry); retry = null; }
@@ -143,7 +152,7 @@ function open() {
   }
   report("connecting", {link, user: S.user});
   const ws = new WebSocket(url);
-  ws.simkitLink = link;
+  ws.simkitLink = link; ws.simkitEpoch = epoch;
   socket = ws; S.link = link; S.connects += 1;
   show("connecting");
   ws.onopen = () => {
@@ -208,18 +217,25 @@ function onUnload(kind) {
   disconnect(1000, kind);
 }
 addEventListener("beforeunload", () => onUnload("beforeunload"));
-addEventListener("pagehide", () => onUnload("pagehide"));
+addEventListener("pagehide", (event) => {
+  report("pagehide", {persisted: event.persisted});
+  onUnload("pagehide");
+});
 document.addEventListener("visibilitychange", () => {
   report("visibility", {state: document.visibilityState});
   if (policy.visibility !== "disconnect-when-hidden") return;
   if (document.visibilityState === "hidden") disconnect(1000, "hidden"); else mount();
 });
 function wake(handler) {
-  // The browser closes a socket that lived through a freeze or the bfcache (1001):
-  // a page without a handler stays offline, as in the tab model.
-  want = handler === "reconnect";
-  attempt = 0; forget();
+  // Chromium closes a socket that lived through a freeze or the bfcache as the page wakes
+  // (the server sees 1001, the page 1006). Without a handler ("none") nothing else
+  // happens: the page's ordinary close handling above decides (it retries while it wants a
+  // connection). "reconnect" closes the old socket itself and connects at once, once per
+  // wake-up: a bfcache restore fires both resume and pageshow.
+  if (handler !== "reconnect") return;
   const ws = socket;
+  if (ws !== null && ws.simkitEpoch === epoch) return;  // already opened since the freeze
+  want = true; attempt = 0; forget();
   if (ws !== null) {
     socket = null; S.link = null;
     ws.close(1000, "resumed");
@@ -227,7 +243,7 @@ function wake(handler) {
   connect();
 }
 document.addEventListener("resume", () => { report("resume"); wake(policy.on_resume); });
-document.addEventListener("freeze", () => report("freeze"));
+document.addEventListener("freeze", () => { epoch += 1; report("freeze"); });
 addEventListener("pageshow", (event) => {
   if (event.persisted) { report("pageshow"); wake(policy.on_pageshow); }
 });
