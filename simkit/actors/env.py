@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from simkit.calibration import TIMING, BrowserTiming
 from simkit.model.strategy import Strategy
 from simkit.runtime.census import Census
 
@@ -24,7 +25,7 @@ class Env:
     seed: int
     duration: float
     scale: float = 1.0
-    browser_close_delay: float = 0.01
+    timing: BrowserTiming = TIMING  # the browser's own closes, from real Chromium
     trace: list[tuple] | None = None
     start: float = field(default=0.0)
 

@@ -8,7 +8,9 @@ decides whether the model or the calibration is right.
 import pytest
 
 import simkit
+import simkit.actors.env
 from simkit.browser.calibrate import load
+from simkit.calibration import TIMING, BrowserTiming, timing
 from simkit.model.latency import Latency
 from simkit.scenarios import SCENARIOS
 
@@ -106,9 +108,9 @@ def test_whole_browser_death_is_1006_as_the_model_says():
 
 @pytest.mark.parametrize("case", ["reload/none", "reload/pagehide", "reload/beforeunload"])
 def test_reload_ordering_matches_model(case):
-    """The model's old socket closes 10 ms after unload (1000 at once with a handler): its
-    close reaches the server before the new page's handshake. Chromium agrees if the old
-    close comes first in (nearly) every repetition."""
+    """The model's old socket closes ``TIMING.unload_close`` after unload (1000 at once with
+    a handler): its close reaches the server before the new page's handshake. Chromium
+    agrees if the old close comes first in (nearly) every repetition."""
     unload = case.split("/")[1]
     predicted = model("reload", unload)["new_open_minus_old_close"]
     assert predicted > 0, f"the model now opens the new socket first on {case}"
@@ -126,3 +128,42 @@ def test_beforeunload_is_not_run_by_page_close():
     """The model: page.close() runs pagehide, not beforeunload (so 1001 there)."""
     assert measured_code("close/beforeunload") == "1001"
     assert measured_code("close/pagehide") == "1000"
+
+
+def p50(case: str) -> float:
+    return CASES[case]["close_after_action"]["p50"]
+
+
+@pytest.mark.parametrize(
+    "later, earlier, action, unload",
+    [
+        ("reload/none", "reload/pagehide", "reload", "none"),
+        ("close/none", "close/pagehide", "close", "none"),
+        ("crash/none", "close/pagehide", "crash", "none"),
+    ],
+)
+def test_model_close_delays_are_chromiums(later, earlier, action, unload):
+    """The virtual tab model takes its defaults from the calibration: the delay it puts
+    between a handler's close and the browser's own equals Chromium's median difference
+    (tolerance 1 ms: the model's defaults are rounded to 0.1 ms)."""
+    reference = "close" if earlier.startswith("close") else "reload"
+    predicted = model(action, unload)["close_t"] - model(reference, "pagehide")["close_t"]
+    measured = p50(later) - p50(earlier)
+    assert predicted == pytest.approx(max(0.0, measured), abs=0.001), (
+        f"{later} minus {earlier} moved: Chromium's medians differ by "
+        f"{measured * 1000:.1f} ms, the tab model by {predicted * 1000:.1f} ms"
+    )
+
+
+def test_defaults_come_from_the_shipped_file():
+    assert timing(load()) == TIMING
+    assert simkit.actors.env.Env.__dataclass_fields__["timing"].default is TIMING
+    assert "Chromium" in TIMING.source
+
+
+def test_a_calibration_missing_a_case_says_which():
+    broken = {"cases": {k: v for k, v in CASES.items() if k != "close/none"}}
+    with pytest.raises(ValueError, match="close/none"):
+        timing(broken)
+    with pytest.raises(ValueError, match="tab_close must be in"):
+        BrowserTiming(unload_close=0.0, tab_close=-1.0, crash_close=0.0)

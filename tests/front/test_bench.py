@@ -59,3 +59,10 @@ def test_bench_report_is_written_and_printed(tmp_path) -> None:
     assert row["simpy"]["peak_rss_mb"]["max"] > 0
     assert len(row["ratio_simkit_over_simpy"]["per_pair"]) == 2
     assert "simkit" in bench.table(report)
+
+
+def test_simpy_model_uses_simkits_calibrated_close_delay() -> None:
+    # simkit's default comes from the Chromium calibration; a recalibration must move both.
+    from simkit.calibration import TIMING
+
+    assert TIMING.unload_close == bench.reference_model().BROWSER_CLOSE_DELAY
