@@ -22,20 +22,33 @@ keeps every page visible, and a visible page cannot be hidden or frozen. The ver
   (counted in ``summary["browser_bfcache"]``, with Chromium's reasons in
   ``summary["browser_bfcache_blocked"]``);
 - ``evict``: close the tab that holds the cached page. CDP has no call to evict one page
-  from the cache (Chromium does it after 600 s, under memory pressure or when the cache is
-  full); closing the tab destroys the cached page the same way: the browser closes its
-  socket (1001) and no page handler runs;
+  from the cache (Chromium does it after 600 s, when the cache is full, or under memory
+  pressure: ``Memory.simulatePressureNotification`` critical evicts *every* cached page of
+  the browser, measured: the server sees 1001, history back is a new load with the reason
+  ``CacheLimitPrunedOnCriticalMemoryPressure``); closing the tab destroys the one cached
+  page the same way: the browser closes its socket (1001) and no page handler runs;
 - ``duplicate``: a new tab in its own window whose sessionStorage is a copy of the
   original's (what Chromium's "Duplicate tab" does), then the page loads;
-- ``lose_network`` / ``regain_network``: the fault proxy between Chromium and the server.
+- ``lose_network`` / ``regain_network``: the fault proxy between Chromium and the server;
+- ``process_dies`` is not played (counted in ``summary["browser_not_played"]``): in
+  Chromium it takes every tab's socket down at once; the calibration measures it.
+
+Where real Chromium 156 differs from the tab model (:class:`simkit.actors.tab.Tab`),
+measured by ``tests/browser/test_background_tabs.py``: a page is always hidden before it is
+frozen or enters the cache, so a ``disconnect-when-hidden`` page closes its socket (1000)
+first and reconnects when shown again; and when a page wakes, Chromium's close of the
+surviving socket reaches the server as 1001 but the page as 1006 (not clean), so a page
+with no ``resume``/``pageshow`` handler but ordinary retry-on-close logic reconnects by
+itself after its backoff, where the model leaves it offline.
 
 Ground truth comes from both ends: the server attributes every connection to its tab from
 the ``link`` id in the page's WebSocket URL (``tab * 10000 + n``), and the page reports
-every step of its own (load, connecting, open, close, push, pagehide, pageshow) through a
-CDP binding. The Python side only says when a page load *ended* (it knows: it pressed
-reload) and when a page stops running code (frozen, in the cache: from the verb on). The
-census, the Server actor, the observer and the push source are the ones every other
-runtime uses, so the same metrics come back in the same :class:`~simkit.results.Result`.
+every step of its own (load, connecting, open, close, push, pageshow) through a CDP binding
+(what a page does as it enters the cache is never reported: see :class:`BrowserCensus`).
+The Python side only says when a page load *ended* (it knows: it pressed reload) and when a
+page stops running code (frozen, in the cache: from the verb on). The census, the Server
+actor, the observer and the push source are the ones every other runtime uses, so the same
+metrics come back in the same :class:`~simkit.results.Result`.
 """
 
 from __future__ import annotations
@@ -246,8 +259,9 @@ class BrowserTab:
         self._do(back)
 
     def evict(self) -> None:
-        """The cached page is destroyed: its tab is closed (CDP cannot evict one page; the
-        socket sees the same: the browser closes it with 1001, no handler runs)."""
+        """The cached page is destroyed: its tab is closed. CDP cannot evict one page (a
+        simulated critical memory pressure evicts them all); either way the browser closes
+        the cached page's socket with 1001 and no handler runs."""
         self._step("evict")
         self._do(lambda: self._gone(self._close_target()))
 
@@ -288,7 +302,11 @@ class BrowserTab:
             piped.drop_client()
 
     def __getattr__(self, verb: str) -> Any:
-        if verb == "process_dies":  # one tab cannot take the whole browser down with it
+        # ``process_dies`` (the tab model's 1006: the browser or its network service dies)
+        # is not played: in Chromium that kills every tab's socket at once, not one tab's;
+        # the calibration measures it with a browser of its own. Counted in
+        # ``summary["browser_not_played"]``.
+        if verb == "process_dies":
 
             def unsupported(*args: Any, **kwargs: Any) -> None:
                 self.run.not_played[verb] = self.run.not_played.get(verb, 0) + 1

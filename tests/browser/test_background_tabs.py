@@ -1,8 +1,9 @@
 """Real Chromium tabs hidden, frozen, parked in the back/forward cache, evicted and
 duplicated by ``simkit.run(..., runtime="browser")`` (raw CDP, no Playwright).
 
-Each test is one bounded browser run (its Chromium is always stopped, also on failure:
-``play_browser`` stops it in a ``finally``), at scale 0.25: about 15 s each.
+Each runtime test is one bounded browser run at scale 0.25, about 15 s (its Chromium is
+always stopped, also on failure: ``play_browser`` stops it in a ``finally``); the last test
+drives one page through raw CDP for 2 s.
 """
 
 import os
@@ -133,3 +134,30 @@ def test_real_freeze_bfcache_evict_duplicate_without_handlers():
     assert of(cleanups, 2).iloc[0].detail.endswith(" 1001"), closes(2)
     assert of(cleanups, 2).iloc[0].t >= 7.0, closes(2)
     assert len(of(opens, 2)) == 2, "tab 2 did not reconnect after the resume"
+
+
+def test_chromium_hides_a_page_before_freezing_it():
+    """A visible page told to freeze is first hidden by Chromium: a page that disconnects
+    when hidden closes its socket itself (1000) before it stops running code."""
+    import asyncio
+
+    from simkit.browser.cdp import RawChromium
+    from simkit.live.server import LocalServer
+
+    async def main():
+        strategy = simkit.make_strategy("t", registry="multi", liveness="off")
+        async with LocalServer(strategy) as server, RawChromium() as cdp:
+            query = "stats=0&identity=shared&person=p&visibility=disconnect-when-hidden"
+            url = f"{server.http_url}?{query}"
+            page = await cdp.open(url, window=True)
+            await server.until(lambda s: s.counts()["open_sockets"] == 1, timeout=10)
+            assert await cdp.evaluate(page, "document.visibilityState") == "visible"
+            await cdp.send("Page.setWebLifecycleState", {"state": "frozen"}, page)
+            await server.until(lambda s: s.counts()["open_sockets"] == 0, timeout=10)
+            cleanups = [e for e in server.events if e[1] == "cleanup"]
+            assert [e[4] for e in cleanups] == ["1000"], cleanups
+            events = await cdp.evaluate(page, "window.simkit.events.map(e => e.e).join(' ')")
+            # hidden, the page closed its socket; then it froze (its own close event waits)
+            assert events.endswith("open visibility freeze"), events
+
+    asyncio.run(asyncio.wait_for(main(), 30))
