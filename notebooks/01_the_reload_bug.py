@@ -132,8 +132,8 @@ print(
 # * **`before`** holds 144.9 sockets on average for 97.7 live tabs: 47.9 of them are stale
 #   on average and 68 are still open when everything has settled, because nothing ever notices
 #   a socket that died silently. Up to 54 user ids have two sockets at once. Its blind
-#   `del registry[user]` strands 51.3 live tabs on average (61 at the end): about half of all
-#   pushes are lost (289 of 562, delivery ratio 0.486).
+#   `del registry[user]` strands 51.0 live tabs on average (61 at the end): about half of all
+#   pushes are lost (285 of 562, delivery ratio 0.493).
 # * **`postmortem`** ends the collisions (a fresh id per page load never collides) but the
 #   server can no longer find anyone: **delivery ratio 0.000**, all 562 pushes lost. And the
 #   stale sockets are exactly where they were (47.9 on average, 68 at the end): closing on
@@ -177,8 +177,8 @@ assert not more.loc[("multi-tab", "postmortem-safe"), "invariants_hold"]
 
 # %% [markdown]
 # Under StrictMode the double mount makes `before`'s blind delete worse still: the first
-# mount's cleanup arrives after the second mount registered, so on average 67.9 of 100 live
-# tabs are unroutable and only 28 % of the pushes arrive (delivery ratio 0.284). The shipped
+# mount's cleanup arrives after the second mount registered, so on average 67.2 of 100 live
+# tabs are unroutable and only 28 % of the pushes arrive (delivery ratio 0.282). The shipped
 # `postmortem` fares no better on the registry (51.2 unroutable on average): both mounts of
 # one page load claim the same fresh id, so kick-old's blind delete strikes there too, connect
 # guard or not. `postmortem-safe` (connect guard + compare-and-delete) has none. But on
@@ -194,6 +194,6 @@ assert not more.loc[("multi-tab", "postmortem-safe"), "invariants_hold"]
 #   (delivery ratio 0), and the stale sockets stayed.
 # * Keeping the user's id, compare-and-delete and a heartbeat fix all three on
 #   `reload-storm` (5.4 stale on average instead of 47.9, nothing left behind, 96.6 % of
-#   pushes delivered instead of 48.6 %).
+#   pushes delivered instead of 49.3 %).
 # * Read a comparison plot from the right: after the dotted line, what is not zero is a leak.
 # * Next: notebook 02 takes the cleanup race apart; 04 the page lifecycle; 05 multi-tab.

@@ -162,7 +162,7 @@ plt.show()
 # ## Experiment 3: how jitter changes the race's frequency
 #
 # The race needs the old page's close to reach the server after the new page's handshake.
-# With a steady 10 ms network the close (begun 10 ms after the unload, done after one round
+# With a steady 10 ms network the close (begun as the page unloads, done after one round
 # trip more) nearly always wins, since a reload takes at least 50 ms; only the 10 % of
 # reloads whose old socket died silently (nothing will ever arrive, so it is always kicked)
 # race then. Jitter lets the handshake overtake the close. We sweep the one-way jitter of `reload-storm` from 0 to 800 ms and
@@ -212,18 +212,18 @@ assert (kos["mean_unroutable"] == 0).all()
 # %% [markdown]
 # ## What the numbers say
 #
-# * In the traced run, c3's handler finished 0.31 s after c7 had registered; its blind
+# * In the traced run, c3's handler finished 0.30 s after c7 had registered; its blind
 #   delete left c7's tab connected but unroutable for 49.7 s, until c7 itself ended.
 # * The search needs only 4 events to break `kick-old` (open, open, kick, the kicked
 #   handler's cleanup) and finds nothing against `kick-old-safe`.
-# * Over 120 s of `reload-storm` with 100 tabs (jitter 400 ms), `kick-old` has 61.1
-#   unroutable tabs on average and 79 at the end, 302 pushes find no route and the delivery
-#   ratio is 0.443; `kick-old-safe` never has a single unroutable tab (delivery ratio 0.966)
+# * Over 120 s of `reload-storm` with 100 tabs (jitter 400 ms), `kick-old` has 59.4
+#   unroutable tabs on average and 76 at the end, 300 pushes find no route and the delivery
+#   ratio is 0.447; `kick-old-safe` never has a single unroutable tab (delivery ratio 0.966)
 #   and its invariants hold.
 # * Jitter drives the race: from 0 to 800 ms of jitter, the moments when a connection
 #   registers while its user's previous socket is still open (the kicks under
-#   `kick-old-safe`) grow from 68 to 510, and `kick-old`'s mean unroutable tabs from 12.6 to
-#   70.1. The floor at zero jitter is the silently dead sockets, which are kicked (and so
+#   `kick-old-safe`) grow from 68 to 509, and `kick-old`'s mean unroutable tabs from 12.6 to
+#   70.6. The floor at zero jitter is the silently dead sockets, which are kicked (and so
 #   race) every time. Compare-and-delete stays at 0 unroutable for every jitter; jitter still
 #   costs it some pushes in flight during reconnects (delivery ratio 1.000 at no jitter,
 #   0.952 at 800 ms).

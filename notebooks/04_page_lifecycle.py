@@ -90,8 +90,9 @@ assert hb.mean_unroutable > unload.loc["pagehide", "mean_unroutable"]
 # %% [markdown]
 # With 100 tabs: whatever the handler, **68 stale sockets are left at the end and about 42.5
 # are stale on average**. The handler changes only the code the server sees (517 closes with
-# 1000 instead of 519 with 1001; 280 with 1000 when it runs half of the time). On a reload
-# the browser closes the old socket anyway, 10 ms later; what never closes is a socket whose
+# 1000 instead of 1001; 280 with 1000 when it runs half of the time). On a reload the
+# browser closes the old socket anyway, as the new page commits (0.2 ms after a `pagehide`
+# handler would have, measured in Chromium: `simkit.calibration`); what never closes is a socket whose
 # network died first, and no page event reaches the server from a dead network. The
 # heartbeat finds them (81 cleanups with 1006, 0 stale at the end, 16.8 on average), and
 # shows a trap: with the naive registry, each reaped socket's cleanup runs the blind

@@ -129,8 +129,8 @@ assert abs(big["mean_stale"] / small["mean_stale"] / (TABS / SIZES[0]) - 1) < 0.
 # ## What the numbers say
 #
 # From 500 to 4000 tabs, every per-tab number stays put: `before` holds about 1.32 sockets
-# per tab (0.36 of them stale), about half of its tabs are unroutable (0.51 per tab) and the
-# delivery ratio is near 0.47; `postmortem-safe` about 1.02 sockets per tab with 0.048 stale and a delivery ratio
+# per tab (0.36 of them stale), about half of its tabs are unroutable (0.50 per tab) and the
+# delivery ratio is near 0.48; `postmortem-safe` about 1.02 sockets per tab with 0.048 stale and a delivery ratio
 # near 0.977. Across the four sizes every per-tab number varies by less than 5 % of its
 # value (at most 2.7 %). The one exception is a number too small to have a spread:
 # `postmortem-safe`'s unroutable tabs are 0 at 500 and 1000 tabs and a single tab for one to
