@@ -74,6 +74,7 @@ def test_churn_serves_and_cleans_up_every_connection_it_counts(engine) -> None:
         assert run["events_logged"] == 60  # an open and a cleanup per connection
         assert run["samples"] >= 1  # the observer sampled the census while it ran
     assert run["conns_per_s"] == pytest.approx(30 / run["seconds"])
+    assert run["cpu_s"] > 0 and run["cpu_us_per_conn"] == pytest.approx(run["cpu_s"] / 30 * 1e6)
 
 
 def test_live_section_is_in_the_report_json_and_the_table(report) -> None:
