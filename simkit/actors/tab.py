@@ -130,20 +130,24 @@ class Tab:
     def freeze(self) -> None:
         """The browser freezes the page (background tab, CDP lifecycle ``frozen``): its
         socket stays open and protocol pings are still answered, but no page code runs, so
-        every message to it is lost."""
+        every message to it is lost. Chromium hides a visible page before it freezes it
+        (measured), so the visibility policy runs first."""
+        if self.page is Page.ACTIVE:
+            self.hide()
         self.page = step(self.page, "freeze")
         self._go_deaf()
 
     def resume(self) -> None:
-        """The page runs again. Chromium closes the socket that lived through the freeze
-        (the server sees 1001); the page reconnects only if it handles ``resume``."""
+        """The page runs again and is shown. Chromium closes the socket that lived through
+        the freeze (see :meth:`_wake`)."""
         self.page = step(self.page, "resume")
         self._wake(self.policy.on_resume)
 
     def enter_bfcache(self) -> None:
         """The user navigates away and the page is kept in the back/forward cache.
-        ``pagehide`` runs (persisted): an unload handler closes the socket; without one the
-        socket stays open, answering protocol pings for a page that runs no code."""
+        ``pagehide`` runs (persisted) and the page becomes hidden: an unload handler or a
+        disconnect-when-hidden policy closes the socket; otherwise it stays open, answering
+        protocol pings for a page that runs no code (Chromium keeps such a page cached)."""
         self.page = step(self.page, "enter_bfcache")
         self._forget_connection()
         if self.link is not None and self.policy.closes_on_unload(self.client_rng):
@@ -151,13 +155,14 @@ class Tab:
             self.want = False
             self.env.census.set_current(self.truth, None)
             link.close(int(CloseCode.NORMAL))
+        if self.policy.visibility == "disconnect-when-hidden":
+            self.disconnect()
         self.env.census.page_away(self.truth)
         self._go_deaf()
 
     def restore(self) -> None:
         """The user comes back: the page is restored from the cache without re-running its
-        scripts; only ``pageshow`` (persisted) fires. The browser closes a socket that
-        survived in the cache (1001)."""
+        scripts; only ``pageshow`` (persisted) fires (see :meth:`_wake`)."""
         self.page = step(self.page, "restore")
         self.env.census.page_back(self.truth)
         self._wake(self.policy.on_pageshow)
@@ -177,20 +182,30 @@ class Tab:
         self.truth.deaf = True
 
     def _wake(self, handler: str) -> None:
+        """A frozen or cached page runs again, visible. Chromium closes the socket that
+        lived through it: the server sees 1001, the page an unclean close (1006), so the
+        page's ordinary retry reconnects after its backoff, handler or not (measured with
+        Chromium 156 in the browser runtime). A ``reconnect`` handler does it at once; a
+        page that disconnects when hidden reconnects because it is visible again."""
         self.deaf_since = None
         self.truth.receiving = True
         self.truth.deaf = False
-        self._forget_connection()
         link = self.link
-        if link is not None:
-            self.link = None
-            self.env.census.set_current(self.truth, None)
+        if handler == "reconnect" or self.policy.visibility == "disconnect-when-hidden":
+            self._forget_connection()
+            if link is not None:
+                self.link = None
+                self.env.census.set_current(self.truth, None)
+                link.close(int(CloseCode.GOING_AWAY))
+            self.want = True
+            self.attempt = 0
+            self.connect()
+        elif link is not None and link.client == "open":
+            # Stays the page's socket until the page sees it close: on_close retries.
             link.close(int(CloseCode.GOING_AWAY))
-        # The browser's 1001 is a clean close: reconnect logic that retries only unclean
-        # closes does nothing, so the page is back online only if its handler reconnects.
-        self.want = handler == "reconnect"
-        self.attempt = 0
-        self.connect()
+        elif link is not None:  # still connecting (or closing): it fails, the page retries
+            link.close(int(CloseCode.GOING_AWAY))
+            self.on_close(link, int(CloseCode.ABNORMAL))
 
     def lose_network(self) -> None:
         """The network dies silently (a phone in a tunnel): no event fires anywhere."""

@@ -188,9 +188,10 @@ class Client:
     ``unload_runs`` is the probability that the unload handler actually runs when the page
     goes (beforeunload is skipped on iOS Safari and by page.close(); pagehide is more
     reliable but a crash runs nothing). ``on_resume`` and ``on_pageshow`` say whether the
-    page reconnects after a freeze (``resume`` event) or a back/forward-cache restore
-    (``pageshow`` with ``persisted``): the browser closes the socket on both, cleanly
-    (1001), and a page whose reconnect logic only retries unclean closes stays offline.
+    page reconnects at once after a freeze (``resume`` event) or a back/forward-cache
+    restore (``pageshow`` with ``persisted``). Without one the page is not stranded: Chromium
+    closes the socket that survived (the server sees 1001, the page an unclean 1006), and
+    the page's ordinary retry reconnects after its backoff.
     """
 
     identity: str = "shared"

@@ -47,16 +47,46 @@ def test_app_level_liveness_finds_a_frozen_tab_that_protocol_pings_miss() -> Non
     assert a_ts.loc[160.0, "registry_entries"] == 3
 
 
-@pytest.mark.parametrize(("handler", "reconnects"), [("reconnect", True), ("none", False)])
-def test_a_bfcache_restore_reconnects_only_with_a_pageshow_handler(handler, reconnects) -> None:
+def _restored(handler: str):
     strategy = SAFE.replace(name=f"pageshow-{handler}", unload="none", on_pageshow=handler)
-    r = simkit.run(BFCACHE, strategy, tabs=2, duration=150, seed=0)
+    return simkit.run(BFCACHE, strategy, tabs=2, duration=150, seed=0, trace=True)
+
+
+@pytest.mark.parametrize("handler", ["reconnect", "none"])
+def test_a_bfcache_restore_closes_the_surviving_socket_and_the_page_comes_back(handler) -> None:
+    r = _restored(handler)
     ts = r.timeseries.set_index("t")
     assert ts.loc[60.0, "open_sockets"] == 2  # its socket stayed open in the cache
     assert ts.loc[60.0, "live_tabs"] == 1  # ...for a page nobody is looking at
-    assert (r.summary["final_connected_tabs"] == 2) is reconnects
-    assert (r.summary["final_disconnected_tabs"] == 0) is reconnects
-    assert r.summary["invariants_hold"] is reconnects
+    cleanups = r.trace[(r.trace.event == "server-cleanup") & (r.trace.t.between(90, 95))]
+    assert cleanups.detail.str.endswith(" 1001").sum() == 1  # Chromium closes it on restore
+    # Real Chromium: the page sees that close as unclean (1006), so even without a
+    # pageshow handler its ordinary retry brings it back (measured in the browser runtime).
+    assert r.summary["final_connected_tabs"] == 2 and r.summary["final_disconnected_tabs"] == 0
+    assert r.summary["invariants_hold"]
+
+
+def test_a_pageshow_handler_reconnects_before_the_retry_would() -> None:
+    def back_at(r) -> float:
+        opens = r.trace[(r.trace.event == "server-open") & (r.trace.t > 90)]
+        return float(opens.t.iloc[0])
+
+    handler, retry = back_at(_restored("reconnect")), back_at(_restored("none"))
+    assert 90 < handler < 90.2 < retry  # at once vs after the backoff's first delay
+
+
+def test_freezing_a_visible_page_hides_it_first() -> None:
+    # Chromium hides a page before freezing it: a disconnect-when-hidden page closes its
+    # socket (1000) at the freeze and reconnects when it is resumed and shown.
+    strategy = SAFE.replace(
+        name="hide-first", visibility="disconnect-when-hidden", on_resume="none"
+    )
+    r = simkit.run(FREEZE, strategy, tabs=2, duration=200, seed=1, trace=True)
+    at_freeze = r.trace[(r.trace.event == "server-cleanup") & r.trace.t.between(30, 31)]
+    assert len(at_freeze) == 1 and at_freeze.detail.iloc[0].endswith(" 1000")
+    ts = r.timeseries.set_index("t")
+    assert ts.loc[100.0, "open_sockets"] == 1 and ts.loc[160.0, "connected_tabs"] == 2
+    assert r.summary["invariants_hold"]
 
 
 def test_pagehide_closes_the_socket_when_the_page_enters_the_cache() -> None:
