@@ -131,6 +131,8 @@ class LiveLink:
 class LiveNetwork:
     """The tabs' side of a live run, bound to one LocalServer behind one FaultProxy."""
 
+    PRUNE_FLOOR = 1024  # links kept before the first sweep of finished ones
+
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
@@ -148,6 +150,7 @@ class LiveNetwork:
         self.scale = scale
         self.close_timeout = close_timeout
         self.links = server.clients
+        self._prune_at = self.PRUNE_FLOOR
         self._next_id = 0
         self._tasks: set[asyncio.Task] = set()
         self.env: Any = None
@@ -182,9 +185,26 @@ class LiveNetwork:
     def connect(self, tab: Any, user: str, session: str | None) -> LiveLink:
         self._next_id += 1
         link = LiveLink(self, self._next_id, tab, user, session)
+        if len(self.links) >= self._prune_at:
+            self._prune()
         self.links[link.id] = link
         self.spawn(link.run())
         return link
+
+    def _prune(self) -> None:
+        """Forget links that are over at both ends: each held its closed client connection
+        (about 11 kB) until the run ended, and a long run makes hundreds of thousands.
+        Only links that opened: the server looked them up at their handshake, and will not
+        again; a link whose handshake failed might still reach it late, so it stays."""
+        open_at_server = self.local.open_links
+        done = [
+            conn
+            for conn, link in self.links.items()
+            if link.client == "closed" and link.ws is not None and conn not in open_at_server
+        ]
+        for conn in done:
+            del self.links[conn]
+        self._prune_at = max(self.PRUNE_FLOOR, 2 * len(self.links))
 
     def restart_server(self, downtime: float) -> None:
         self.spawn(self.local.restart(downtime * self.scale))

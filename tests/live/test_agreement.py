@@ -53,3 +53,25 @@ def test_app_level_heartbeat_finds_frozen_tabs_live_as_in_the_model() -> None:
     assert protocol["detections"] == 0  # the browser answers protocol pings for frozen pages
     assert live["pushes_lost_frozen"] < protocol["pushes_lost_frozen"]
     assert live["invariants_hold"] and protocol["invariants_hold"]
+
+
+def test_finished_links_are_forgotten_without_losing_attribution(monkeypatch) -> None:
+    # A long live run made hundreds of thousands of links, each kept (with its closed
+    # connection) until the end. Sweeping the finished ones must not cost the server its
+    # attribution of the live ones: the census would then see outsiders and stale sockets.
+    from simkit.live.network import LiveNetwork
+
+    swept: list[int] = []
+    original = LiveNetwork._prune
+
+    def prune(self) -> None:
+        before = len(self.links)
+        original(self)
+        swept.append(before - len(self.links))
+
+    monkeypatch.setattr(LiveNetwork, "PRUNE_FLOOR", 8)
+    monkeypatch.setattr(LiveNetwork, "_prune", prune)
+    live = simkit.run("reload-storm", "postmortem-safe", tabs=12, duration=60, runtime="live")
+    assert sum(swept) > 10  # finished links were swept during the run
+    assert live.summary["invariants_hold"]
+    assert live.summary["final_open_sockets"] == live.summary["final_connected_tabs"] == 12
