@@ -24,10 +24,12 @@ from urllib.parse import urlencode
 import websockets
 
 from simkit.browser.chromium import Chromium, chromium_version
+from simkit.calibration import FILE as CALIBRATION_FILE
+from simkit.calibration import load  # noqa: F401  (the calibration API, re-exported here)
 from simkit.live.server import LocalServer
 from simkit.model.strategy import make_strategy
 
-DEFAULT_OUT = Path(__file__).resolve().parent.parent / "calibration.json"
+DEFAULT_OUT = CALIBRATION_FILE  # shipped with the package; the tab model reads it
 WAIT = 5.0  # seconds to wait for the server to see an event before calling it missing
 
 # (kind, unload policy): what the page does, and which handler it has
@@ -268,8 +270,3 @@ def calibrate(reps: int = 20, out: str | Path | None = None, **kwargs: Any) -> d
     if out is not None:
         Path(out).write_text(json.dumps(data, indent=2) + "\n")
     return data
-
-
-def load(path: str | Path | None = None) -> dict[str, Any]:
-    """The shipped calibration (``simkit/calibration.json``) or the one at ``path``."""
-    return json.loads(Path(path or DEFAULT_OUT).read_text())
