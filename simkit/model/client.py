@@ -73,8 +73,9 @@ class Storage:
         return Storage(self.local, dict(self.session))
 
 
-def claim(mode: str, user: str, storage: Storage, rng: random.Random) -> str:
-    """The id a page load claims for ``user`` under identity ``mode``.
+def claim(mode: str, user: str, storage: Storage, rng: random.Random | None) -> str:
+    """The id a page load claims for ``user`` under identity ``mode`` (``rng`` draws the
+    tokens of ``per-tab`` and ``fresh-per-load``; ``shared`` needs none).
 
     ``shared`` claims the user's id itself, so pushes addressed to the user can find the
     tab. ``per-tab`` and ``fresh-per-load`` claim an opaque token, as the post-mortem's
@@ -91,7 +92,9 @@ def claim(mode: str, user: str, storage: Storage, rng: random.Random) -> str:
     raise choice("identity", mode, list(IDENTITIES))
 
 
-def _token(rng: random.Random) -> str:
+def _token(rng: random.Random | None) -> str:
+    if rng is None:
+        raise ValueError("per-tab and fresh-per-load identities need a random stream")
     return f"{rng.getrandbits(48):012x}"
 
 

@@ -43,7 +43,6 @@ class Link:
         "keepalives",
         "last_traffic",
         "net",
-        "rng",
         "server",
         "server_closing_timer",
         "session",
@@ -59,7 +58,6 @@ class Link:
         self.tab = tab
         self.user = user
         self.session = session
-        self.rng = tab.net_rng
         self.client = "connecting"
         self.server = "none"
         self.close_code: int | None = None
@@ -84,7 +82,8 @@ class Link:
         net = self.net
         now = net.now()
         self.last_traffic = now
-        at = max(now + net.latency.draw(self.rng), self.up_at)
+        lat = net.latency  # the tab's stream is touched only if there is jitter to draw
+        at = max(now + (lat.draw(self.tab.net_rng) if lat.jitter else lat.base), self.up_at)
         self.up_at = at
         net.post(at, fn, *args)
 
@@ -94,7 +93,8 @@ class Link:
         net = self.net
         now = net.now()
         self.last_traffic = now
-        at = max(now + net.latency.draw(self.rng), self.down_at)
+        lat = net.latency  # the tab's stream is touched only if there is jitter to draw
+        at = max(now + (lat.draw(self.tab.net_rng) if lat.jitter else lat.base), self.down_at)
         self.down_at = at
         net.post(at, fn, *args)
 

@@ -111,3 +111,10 @@ def test_unload_handler_rules() -> None:
     sometimes = Client(unload="pagehide", unload_runs=0.3)
     ran = sum(sometimes.closes_on_unload(rng) for _ in range(4000))
     assert 1000 < ran < 1400
+
+
+def test_only_token_identities_need_a_random_stream() -> None:
+    # The tab makes its client stream on first use; "shared" never asks for one.
+    assert claim("shared", "alice", Storage({}), None) == "alice"
+    with pytest.raises(ValueError, match="need a random stream"):
+        claim("per-tab", "alice", Storage({}), None)
