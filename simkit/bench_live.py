@@ -263,8 +263,8 @@ async def churn(engine: str, n: int, concurrency: int) -> dict[str, Any]:
             close_timeout=KEEPALIVE["close_timeout"],
         )
         if engine == "simkit":
-            # As in a live run, LiveNetwork keeps every link it made (and its closed
-            # ClientConnection) in ``server.clients`` until the run ends.
+            # As in a live run: LiveNetwork keeps its links in ``server.clients`` and
+            # sweeps the finished ones as they pile up (LiveNetwork._prune).
 
             async def one(i: int) -> None:
                 tab = _Tab(i, loop.create_future())

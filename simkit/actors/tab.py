@@ -42,6 +42,7 @@ class Tab:
         self.waiting_since: float | None = None  # single-flight: a connect() is waiting
         self.close_when_open: set[int] = set()
         self.deaf_since: float | None = None  # page runs no code (frozen, bfcached) since
+        self.closed_while_deaf = False  # its socket closed while the page ran no code
         self.received = 0
         self.seen: set[int] = set()  # push ids this tab's pages received (membership only)
 
@@ -220,6 +221,14 @@ class Tab:
         elif link is not None:  # still connecting (or closing): it fails, the page retries
             link.close(int(CloseCode.GOING_AWAY))
             self.on_close(link, int(CloseCode.ABNORMAL))
+        elif self.want and self.retry is None:
+            # What the page could not run while it slept runs now (Chromium queues it): the
+            # close event it missed schedules its retry; a retry that came due connects.
+            if self.closed_while_deaf:
+                self._schedule_retry()
+            else:
+                self.connect()
+        self.closed_while_deaf = False
 
     def lose_network(self) -> None:
         """The network dies silently (a phone in a tunnel): no event fires anywhere."""
@@ -325,10 +334,16 @@ class Tab:
         if self.waiting_since is not None:
             self._open()
             return
-        if self.want and self.page in (Page.ACTIVE, Page.HIDDEN) and self.retry is None:
-            self.attempt += 1
-            delay = self.policy.backoff.delay(self.attempt, self.client_rng)
-            self.retry = self.env.call_later(delay, self._retry)
+        if self.want and self.retry is None:
+            if self.page in (Page.ACTIVE, Page.HIDDEN):
+                self._schedule_retry()
+            elif self.deaf_since is not None:
+                self.closed_while_deaf = True  # the page's close handler runs when it wakes
+
+    def _schedule_retry(self) -> None:
+        self.attempt += 1
+        delay = self.policy.backoff.delay(self.attempt, self.client_rng)
+        self.retry = self.env.call_later(delay, self._retry)
 
     def _retry(self) -> None:
         self.retry = None

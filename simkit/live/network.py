@@ -62,6 +62,7 @@ class LiveLink:
             self._closed(int(CloseCode.ABNORMAL))
             return
         if self.client == "closed":  # the page dropped it while connecting
+            self.ws = ws  # the server has seen its handshake: it may be swept (_prune)
             ws.transport.abort()
             return
         self.ws = ws

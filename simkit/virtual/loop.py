@@ -22,7 +22,7 @@ import itertools
 import sys
 import weakref
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 __all__ = ["UnhandledError", "VirtualDeadlock", "VirtualLoop", "run"]
@@ -142,14 +142,15 @@ class VirtualLoop(asyncio.AbstractEventLoop):
             raise ValueError(f"message time must be a finite virtual time, got {when!r}")
         heapq.heappush(self._timers, (when, self._seq(), MESSAGE, callback, args))
 
-    def sleep(self, delay: float) -> asyncio.Future[None]:
-        """A future that completes ``delay`` virtual seconds from now: ``await
-        loop.sleep(d)`` does what ``await asyncio.sleep(d)`` does, in the same event order,
-        without a coroutine, a timer handle and its cancel (tabs sleep millions of times in a
-        big run). Cancelling the awaiting task cancels the future; the message then finds it
-        done and does nothing. ``delay <= 0`` falls back to ``asyncio.sleep`` (one yield)."""
+    def sleep(self, delay: float) -> Awaitable[None]:
+        """``await loop.sleep(d)`` does what ``await asyncio.sleep(d)`` does, in the same
+        event order: for ``d > 0`` a future that a message completes ``d`` virtual seconds
+        from now, without a coroutine, a timer handle and its cancel (tabs sleep millions of
+        times in a big run); cancelling the awaiting task cancels the future, and the message
+        then finds it done and does nothing. ``d <= 0`` is ``asyncio.sleep`` itself: one
+        bare yield."""
         if not delay > 0:
-            return asyncio.ensure_future(asyncio.sleep(delay), loop=self)
+            return asyncio.sleep(delay)
         if delay == _INF:
             raise ValueError(f"delay must be a finite number of virtual seconds, got {delay!r}")
         future = asyncio.Future(loop=self)

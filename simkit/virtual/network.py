@@ -330,9 +330,12 @@ class Keepalive:
 
     def answer_at_once(self, now: float) -> None:
         """With zero latency the ping and its pong both arrive at this same instant, so the
-        round trip is settled here rather than as two messages through the loop: the same
-        outcome at the same virtual time, two loop steps fewer per ping (heartbeats were
-        nearly half the steps of a big zero-latency run)."""
+        round trip is settled here rather than as two messages through the loop: two loop
+        steps fewer per ping (heartbeats were nearly half the steps of a big zero-latency
+        run). The outcome is the same unless another event falls on this very instant after
+        the timer (a script that freezes a tab exactly on a ping time): the page is then
+        asked before that event, where through the loop it would be asked after it. With
+        random times that does not happen; a test holds whole runs equal both ways."""
         link = self.link
         link.last_traffic = now
         if link.client in ("open", "closing") and link.tab.answers(link, self.kind):

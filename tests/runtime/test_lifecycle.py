@@ -120,3 +120,17 @@ def test_freezing_a_tab_in_the_wrong_state_names_the_transition() -> None:
 
     with pytest.raises(Exception, match="page: event 'freeze' is not allowed in state 'bfcached'"):
         simkit.run(simkit.Scenario("bad", "", bad), SAFE, tabs=1, duration=10)
+
+
+def test_a_socket_closed_while_frozen_is_retried_when_the_page_wakes() -> None:
+    # The app heartbeat reaps the frozen tab; its page sees the close only when it runs
+    # again (Chromium queues the event), and then its ordinary retry brings it back.
+    strategy = SAFE.replace(name="reaped", liveness="app", on_resume="none", unload="none")
+    r = simkit.run(FREEZE, strategy, tabs=3, duration=300, seed=1)
+    assert r.summary["detections_app"] == 1  # it was reaped while frozen
+    assert r.summary["final_disconnected_tabs"] == 0 and r.summary["invariants_hold"]
+
+
+def test_no_background_tab_is_stranded_without_lifecycle_handlers() -> None:
+    r = simkit.run("background-tabs", STRATEGIES["before"], tabs=40, duration=300, seed=2)
+    assert r.summary["final_disconnected_tabs"] == 0

@@ -636,3 +636,27 @@ def test_loop_sleep_wakes_in_asyncio_sleeps_order_and_cancels_cleanly() -> None:
     assert story("loop") == story("asyncio")
     names = [name for name, _ in story("loop")]
     assert names.count("a") == 3 and "victim" not in names  # cancelled at 4.5 s, mid-sleep
+
+
+def test_loop_sleep_of_zero_is_one_bare_yield_as_in_asyncio() -> None:
+    def story(sleeper: str) -> tuple[list[str], str]:
+        log: list[str] = []
+
+        async def a() -> None:
+            loop = asyncio.get_running_loop()
+            await (loop.sleep(0) if sleeper == "loop" else asyncio.sleep(0))  # type: ignore[attr-defined]
+            log.append("A")
+
+        async def b() -> None:
+            for i in range(4):
+                log.append(f"B{i}")
+                await asyncio.sleep(0)
+
+        async def main() -> str:
+            await asyncio.gather(a(), b())
+            return asyncio.get_running_loop().create_task(asyncio.sleep(0)).get_name()
+
+        return log, run(main())
+
+    assert story("loop") == story("asyncio")
+    assert story("loop")[0] == ["B0", "A", "B1", "B2", "B3"]
