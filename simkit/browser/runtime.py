@@ -253,7 +253,10 @@ class BrowserTab:
             self.restoring = True
             await self._front()  # the restored page is active, as in the model
             history = await self._send("Page.getNavigationHistory", {})
-            entry = history["entries"][history["currentIndex"] - 1]
+            index = history["currentIndex"]
+            if index < 1:  # restore() without enter_bfcache(): entries[-1] would be wrong
+                raise RuntimeError(f"tab {self.index}: no page to go back to (history {index})")
+            entry = history["entries"][index - 1]
             await self._loaded(self._send("Page.navigateToHistoryEntry", {"entryId": entry["id"]}))
 
         self._do(back)
