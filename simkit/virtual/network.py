@@ -75,6 +75,11 @@ class Link:
 
     # -- transport -------------------------------------------------------------------------
 
+    def _delay(self) -> float:
+        """One way's latency; the tab's random stream is touched only if there is jitter."""
+        latency = self.net.latency
+        return latency.draw(self.tab.net_rng) if latency.jitter else latency.base
+
     def _up(self, fn: Callable[..., Any], *args: Any) -> None:
         """Send towards the server; lost if the link is silent."""
         if self.silent_since is not None:
@@ -82,8 +87,7 @@ class Link:
         net = self.net
         now = net.now()
         self.last_traffic = now
-        lat = net.latency  # the tab's stream is touched only if there is jitter to draw
-        at = max(now + (lat.draw(self.tab.net_rng) if lat.jitter else lat.base), self.up_at)
+        at = max(now + self._delay(), self.up_at)
         self.up_at = at
         net.post(at, fn, *args)
 
@@ -93,8 +97,7 @@ class Link:
         net = self.net
         now = net.now()
         self.last_traffic = now
-        lat = net.latency  # the tab's stream is touched only if there is jitter to draw
-        at = max(now + (lat.draw(self.tab.net_rng) if lat.jitter else lat.base), self.down_at)
+        at = max(now + self._delay(), self.down_at)
         self.down_at = at
         net.post(at, fn, *args)
 
@@ -310,7 +313,7 @@ class Keepalive:
             self.generation += 1
 
     def fire(self, generation: int) -> None:
-        if generation != self.generation or self.due is None:
+        if generation != self.generation:
             return  # disarmed (or re-armed) since this message was posted
         link = self.link
         net = link.net
