@@ -36,6 +36,11 @@ class Env:
     def call_later(self, delay: float, fn: Callable[..., Any], *args: Any) -> asyncio.TimerHandle:
         return self.loop.call_at(self.loop.time() + delay * self.scale, fn, *args)
 
+    def after(self, delay: float, fn: Callable[..., Any], *args: Any) -> None:
+        """``call_later`` for what nobody cancels (a browser's close, a guard's check): on
+        the VirtualLoop a handle-free message, in the same order a timer would have had."""
+        self._post(self.loop.time() + delay * self.scale, fn, *args)
+
     def sleep(self, delay: float) -> Awaitable[None]:
         """``await env.sleep(seconds)``: a plain function, not a coroutine (one frame fewer
         per wait; tabs wait millions of times in a big run), returning the VirtualLoop's
@@ -46,6 +51,7 @@ class Env:
         self._sleep: Callable[[float], Awaitable[None]] = getattr(
             self.loop, "sleep", asyncio.sleep
         )
+        self._post: Callable[..., Any] = getattr(self.loop, "post_at", self.loop.call_at)
 
     def rng(self, *key: object) -> random.Random:
         """An independent random stream for ``key``: adding a tab or an event elsewhere never

@@ -95,7 +95,7 @@ class Tab:
         else:
             timing = self.env.timing
             delay = timing.tab_close if page_close else timing.unload_close
-            self.env.call_later(delay, link.close, int(CloseCode.GOING_AWAY))
+            self.env.after(delay, link.close, int(CloseCode.GOING_AWAY))
 
     async def reload(self, downtime: float, *, vanish: bool = False, strict_mode: bool = False):
         """Unload, wait ``downtime`` seconds (the new page loading), load again."""
@@ -128,7 +128,7 @@ class Tab:
         if abort:
             link.abort()
         else:
-            self.env.call_later(self.env.timing.crash_close, link.close, int(CloseCode.GOING_AWAY))
+            self.env.after(self.env.timing.crash_close, link.close, int(CloseCode.GOING_AWAY))
 
     def hide(self) -> None:
         self.page = step(self.page, "hide")
@@ -267,7 +267,7 @@ class Tab:
         if in_flight and self.policy.guard == "single-flight":
             if self.waiting_since is None:
                 self.waiting_since = self.now
-                self.env.call_later(self.policy.guard_wait, self._guard_expired, link)
+                self.env.after(self.policy.guard_wait, self._guard_expired, link)
             return
         self._open()
 

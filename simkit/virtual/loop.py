@@ -226,8 +226,14 @@ class VirtualLoop(asyncio.AbstractEventLoop):
             sys.set_asyncgen_hooks(*outer_hooks)
 
     def _run(self) -> None:
+        """One iteration runs what was ready when it began: first the handles queued by
+        ``call_soon``, then every timer and message already due, in (when, sequence) order.
+        Anything scheduled meanwhile waits for the next iteration, as in asyncio. Due heap
+        entries run straight off the heap (no detour through the ready queue): ``cutoff``,
+        the sequence number at the start, tells what was already there."""
         ready, timers = self._ready, self._timers
-        popleft, append, heappop = ready.popleft, ready.append, heapq.heappop
+        popleft, heappop, heappush, seq = ready.popleft, heapq.heappop, heapq.heappush, self._seq
+        failed = self._failed
         while True:
             if not ready:
                 if self._stopping:
@@ -243,39 +249,58 @@ class VirtualLoop(asyncio.AbstractEventLoop):
                     self._now = timers[0][0]
                     self.jumps += 1
             now = self._now
-            while timers and timers[0][0] <= now:  # due timers, in (when, sequence) order
-                entry = heappop(timers)
+            cutoff = seq()
+            steps = 0
+            for _ in range(len(ready)):
+                handle = popleft()
+                if handle._cancelled:
+                    continue
+                steps += 1
+                # Handle._run's body, inlined (one frame fewer per step); errors go to the
+                # exception handler with the context asyncio gives them.
+                try:
+                    handle._context.run(handle._callback, *handle._args)
+                except (SystemExit, KeyboardInterrupt):
+                    raise
+                except BaseException as exc:
+                    failed(handle._callback, handle._args, exc, handle)
+            later = None  # entries for a past time, scheduled during this iteration
+            while timers:
+                entry = timers[0]
+                if entry[0] > now:
+                    break
+                if entry[1] > cutoff:
+                    if entry[0] == now:
+                        break  # the rest of what is due was scheduled during this iteration
+                    later = later or []
+                    later.append(heappop(timers))
+                    continue
+                heappop(timers)
                 handle = entry[2]
-                if handle is MESSAGE:
-                    append(entry)
+                if handle is MESSAGE:  # from post_at(): no handle, no context
+                    steps += 1
+                    try:
+                        entry[3](*entry[4])
+                    except (SystemExit, KeyboardInterrupt):
+                        raise
+                    except BaseException as exc:
+                        failed(entry[3], entry[4], exc, None)
                     continue
                 handle._scheduled = False
                 if handle._cancelled:
                     self._cancelled_timers -= 1
-                else:
-                    append(handle)
-            ntodo = len(ready)
-            self.steps += ntodo
-            for _ in range(ntodo):
-                handle = popleft()
-                # Handle._run's body, inlined (one frame fewer per step); errors go to the
-                # exception handler with the context asyncio gives them.
-                if handle.__class__ is tuple:  # a message from post_at()
-                    try:
-                        handle[3](*handle[4])
-                    except (SystemExit, KeyboardInterrupt):
-                        raise
-                    except BaseException as exc:
-                        self._failed(handle[3], handle[4], exc, None)
-                elif handle._cancelled:
-                    self.steps -= 1
-                else:
-                    try:
-                        handle._context.run(handle._callback, *handle._args)
-                    except (SystemExit, KeyboardInterrupt):
-                        raise
-                    except BaseException as exc:
-                        self._failed(handle._callback, handle._args, exc, handle)
+                    continue
+                steps += 1
+                try:
+                    handle._context.run(handle._callback, *handle._args)
+                except (SystemExit, KeyboardInterrupt):
+                    raise
+                except BaseException as exc:
+                    failed(handle._callback, handle._args, exc, handle)
+            if later:
+                for entry in later:
+                    heappush(timers, entry)
+            self.steps += steps
             if self._stopping:
                 return
 

@@ -44,7 +44,6 @@ class Link:
         "last_traffic",
         "net",
         "server",
-        "server_closing_timer",
         "session",
         "silent_since",
         "tab",
@@ -63,7 +62,6 @@ class Link:
         self.close_code: int | None = None
         self.silent_since: float | None = None
         self.keepalives: tuple[Keepalive, ...] = ()
-        self.server_closing_timer: asyncio.TimerHandle | None = None
         self.up_at = 0.0  # FIFO: nothing arrives before what was sent earlier
         self.down_at = 0.0
         self.last_traffic = 0.0
@@ -142,7 +140,7 @@ class Link:
             return
         self.server = "open"
         net.open_links[self.id] = self
-        self.keepalives = tuple(Keepalive(self, rule) for rule in net.liveness.rules)
+        self.keepalives = tuple([Keepalive(self, rule) for rule in net.rules])
         if net.idle_timeout is not None:
             self.idle_timer = net.loop.call_at(net.now() + net.idle_timeout, self._idle_check)
         # The 101 response leaves before the handler runs, so whatever the handler sends
@@ -163,9 +161,7 @@ class Link:
             self._disarm_beat()
             self._down(self._echo_reaches_client, code)
             net = self.net
-            self.server_closing_timer = net.loop.call_at(
-                net.now() + net.close_timeout, self._server_gives_up
-            )
+            net.post(net.now() + net.close_timeout, self._server_gives_up)
         elif self.server == "closing":
             self._server_closed(code)  # both sides sent a close frame: the frames crossed
 
@@ -201,11 +197,11 @@ class Link:
         self._disarm_beat()
         self._down(self._server_close_reaches_client, code)
         net = self.net
-        self.server_closing_timer = net.loop.call_at(
-            net.now() + net.close_timeout, self._server_gives_up
-        )
+        net.post(net.now() + net.close_timeout, self._server_gives_up)
 
     def _server_gives_up(self) -> None:
+        """The close timeout. Never cancelled: once the server's end is closed it stays
+        closed, so a give-up that comes after the handshake finished does nothing."""
         if self.server == "closing":
             self._server_closed(int(CloseCode.ABNORMAL))
             self._down(self._client_sees_close, int(CloseCode.ABNORMAL))  # the abort (RST)
@@ -215,8 +211,6 @@ class Link:
         self._disarm_beat()
         if self.idle_timer is not None:
             self.idle_timer.cancel()
-        if self.server_closing_timer is not None:
-            self.server_closing_timer.cancel()
         net = self.net
         net.open_links.pop(self.id, None)
         net.server.on_close(self, code)
@@ -225,8 +219,6 @@ class Link:
         """The server process is gone: no handler runs, the OS resets every socket."""
         self.server = "closed"
         self._disarm_beat()
-        if self.server_closing_timer is not None:
-            self.server_closing_timer.cancel()
         self.net.open_links.pop(self.id, None)
         self.net.census.server_closed(self.id)
         self._down(self._client_sees_close, int(CloseCode.ABNORMAL))
@@ -376,6 +368,7 @@ class MemoryNetwork:
         self.loop = loop
         self.census = census
         self.liveness = liveness
+        self.rules = liveness.rules
         self.latency = latency
         self.close_timeout = close_timeout
         self.idle_timeout = idle_timeout
