@@ -68,6 +68,7 @@ async def play(
         _push_source(env, server, sorted(set(people), key=people.index), sc.push_rate * tabs)
     try:
         await env.sleep(end)
+        network.finish()  # e.g. count the heartbeats that coasted (virtual runtime)
     finally:
         for task in tasks:
             task.cancel()

@@ -207,6 +207,9 @@ class LiveNetwork:
             del self.links[conn]
         self._prune_at = max(self.PRUNE_FLOOR, 2 * len(self.links))
 
+    def finish(self) -> None:
+        """Nothing to settle at the end of a run: live heartbeats run for real."""
+
     def restart_server(self, downtime: float) -> None:
         self.spawn(self.local.restart(downtime * self.scale))
 

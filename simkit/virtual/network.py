@@ -9,7 +9,10 @@ the server's keepalive, which runs here as websockets runs it inside its connect
 
 Deliveries are scheduled on the virtual clock with ``VirtualLoop.post_at`` (``call_at``
 without a handle); zero latency still goes through the loop, so a message never arrives
-inside the call that sent it.
+inside the call that sent it. But a round trip that starts inside a message step and ends in
+the same instant (zero latency: the 101 answering a handshake, the echo and TCP close
+answering a close frame, a pong) is settled in that step, and a heartbeat that can only be
+answered coasts (see :class:`Keepalive`): whole runs stay equal, at a third of the steps.
 """
 
 from __future__ import annotations
@@ -117,12 +120,14 @@ class Link:
         if self.client == "closed":
             return
         self.client = "closed"
+        self._wake_beat()
         self._up(self._abort_reaches_server)
 
     def silence(self) -> None:
         """The network dies silently: from now on nothing arrives, in either direction."""
         if self.silent_since is None:
             self.silent_since = self.net.now()
+            self._wake_beat()
 
     def restore(self) -> None:
         """The network is back, on a new path (a phone's new address): the browser notices
@@ -140,13 +145,19 @@ class Link:
             return
         self.server = "open"
         net.open_links[self.id] = self
-        self.keepalives = tuple([Keepalive(self, rule) for rule in net.rules])
         if net.idle_timeout is not None:
             self.idle_timer = net.loop.call_at(net.now() + net.idle_timeout, self._idle_check)
         # The 101 response leaves before the handler runs, so whatever the handler sends
         # (a welcome, a refusal) reaches a page that already sees its socket open.
-        self._down(self._client_sees_open)
+        at_once = net.instant and self.silent_since is None
+        if not at_once:
+            self._down(self._client_sees_open)
         net.server.on_open(self)  # may close (refuse/kick) at once
+        if at_once:  # zero latency: the 101 is there now, before anything the handler sent
+            self.last_traffic = net.now()
+            self._client_sees_open()
+        if self.server == "open":  # unless the handler closed it: the heartbeat starts
+            self.keepalives = tuple([Keepalive(self, rule) for rule in net.rules])
         if self.client == "closed":
             self._up(self._abort_reaches_server)  # the page dropped it while connecting
 
@@ -159,8 +170,15 @@ class Link:
             self.server = "closing"
             self.close_code = code
             self._disarm_beat()
-            self._down(self._echo_reaches_client, code)
             net = self.net
+            if net.instant and self.silent_since is None:
+                # Zero latency: the echo and the client's TCP close are back in this same
+                # instant; the page sees its close, then the server's cleanup runs.
+                self.last_traffic = net.now()
+                self._client_sees_close(code)
+                self._teardown_reaches_server(code)
+                return
+            self._down(self._echo_reaches_client, code)
             net.post(net.now() + net.close_timeout, self._server_gives_up)
         elif self.server == "closing":
             self._server_closed(code)  # both sides sent a close frame: the frames crossed
@@ -248,6 +266,11 @@ class Link:
         for keepalive in self.keepalives:
             keepalive.disarm()
 
+    def _wake_beat(self) -> None:
+        """Whether a ping is answered may change now (see :class:`Keepalive`)."""
+        for keepalive in self.keepalives:
+            keepalive.wake()
+
     def declared_dead(self, kind: str) -> None:
         net = self.net
         since = self.silent_since if self.silent_since is not None else self.tab.deaf_since
@@ -273,6 +296,7 @@ class Link:
     def _client_sees_close(self, code: int) -> None:
         if self.client != "closed":
             self.client = "closed"
+            self._wake_beat()
             self.tab.on_close(self, code)
 
 
@@ -282,9 +306,18 @@ class Keepalive:
     Protocol pings are answered by the browser's network stack, app pings by the page.
     Its timer is a loop message tagged with a generation: disarming bumps the generation,
     so a stale message does nothing when it comes due. (A cancellable handle per arm
-    cost more than the occasional no-op: timers are re-armed far more often than disarmed.)"""
+    cost more than the occasional no-op: timers are re-armed far more often than disarmed.)
 
-    __slots__ = ("beat", "due", "generation", "kind", "link")
+    **Coasting.** With zero latency and no idle proxy, a protocol ping that was answered
+    will be answered again, and again, until the link itself changes: it goes silent, its
+    page's end closes, or the server stops the heartbeat. So after an answered ping the
+    keepalive posts nothing and *coasts*; the link calls :meth:`wake` when one of those
+    changes happens, and the pings skipped before that instant are counted then, each one
+    through the :class:`Heartbeat` as the timer would have (heartbeats were a quarter of a
+    big zero-latency run). A ping due at the very instant of the change is left to the
+    timer, after the change; a test holds whole runs equal with and without coasting."""
+
+    __slots__ = ("beat", "coasting", "due", "generation", "kind", "link")
 
     def __init__(self, link: Link, rule: Liveness) -> None:
         self.link = link
@@ -292,7 +325,18 @@ class Keepalive:
         self.beat: Heartbeat = rule.start(link.net.now())
         self.due: float | None = None
         self.generation = 0
-        self.arm()
+        self.coasting = False
+        net = link.net
+        if (
+            net.coast
+            and self.kind == "protocol"
+            and link.silent_since is None
+            and link.client in ("open", "closing")
+        ):
+            self.due = self.beat.deadline()
+            self.coasting = True  # its page can answer: coast from the start
+        else:
+            self.arm()
 
     def arm(self) -> None:
         due = self.due = self.beat.deadline()
@@ -300,9 +344,37 @@ class Keepalive:
             self.link.net.post(due, self.fire, self.generation)
 
     def disarm(self) -> None:
+        if self.coasting:
+            self._coast_to(self.link.net.now())
         if self.due is not None:
             self.due = None
             self.generation += 1
+
+    def wake(self) -> None:
+        """The link changed: count the pings skipped until now, then run on the timer."""
+        if self.coasting:
+            self._coast_to(self.link.net.now())
+            self.arm()
+
+    def settle(self, now: float) -> None:
+        """The run ends at ``now``: count what a timer due by then would have counted."""
+        if self.coasting:
+            self._coast_to(now, inclusive=True)
+            self.arm()
+
+    def _coast_to(self, now: float, *, inclusive: bool = False) -> None:
+        self.coasting = False
+        beat, link = self.beat, self.link
+        census = link.net.census
+        due = self.due
+        while due is not None and (due < now or (inclusive and due == now)):
+            beat.on_timer(due)  # "ping": the last one was answered
+            census.pings += 1
+            census.pongs += 1
+            beat.on_pong(due)
+            link.last_traffic = due
+            due = beat.deadline()
+        self.due = due
 
     def fire(self, generation: int) -> None:
         if generation != self.generation:
@@ -317,25 +389,31 @@ class Keepalive:
             return
         if verdict == "ping":
             net.census.pings += 1
-            if net.instant and link.silent_since is None:
-                self.answer_at_once(net.now())
+            if net.instant_pings and link.silent_since is None:
+                if self.answer_at_once(net.now()) and net.coast and self.kind == "protocol":
+                    self.due = self.beat.deadline()
+                    self.coasting = True
+                    return
             else:
                 link._down(self.ping_reaches_client)
         self.arm()
 
-    def answer_at_once(self, now: float) -> None:
+    def answer_at_once(self, now: float) -> bool:
         """With zero latency the ping and its pong both arrive at this same instant, so the
         round trip is settled here rather than as two messages through the loop: two loop
         steps fewer per ping (heartbeats were nearly half the steps of a big zero-latency
         run). The outcome is the same unless another event falls on this very instant after
         the timer (a script that freezes a tab exactly on a ping time): the page is then
         asked before that event, where through the loop it would be asked after it. With
-        random times that does not happen; a test holds whole runs equal both ways."""
+        random times that does not happen; a test holds whole runs equal both ways.
+        Returns whether the ping was answered."""
         link = self.link
         link.last_traffic = now
         if link.client in ("open", "closing") and link.tab.answers(link, self.kind):
             link.net.census.pongs += 1
             self.beat.on_pong(now)
+            return True
+        return False
 
     def ping_reaches_client(self) -> None:
         link = self.link
@@ -376,9 +454,13 @@ class MemoryNetwork:
         self.down = False
         self.open_links: dict[int, Link] = {}
         self._next_id = 0
-        # See Keepalive.answer_at_once. Not with two rules: theirs fire at the same instants,
-        # and a pong must not count when the other rule closed the link in that instant.
-        self.instant = latency.base == latency.jitter == 0 and len(liveness.rules) == 1
+        # With zero latency a round trip ends in the instant it began, so the network settles
+        # it in one step (Link.handshake_reaches_server, Link._close_reaches_server). Pings
+        # too (Keepalive.answer_at_once), but not with two rules: theirs fire at the same
+        # instants, and a pong must not count when the other rule closed the link then.
+        self.instant = latency.base == latency.jitter == 0
+        self.instant_pings = self.instant and len(self.rules) == 1
+        self.coast = self.instant_pings and idle_timeout is None  # see Keepalive
         # Messages in flight are never cancelled: VirtualLoop carries them without handles.
         self.post: Callable[..., None] = getattr(loop, "post_at", loop.call_at)
 
@@ -390,6 +472,13 @@ class MemoryNetwork:
         link = Link(self, self._next_id, tab, user, session)
         link._up(link.handshake_reaches_server)
         return link
+
+    def finish(self) -> None:
+        """The run is over: count the heartbeats that coasted up to now."""
+        now = self.now()
+        for link in self.open_links.values():
+            for keepalive in link.keepalives:
+                keepalive.settle(now)
 
     def restart_server(self, downtime: float) -> None:
         """Every socket drops at once (the server process died), and for ``downtime`` seconds

@@ -11,12 +11,13 @@ from simkit.virtual import network
 
 
 def _through_the_loop(monkeypatch):
-    """Every ping and pong as two messages through the loop, even with zero latency."""
+    """Every message through the loop, even with zero latency: the handshakes, each ping and
+    its pong; no coasting heartbeat."""
     original = network.MemoryNetwork.__init__
 
     def init(self, *args, **kwargs):
         original(self, *args, **kwargs)
-        self.instant = False
+        self.instant = self.instant_pings = self.coast = False
 
     monkeypatch.setattr(network.MemoryNetwork, "__init__", init)
 
@@ -27,19 +28,52 @@ def _fingerprint(result):
 
 @pytest.mark.parametrize(
     ("scenario", "liveness"),
-    [("reference", "websockets"), ("background-tabs", "app"), ("flaky-network", "app")],
+    [
+        ("reference", "websockets"),
+        ("background-tabs", "app"),
+        ("background-tabs", "websockets"),  # frozen pages: protocol pings still answered
+        ("flaky-network", "app"),
+        ("flaky-network", "websockets"),  # coasting heartbeats on links that go silent
+        ("strict-mode", "websockets"),  # sockets closed while they open
+    ],
 )
-def test_zero_latency_pings_answered_at_once_give_the_same_run(monkeypatch, scenario, liveness):
+def test_zero_latency_shortcuts_give_the_same_run(monkeypatch, scenario, liveness):
     strategy = make_strategy("s", registry="kick-old-safe", liveness=liveness, identity="per-tab")
     sc = simkit.SCENARIOS[scenario].with_(latency=Latency(0.0, 0.0))
-    fast = simkit.run(sc, strategy, tabs=30, duration=400, seed=9)
+    coasted = []
+    original = network.Keepalive._coast_to
+
+    def coast_to(self, now, **kwargs):
+        coasted.append(self.beat.pings)
+        original(self, now, **kwargs)
+        coasted[-1] = self.beat.pings - coasted[-1]
+
+    with monkeypatch.context() as m:
+        m.setattr(network.Keepalive, "_coast_to", coast_to)
+        fast = simkit.run(sc, strategy, tabs=30, duration=400, seed=9)
     assert fast.summary["heartbeat_pings"] > 100  # heartbeats really ran
-    assert sc.latency.base == sc.latency.jitter == 0  # the shortcut is really taken
-    if liveness != "websockets":
+    assert sc.latency.base == sc.latency.jitter == 0  # the shortcuts are really taken
+    if liveness == "websockets":
+        assert sum(coasted) > 50  # many pings were counted by coasting, not by a timer
+    else:
+        assert coasted == []  # a page's answer can change without the link knowing
+    if liveness != "websockets" or scenario == "flaky-network":
         assert fast.summary["detections"] > 0  # and some went unanswered
     with monkeypatch.context() as m:
         _through_the_loop(m)
         slow = simkit.run(sc, strategy, tabs=30, duration=400, seed=9)
+    assert _fingerprint(fast) == _fingerprint(slow)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_reference_runs_equal_with_and_without_shortcuts(monkeypatch, seed):
+    """The benchmark's own configuration, at a size where every path (kicks of half-open
+    sockets, pings they leave unanswered, coasting to the end of the run) is taken often."""
+    fast = simkit.run("reference", tabs=200, duration=900, seed=seed)
+    with monkeypatch.context() as m:
+        _through_the_loop(m)
+        slow = simkit.run("reference", tabs=200, duration=900, seed=seed)
+    assert fast.summary["heartbeat_pings"] - fast.summary["heartbeat_pongs"] > 20
     assert _fingerprint(fast) == _fingerprint(slow)
 
 
@@ -51,7 +85,7 @@ def test_two_heartbeat_rules_never_take_the_shortcut(monkeypatch) -> None:
 
     def init(self, *args, **kwargs):
         original(self, *args, **kwargs)
-        seen.append(self.instant)
+        seen.append(self.instant_pings)
 
     monkeypatch.setattr(network.MemoryNetwork, "__init__", init)
     simkit.run(sc, strategy, tabs=5, duration=60, seed=1)
