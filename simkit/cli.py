@@ -206,9 +206,7 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("calibrate", help="measure real Chromium's closes; write calibration")
     p.add_argument("--reps", type=int, default=20, help="repetitions of each case")
     p.add_argument("--out", default=None, help="JSON file (default: simkit/calibration.json)")
-    p = sub.add_parser(
-        "bench", help="speed and memory: virtual vs SimPy, live vs raw websockets"
-    )
+    p = sub.add_parser("bench", help="speed and memory: virtual vs SimPy, live vs raw websockets")
     p.add_argument("--quick", action="store_true", help="small sizes, under a minute")
     p.add_argument("--out", default="benchmarks/results/latest.json")
     return root

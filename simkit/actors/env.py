@@ -48,9 +48,7 @@ class Env:
         return self._sleep(delay * self.scale)
 
     def __post_init__(self) -> None:
-        self._sleep: Callable[[float], Awaitable[None]] = getattr(
-            self.loop, "sleep", asyncio.sleep
-        )
+        self._sleep: Callable[[float], Awaitable[None]] = getattr(self.loop, "sleep", asyncio.sleep)
         self._post: Callable[..., Any] = getattr(self.loop, "post_at", self.loop.call_at)
 
     def rng(self, *key: object) -> random.Random:
