@@ -45,10 +45,13 @@ class Env:
         """``await env.sleep(seconds)``: a plain function, not a coroutine (one frame fewer
         per wait; tabs wait millions of times in a big run), returning the VirtualLoop's
         handle-free sleep on virtual time and asyncio's sleep elsewhere."""
-        return self._sleep(delay * self.scale)
+        return self.sleeper(delay)
 
     def __post_init__(self) -> None:
-        self._sleep: Callable[[float], Awaitable[None]] = getattr(self.loop, "sleep", asyncio.sleep)
+        sleep: Callable[[float], Awaitable[None]] = getattr(self.loop, "sleep", asyncio.sleep)
+        scale = self.scale
+        # What sleep() calls; actors that wait often (tabs) call it directly: a frame less.
+        self.sleeper = sleep if scale == 1.0 else lambda delay: sleep(delay * scale)
         self._post: Callable[..., Any] = getattr(self.loop, "post_at", self.loop.call_at)
 
     def rng(self, *key: object) -> random.Random:

@@ -100,7 +100,7 @@ class Tab:
     async def reload(self, downtime: float, *, vanish: bool = False, strict_mode: bool = False):
         """Unload, wait ``downtime`` seconds (the new page loading), load again."""
         self.unload(vanish=vanish)
-        await self.env.sleep(downtime)
+        await self.env.sleeper(downtime)
         self.load(strict_mode=strict_mode)
 
     def close(self) -> None:
@@ -251,7 +251,7 @@ class Tab:
         return self.env.now()
 
     def sleep(self, seconds: float) -> Awaitable[None]:
-        return self.env.sleep(seconds)
+        return self.env.sleeper(seconds)
 
     # -- the page's connection manager -----------------------------------------------------
 

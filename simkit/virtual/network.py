@@ -322,11 +322,11 @@ class Keepalive:
     def __init__(self, link: Link, rule: Liveness) -> None:
         self.link = link
         self.kind = rule.kind
-        self.beat: Heartbeat = rule.start(link.net.now())
+        net = link.net
+        self.beat: Heartbeat = rule.start(net.now())
         self.due: float | None = None
         self.generation = 0
         self.coasting = False
-        net = link.net
         if (
             net.coast
             and self.kind == "protocol"
