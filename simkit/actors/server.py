@@ -49,9 +49,10 @@ class Server:
 
     def on_open(self, link: Any) -> None:
         env = self.env
-        env.census.server_opened(link.id, link.tab_index, link.user, env.now())
+        now = env.now()
+        env.census.server_opened(link.id, link.tab_index, link.user, now)
         env.log("server-open", link.id, link.user)
-        self.apply(self.registry.connect(Hello(link.id, link.user, link.session), env.now()))
+        self.apply(self.registry.connect(Hello(link.id, link.user, link.session), now))
 
     def on_close(self, link: Any, code: int) -> None:
         env = self.env

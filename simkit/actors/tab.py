@@ -95,7 +95,7 @@ class Tab:
         else:
             timing = self.env.timing
             delay = timing.tab_close if page_close else timing.unload_close
-            self.env.after(delay, link.close, int(CloseCode.GOING_AWAY))
+            self.env.after(delay, link.browser_close, int(CloseCode.GOING_AWAY))
 
     async def reload(self, downtime: float, *, vanish: bool = False, strict_mode: bool = False):
         """Unload, wait ``downtime`` seconds (the new page loading), load again."""
@@ -128,7 +128,9 @@ class Tab:
         if abort:
             link.abort()
         else:
-            self.env.after(self.env.timing.crash_close, link.close, int(CloseCode.GOING_AWAY))
+            self.env.after(
+                self.env.timing.crash_close, link.browser_close, int(CloseCode.GOING_AWAY)
+            )
 
     def hide(self) -> None:
         self.page = step(self.page, "hide")

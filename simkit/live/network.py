@@ -103,6 +103,8 @@ class LiveLink:
         self.client = "closing"
         self.net.spawn(self.ws.close(code))
 
+    browser_close = close  # the browser's own close: a real socket closes the same way
+
     def abort(self) -> None:
         if self.client == "closed":
             return

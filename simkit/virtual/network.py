@@ -38,6 +38,7 @@ class Link:
     """
 
     __slots__ = (
+        "beating",
         "client",
         "close_code",
         "down_at",
@@ -65,6 +66,7 @@ class Link:
         self.close_code: int | None = None
         self.silent_since: float | None = None
         self.keepalives: tuple[Keepalive, ...] = ()
+        self.beating = False  # the server runs its heartbeat on this link
         self.up_at = 0.0  # FIFO: nothing arrives before what was sent earlier
         self.down_at = 0.0
         self.last_traffic = 0.0
@@ -115,6 +117,17 @@ class Link:
         self.client = "closing"
         self._up(self._close_reaches_server, code)
 
+    def browser_close(self, code: int) -> None:
+        """The browser closes the socket itself, a moment after the page went away (a
+        loop step of its own: no page code is on the stack). With zero latency the frame is
+        at the server in this same instant, so the server takes it in this step."""
+        if self.client != "open" or not self.net.instant or self.silent_since is not None:
+            self.close(code)
+            return
+        self.client = "closing"
+        self.last_traffic = self.net.now()
+        self._close_reaches_server(code)
+
     def abort(self) -> None:
         """The tab's process is gone (or a connecting socket was dropped): TCP just ends."""
         if self.client == "closed":
@@ -156,8 +169,9 @@ class Link:
         if at_once:  # zero latency: the 101 is there now, before anything the handler sent
             self.last_traffic = net.now()
             self._client_sees_open()
-        if self.server == "open":  # unless the handler closed it: the heartbeat starts
+        if self.server == "open" and net.rules:  # unless the handler closed it at once
             self.keepalives = tuple([Keepalive(self, rule) for rule in net.rules])
+            self.beating = True
         if self.client == "closed":
             self._up(self._abort_reaches_server)  # the page dropped it while connecting
 
@@ -263,13 +277,16 @@ class Link:
     # -- keepalive -------------------------------------------------------------------------
 
     def _disarm_beat(self) -> None:
-        for keepalive in self.keepalives:
-            keepalive.disarm()
+        if self.beating:
+            self.beating = False
+            for keepalive in self.keepalives:
+                keepalive.disarm()
 
     def _wake_beat(self) -> None:
         """Whether a ping is answered may change now (see :class:`Keepalive`)."""
-        for keepalive in self.keepalives:
-            keepalive.wake()
+        if self.beating:
+            for keepalive in self.keepalives:
+                keepalive.wake()
 
     def declared_dead(self, kind: str) -> None:
         net = self.net
@@ -444,6 +461,7 @@ class MemoryNetwork:
         idle_timeout: float | None = None,
     ) -> None:
         self.loop = loop
+        self.now: Callable[[], float] = loop.time  # the clock, without a frame of our own
         self.census = census
         self.liveness = liveness
         self.rules = liveness.rules
@@ -463,9 +481,6 @@ class MemoryNetwork:
         self.coast = self.instant_pings and idle_timeout is None  # see Keepalive
         # Messages in flight are never cancelled: VirtualLoop carries them without handles.
         self.post: Callable[..., None] = getattr(loop, "post_at", loop.call_at)
-
-    def now(self) -> float:
-        return self.loop.time()
 
     def connect(self, tab: Tab, user: str, session: str | None) -> Link:
         self._next_id += 1
