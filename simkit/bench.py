@@ -11,8 +11,10 @@ memory figures: the process's peak RSS, and how far it grew during the timed run
 The agreement check holds the two models against each other (:func:`agreement`).
 
 Events are each engine's own unit: SimPy events processed (``Environment.step`` calls) and
-VirtualLoop steps (asyncio handles run). simkit sends every message through the loop, so
-one model event costs it several steps; connects per second is the same unit for both.
+VirtualLoop steps (handles and messages run). They do not count the same things (simkit
+settles zero-latency round trips inside one step and lets answered heartbeats coast, and a
+sleeping tab costs it a message and a task step); connects per second is the same unit for
+both.
 
 Targets live here, never in unit tests.
 """
