@@ -381,17 +381,14 @@ class Keepalive:
 
     def _coast_to(self, now: float, *, inclusive: bool = False) -> None:
         self.coasting = False
-        beat, link = self.beat, self.link
-        census = link.net.census
-        due = self.due
-        while due is not None and (due < now or (inclusive and due == now)):
-            beat.on_timer(due)  # "ping": the last one was answered
-            census.pings += 1
-            census.pongs += 1
-            beat.on_pong(due)
-            link.last_traffic = due
-            due = beat.deadline()
-        self.due = due
+        pings = self.beat.answered(now, inclusive=inclusive)
+        if pings:
+            link = self.link
+            census = link.net.census
+            census.pings += len(pings)
+            census.pongs += len(pings)
+            link.last_traffic = pings[-1]
+        self.due = self.beat.deadline()
 
     def fire(self, generation: int) -> None:
         if generation != self.generation:

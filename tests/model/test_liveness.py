@@ -49,6 +49,33 @@ def test_an_answering_peer_is_never_declared_dead_and_traffic_is_counted() -> No
     assert beat.deadline() == 620.0
 
 
+@pytest.mark.parametrize("name", ["websockets", "socketio", "signalr", "phoenix"])
+@pytest.mark.parametrize("opened", [0.0, 0.1, 1234.567891])
+def test_answered_in_bulk_is_the_timer_answered_at_each_deadline(name: str, opened: float):
+    """Float for float: the bulk form adds the interval as on_timer does, ping by ping."""
+    rule = LIVENESS[name]
+    until = opened + 50 * rule.interval  # lands exactly on a deadline only by luck
+    one, bulk = rule.start(opened), rule.start(opened)
+    times = []
+    while one.deadline() < until:
+        due = one.deadline()
+        assert one.on_timer(due) == "ping"
+        one.on_pong(due)
+        times.append(due)
+    assert bulk.answered(until) == times
+    assert (bulk.next_ping, bulk.pings, bulk.pongs) == (one.next_ping, one.pings, one.pongs)
+    # ``inclusive`` takes a ping due exactly at ``until`` too; nothing is left before it
+    at = bulk.deadline()
+    assert bulk.answered(at) == [] and bulk.answered(at, inclusive=True) == [at]
+
+
+def test_answered_in_bulk_stops_while_a_ping_is_outstanding() -> None:
+    beat = LIVENESS["websockets"].start(0.0)
+    assert beat.on_timer(20.0) == "ping"  # not answered
+    assert beat.answered(1000.0) == []
+    assert beat.on_timer(40.0) == "dead"
+
+
 def test_presets_match_upstream_defaults() -> None:
     assert (LIVENESS["websockets"].interval, LIVENESS["websockets"].timeout) == (20.0, 20.0)
     assert (LIVENESS["socketio"].interval, LIVENESS["socketio"].timeout) == (25.0, 20.0)
