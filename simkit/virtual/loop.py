@@ -157,6 +157,13 @@ class VirtualLoop(asyncio.AbstractEventLoop):
         heapq.heappush(self._timers, (self._now + delay, self._seq(), MESSAGE, _wake, (future,)))
         return future
 
+    def alone_now(self) -> bool:
+        """Is nothing else due at this instant (no ready handle, no timer or message for
+        now)? Then whatever the current callback would schedule for now runs next, with
+        nothing in between: the network settles such a reply in place."""
+        timers = self._timers
+        return not self._ready and not (timers and timers[0][0] <= self._now)
+
     def _timer(
         self, when: float, callback: _Callback, args: tuple, context: _Context
     ) -> asyncio.TimerHandle:
@@ -251,56 +258,58 @@ class VirtualLoop(asyncio.AbstractEventLoop):
             now = self._now
             cutoff = seq()
             steps = 0
-            for _ in range(len(ready)):
-                handle = popleft()
-                if handle._cancelled:
-                    continue
-                steps += 1
-                # Handle._run's body, inlined (one frame fewer per step); errors go to the
-                # exception handler with the context asyncio gives them.
-                try:
-                    handle._context.run(handle._callback, *handle._args)
-                except (SystemExit, KeyboardInterrupt):
-                    raise
-                except BaseException as exc:
-                    failed(handle._callback, handle._args, exc, handle)
             later = None  # entries for a past time, scheduled during this iteration
-            while timers:
-                entry = timers[0]
-                if entry[0] > now:
-                    break
-                if entry[1] > cutoff:
-                    if entry[0] == now:
-                        break  # the rest of what is due was scheduled during this iteration
-                    later = later or []
-                    later.append(heappop(timers))
-                    continue
-                heappop(timers)
-                handle = entry[2]
-                if handle is MESSAGE:  # from post_at(): no handle, no context
+            try:  # (finally: even a KeyboardInterrupt leaves the heap and the count whole)
+                for _ in range(len(ready)):
+                    handle = popleft()
+                    if handle._cancelled:
+                        continue
                     steps += 1
+                    # Handle._run's body, inlined (one frame fewer per step); errors go to the
+                    # exception handler with the context asyncio gives them.
                     try:
-                        entry[3](*entry[4])
+                        handle._context.run(handle._callback, *handle._args)
                     except (SystemExit, KeyboardInterrupt):
                         raise
                     except BaseException as exc:
-                        failed(entry[3], entry[4], exc, None)
-                    continue
-                handle._scheduled = False
-                if handle._cancelled:
-                    self._cancelled_timers -= 1
-                    continue
-                steps += 1
-                try:
-                    handle._context.run(handle._callback, *handle._args)
-                except (SystemExit, KeyboardInterrupt):
-                    raise
-                except BaseException as exc:
-                    failed(handle._callback, handle._args, exc, handle)
-            if later:
-                for entry in later:
-                    heappush(timers, entry)
-            self.steps += steps
+                        failed(handle._callback, handle._args, exc, handle)
+                while timers:
+                    entry = timers[0]
+                    if entry[0] > now:
+                        break
+                    if entry[1] > cutoff:
+                        if entry[0] == now:
+                            break  # the rest of what is due was scheduled during this iteration
+                        later = later or []
+                        later.append(heappop(timers))
+                        continue
+                    heappop(timers)
+                    handle = entry[2]
+                    if handle is MESSAGE:  # from post_at(): no handle, no context
+                        steps += 1
+                        try:
+                            entry[3](*entry[4])
+                        except (SystemExit, KeyboardInterrupt):
+                            raise
+                        except BaseException as exc:
+                            failed(entry[3], entry[4], exc, None)
+                        continue
+                    handle._scheduled = False
+                    if handle._cancelled:
+                        self._cancelled_timers -= 1
+                        continue
+                    steps += 1
+                    try:
+                        handle._context.run(handle._callback, *handle._args)
+                    except (SystemExit, KeyboardInterrupt):
+                        raise
+                    except BaseException as exc:
+                        failed(handle._callback, handle._args, exc, handle)
+            finally:
+                if later:
+                    for entry in later:
+                        heappush(timers, entry)
+                self.steps += steps
             if self._stopping:
                 return
 

@@ -9,10 +9,15 @@ the server's keepalive, which runs here as websockets runs it inside its connect
 
 Deliveries are scheduled on the virtual clock with ``VirtualLoop.post_at`` (``call_at``
 without a handle); zero latency still goes through the loop, so a message never arrives
-inside the call that sent it. But a round trip that starts inside a message step and ends in
-the same instant (zero latency: the 101 answering a handshake, the echo and TCP close
-answering a close frame, a pong) is settled in that step, and a heartbeat that can only be
-answered coasts (see :class:`Keepalive`): whole runs stay equal, at a third of the steps.
+inside the call that sent it. But with zero latency a reply that arrives in the instant it
+was provoked (the 101 answering a handshake, the echo answering a close frame, a pong) is
+settled in the step that provoked it, and a heartbeat that can only be answered coasts (see
+:class:`Keepalive`): half the steps of a big zero-latency run. What one event causes still
+comes after it, in order. Only independent events that fall on the very same instant may
+come in another order than through the loop: rare with random times, but every spell a
+scenario cuts short ends at the workload's last instant, and there two tabs of one person
+may see their kicks differently. Tests hold whole zero-latency runs equal both ways for the
+scenarios and strategies they name (``tests/virtual/test_network.py``).
 """
 
 from __future__ import annotations
@@ -158,6 +163,9 @@ class Link:
             return
         self.server = "open"
         net.open_links[self.id] = self
+        if net.rules:
+            self.keepalives = tuple([Keepalive(self, rule) for rule in net.rules])
+            self.beating = True
         if net.idle_timeout is not None:
             self.idle_timer = net.loop.call_at(net.now() + net.idle_timeout, self._idle_check)
         # The 101 response leaves before the handler runs, so whatever the handler sends
@@ -169,9 +177,9 @@ class Link:
         if at_once:  # zero latency: the 101 is there now, before anything the handler sent
             self.last_traffic = net.now()
             self._client_sees_open()
-        if self.server == "open" and net.rules:  # unless the handler closed it at once
-            self.keepalives = tuple([Keepalive(self, rule) for rule in net.rules])
-            self.beating = True
+        if self.beating and net.coast:  # not if the handler closed it at once
+            for keepalive in self.keepalives:
+                keepalive.start()
         if self.client == "closed":
             self._up(self._abort_reaches_server)  # the page dropped it while connecting
 
@@ -186,11 +194,18 @@ class Link:
             self._disarm_beat()
             net = self.net
             if net.instant and self.silent_since is None:
-                # Zero latency: the echo and the client's TCP close are back in this same
-                # instant; the page sees its close, then the server's cleanup runs.
-                self.last_traffic = net.now()
+                # Zero latency: the echo is back in this same instant, so the page sees its
+                # close now. Its TCP close ends the handshake at once too if nothing else is
+                # due now; otherwise (a reconnect's handshake the page sent, say) the close
+                # travels behind it, as through the loop, and the server's cleanup of this
+                # socket comes after that registration.
+                now = net.now()
+                self.last_traffic = now
                 self._client_sees_close(code)
-                self._teardown_reaches_server(code)
+                if net.alone_now():
+                    self._teardown_reaches_server(code)
+                else:
+                    net.post(now, self._teardown_reaches_server, code)
                 return
             self._down(self._echo_reaches_client, code)
             net.post(net.now() + net.close_timeout, self._server_gives_up)
@@ -329,10 +344,10 @@ class Keepalive:
     will be answered again, and again, until the link itself changes: it goes silent, its
     page's end closes, or the server stops the heartbeat. So after an answered ping the
     keepalive posts nothing and *coasts*; the link calls :meth:`wake` when one of those
-    changes happens, and the pings skipped before that instant are counted then, each one
-    through the :class:`Heartbeat` as the timer would have (heartbeats were a quarter of a
-    big zero-latency run). A ping due at the very instant of the change is left to the
-    timer, after the change; a test holds whole runs equal with and without coasting."""
+    changes happens, and the pings skipped before that instant are counted then
+    (:meth:`Heartbeat.answered`: the same pings, at the same float times, as the timer's;
+    heartbeats were a quarter of a big zero-latency run). A ping due at the very instant of
+    the change is left to the timer, after the change."""
 
     __slots__ = ("beat", "coasting", "due", "generation", "kind", "link")
 
@@ -344,14 +359,8 @@ class Keepalive:
         self.due: float | None = None
         self.generation = 0
         self.coasting = False
-        if (
-            net.coast
-            and self.kind == "protocol"
-            and link.silent_since is None
-            and link.client in ("open", "closing")
-        ):
-            self.due = self.beat.deadline()
-            self.coasting = True  # its page can answer: coast from the start
+        if net.coast and self.kind == "protocol":
+            self.due = self.beat.deadline()  # started once the handshake is done: start()
         else:
             self.arm()
 
@@ -366,6 +375,19 @@ class Keepalive:
         if self.due is not None:
             self.due = None
             self.generation += 1
+
+    def start(self) -> None:
+        """The handshake is done (on a network where keepalives may coast): coast from the
+        first ping if the page's end can answer it, else run on the timer. (Nothing was
+        posted yet: an idle proxy's timer, which a ping due at the same instant must
+        precede, rules coasting out altogether.)"""
+        link = self.link
+        if self.kind != "protocol":
+            return  # armed when made
+        if link.silent_since is None and link.client in ("open", "closing"):
+            self.coasting = True
+        else:
+            self.arm()
 
     def wake(self) -> None:
         """The link changed: count the pings skipped until now, then run on the timer."""
@@ -418,9 +440,8 @@ class Keepalive:
         steps fewer per ping (heartbeats were nearly half the steps of a big zero-latency
         run). The outcome is the same unless another event falls on this very instant after
         the timer (a script that freezes a tab exactly on a ping time): the page is then
-        asked before that event, where through the loop it would be asked after it. With
-        random times that does not happen; a test holds whole runs equal both ways.
-        Returns whether the ping was answered."""
+        asked before that event, where through the loop it would be asked after it (see
+        the module docstring). Returns whether the ping was answered."""
         link = self.link
         link.last_traffic = now
         if link.client in ("open", "closing") and link.tab.answers(link, self.kind):
@@ -478,6 +499,8 @@ class MemoryNetwork:
         self.coast = self.instant_pings and idle_timeout is None  # see Keepalive
         # Messages in flight are never cancelled: VirtualLoop carries them without handles.
         self.post: Callable[..., None] = getattr(loop, "post_at", loop.call_at)
+        # Is nothing else due at this instant? (On another loop: assume something is.)
+        self.alone_now: Callable[[], bool] = getattr(loop, "alone_now", bool)
 
     def connect(self, tab: Tab, user: str, session: str | None) -> Link:
         self._next_id += 1

@@ -138,6 +138,27 @@ def test_iteration_semantics_match_asyncio() -> None:
     assert scenario(VirtualLoop()) == expected
 
 
+def test_an_interrupt_mid_iteration_loses_no_timer_and_no_count() -> None:
+    """Ctrl-C in a notebook cell stops the run; running it again finds every timer, even one
+    scheduled for a past time during the interrupted iteration (it waits aside meanwhile)."""
+    loop = VirtualLoop()
+    log: list[str] = []
+
+    def interrupt() -> None:
+        raise KeyboardInterrupt
+
+    loop.call_at(5.0, lambda: loop.call_at(loop.time() - 1.0, log.append, "past"))
+    loop.call_at(5.0, interrupt)
+    loop.call_at(9.0, lambda: (log.append("t9"), loop.stop()))
+    with pytest.raises(KeyboardInterrupt):
+        loop.run_forever()
+    assert loop.steps == 2  # both callbacks that ran are counted
+    loop.run_forever()
+    assert log == ["past", "t9"]
+    assert loop.steps == 4
+    loop.close()
+
+
 def test_cancelled_timers_are_skipped_and_purged() -> None:
     loop = VirtualLoop()
     log: list[int] = []

@@ -65,6 +65,37 @@ def test_zero_latency_shortcuts_give_the_same_run(monkeypatch, scenario, livenes
     assert _fingerprint(fast) == _fingerprint(slow)
 
 
+@pytest.mark.parametrize(
+    ("scenario", "strategy"),
+    [
+        # pages reconnect the moment they see a close: the old socket's cleanup must still
+        # come after the new one registers (kick-old's blind delete then strands the tab)
+        ("background-tabs", make_strategy("s", registry="kick-old")),
+        ("strict-mode", "postmortem"),
+        (
+            "strict-mode",
+            make_strategy("s", registry="reject-new", guard="single-flight", liveness="websockets"),
+        ),
+    ],
+)
+def test_zero_latency_shortcuts_keep_what_a_close_causes_after_it(monkeypatch, scenario, strategy):
+    sc = simkit.SCENARIOS[scenario].with_(latency=Latency(0.0, 0.0))
+    fast = simkit.run(sc, strategy, tabs=5, duration=120, seed=0)
+    with monkeypatch.context() as m:
+        _through_the_loop(m)
+        slow = simkit.run(sc, strategy, tabs=5, duration=120, seed=0)
+    assert _fingerprint(fast) == _fingerprint(slow)
+
+
+def test_a_ping_due_with_the_idle_check_goes_first() -> None:
+    """The heartbeat is armed before a proxy's idle timer, so a ping due at the very instant
+    the proxy would cut an idle socket (Phoenix: 30 s, against a 30 s proxy) keeps it."""
+    strategy = make_strategy("s", registry="kick-old-safe", liveness="phoenix", identity="per-tab")
+    result = simkit.run("proxy-idle", strategy, tabs=1, duration=120, seed=3)
+    assert result.summary["heartbeat_pings"] >= 3
+    assert result.summary["connects"] == 1  # never cut
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_reference_runs_equal_with_and_without_shortcuts(monkeypatch, seed):
     """The benchmark's own configuration, at a size where every path (kicks of half-open
