@@ -129,7 +129,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from simkit.bench import main as bench_main
 
-    return bench_main(quick=args.quick, out=Path(args.out))
+    # A quick run must not overwrite the full run's figures, which the README quotes.
+    default = "benchmarks/results/quick.json" if args.quick else "benchmarks/results/latest.json"
+    return bench_main(quick=args.quick, out=Path(args.out or default))
 
 
 def cmd_soak(args: argparse.Namespace) -> int:
@@ -208,7 +210,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="JSON file (default: simkit/calibration.json)")
     p = sub.add_parser("bench", help="speed and memory: virtual vs SimPy, live vs raw websockets")
     p.add_argument("--quick", action="store_true", help="small sizes, under a minute")
-    p.add_argument("--out", default="benchmarks/results/latest.json")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="JSON file (default: benchmarks/results/latest.json, or quick.json with --quick)",
+    )
     return root
 
 

@@ -140,3 +140,20 @@ def test_serve_runs_until_ctrl_c_and_frees_its_port() -> None:
     assert "stopped" in out
     with socket.socket() as again:  # the port is free at once
         again.bind(("127.0.0.1", port))
+
+
+@pytest.mark.parametrize(
+    ("argv", "written"),
+    [
+        (["bench"], "benchmarks/results/latest.json"),
+        (["bench", "--quick"], "benchmarks/results/quick.json"),  # never the full figures
+        (["bench", "--quick", "--out", "x.json"], "x.json"),
+    ],
+)
+def test_bench_writes_a_quick_run_apart_from_the_full_one(monkeypatch, argv, written) -> None:
+    import simkit.bench
+
+    calls = []
+    monkeypatch.setattr(simkit.bench, "main", lambda **kw: calls.append(kw) or 0)
+    assert main(argv) == 0
+    assert [(str(c["out"]), c["quick"]) for c in calls] == [(written, "--quick" in argv)]
