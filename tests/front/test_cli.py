@@ -121,11 +121,14 @@ def test_serve_runs_until_ctrl_c_and_frees_its_port() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
+    # As from a terminal: a job started in the background (a CI runner, `cmd &` in a
+    # script) inherits SIGINT ignored, and a server rightly keeps ignoring it then.
     proc = subprocess.Popen(
         [sys.executable, "-m", "simkit", "serve", "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         banner = proc.stdout.readline()
