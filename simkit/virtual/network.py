@@ -349,7 +349,7 @@ class Keepalive:
     heartbeats were a quarter of a big zero-latency run). A ping due at the very instant of
     the change is left to the timer, after the change."""
 
-    __slots__ = ("beat", "coasting", "due", "generation", "kind", "link")
+    __slots__ = ("beat", "coasting", "due", "generation", "kind", "link", "may_coast")
 
     def __init__(self, link: Link, rule: Liveness) -> None:
         self.link = link
@@ -359,7 +359,9 @@ class Keepalive:
         self.due: float | None = None
         self.generation = 0
         self.coasting = False
-        if net.coast and self.kind == "protocol":
+        # Only the browser answers protocol pings, whatever the page does (Tab.answers).
+        self.may_coast = net.coast and self.kind == "protocol"
+        if self.may_coast:
             self.due = self.beat.deadline()  # started once the handshake is done: start()
         else:
             self.arm()
@@ -382,23 +384,19 @@ class Keepalive:
         posted yet: an idle proxy's timer, which a ping due at the same instant must
         precede, rules coasting out altogether.)"""
         link = self.link
-        if self.kind != "protocol":
+        if not self.may_coast:
             return  # armed when made
         if link.silent_since is None and link.client in ("open", "closing"):
             self.coasting = True
         else:
             self.arm()
 
-    def wake(self) -> None:
-        """The link changed: count the pings skipped until now, then run on the timer."""
+    def wake(self, *, run_ends: bool = False) -> None:
+        """The link changed: count the pings skipped until now, then run on the timer. When
+        the run ends now, a ping due at this very instant counts too (its timer would have
+        run in the iteration that ends the run)."""
         if self.coasting:
-            self._coast_to(self.link.net.now())
-            self.arm()
-
-    def settle(self, now: float) -> None:
-        """The run ends at ``now``: count what a timer due by then would have counted."""
-        if self.coasting:
-            self._coast_to(now, inclusive=True)
+            self._coast_to(self.link.net.now(), inclusive=run_ends)
             self.arm()
 
     def _coast_to(self, now: float, *, inclusive: bool = False) -> None:
@@ -426,7 +424,7 @@ class Keepalive:
         if verdict == "ping":
             net.census.pings += 1
             if net.instant_pings and link.silent_since is None:
-                if self.answer_at_once(net.now()) and net.coast and self.kind == "protocol":
+                if self.answer_at_once(net.now()) and self.may_coast:
                     self.due = self.beat.deadline()
                     self.coasting = True
                     return
@@ -510,10 +508,9 @@ class MemoryNetwork:
 
     def finish(self) -> None:
         """The run is over: count the heartbeats that coasted up to now."""
-        now = self.now()
         for link in self.open_links.values():
             for keepalive in link.keepalives:
-                keepalive.settle(now)
+                keepalive.wake(run_ends=True)
 
     def restart_server(self, downtime: float) -> None:
         """Every socket drops at once (the server process died), and for ``downtime`` seconds
