@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 
+from simkit.model.errors import ConfigError, choice
 from simkit.runtime.census import COLUMNS, Census
 
 METRICS = (
@@ -71,6 +72,36 @@ class Result:
         fig.tight_layout()
         return fig
 
+    def plot_timeline(self, conns: list[int] | tuple[int, ...], **options: Any) -> Any:
+        """The traced events of ``conns`` on a timeline, one lane per connection (needs a
+        run made with ``trace=True``); ``options`` go to :func:`simkit.plots.timeline`."""
+        from simkit.plots import timeline
+
+        if self.trace is None:
+            raise ConfigError("plot_timeline needs a run made with trace=True")
+        return timeline(self.trace, conns, **options)
+
+
+class Table(pd.DataFrame):
+    """``Comparison.table``: one row per strategy with the default columns
+    (:data:`TABLE_COLUMNS`), and callable to choose others: ``c.table(columns=[...])``.
+
+    It stays a DataFrame (``c.table.round(3)``, ``c.table["delivery_ratio"]`` work as they
+    always did) so that asking for other columns needs no second name to learn.
+    """
+
+    _metadata: ClassVar[list[str]] = ["_comparison"]
+
+    @property
+    def _constructor(self) -> type[pd.DataFrame]:
+        # What pandas builds from a table (a slice, a rounded copy) is a plain DataFrame.
+        return pd.DataFrame
+
+    def __call__(self, columns: list[str] | tuple[str, ...] | None = None) -> pd.DataFrame:
+        """The summary numbers in ``columns`` (any keys of ``Result.summary``; default
+        :data:`TABLE_COLUMNS`), one row per strategy, in the order given."""
+        return self._comparison.summaries(columns)
+
 
 @dataclass
 class Comparison:
@@ -80,9 +111,26 @@ class Comparison:
     results: dict[str, Result]
 
     @property
-    def table(self) -> pd.DataFrame:
-        rows = {name: {c: r.summary[c] for c in TABLE_COLUMNS} for name, r in self.results.items()}
-        frame = pd.DataFrame.from_dict(rows, orient="index")
+    def table(self) -> Table:
+        """The default comparison table; ``c.table(columns=[...])`` picks other summary
+        numbers (a bad name raises ConfigError listing the valid ones)."""
+        table = Table(self.summaries())
+        table._comparison = self
+        return table
+
+    def summaries(self, columns: list[str] | tuple[str, ...] | None = None) -> pd.DataFrame:
+        """A plain DataFrame of summary numbers, one row per strategy (what ``table``
+        shows, with ``columns`` instead of the defaults)."""
+        if isinstance(columns, str):
+            raise ConfigError(f"columns must be a list of names, got the string {columns!r}")
+        chosen = list(TABLE_COLUMNS if columns is None else columns)
+        summaries = [r.summary for r in self.results.values()]
+        valid = [k for k in summaries[0] if all(k in s for s in summaries[1:])] if summaries else []
+        for column in chosen:
+            if column not in valid:
+                raise choice("table column", column, valid)
+        rows = {name: {c: r.summary[c] for c in chosen} for name, r in self.results.items()}
+        frame = pd.DataFrame.from_dict(rows, orient="index", columns=chosen)
         frame.index.name = "strategy"
         return frame
 
@@ -177,7 +225,32 @@ def _mean(values: list[float]) -> float:
     return round(sum(values) / len(values), 6) if values else math.nan
 
 
+TRACE_COLUMNS = ("time", "conn", "user", "event", "code", "reason")
+TRACE_EVENTS = ("connect", "server-open", "server-close", "server-cleanup", "client-close")
+"""What ``run(..., trace=True)`` records: the page opens a socket (``connect``), the
+handshake reaches the server, which registers it (``server-open``), the server closes a
+socket (``server-close``, with the registry's code and reason, e.g. 4000 "replaced"), the
+socket's handler finishes and its cleanup runs (``server-cleanup``, with the close code the
+server saw), the page sees its socket close (``client-close``, with the code it saw)."""
+
+
 def trace_frame(trace: list[tuple] | None) -> pd.DataFrame | None:
+    """The typed event log of a run: ``time`` (float, scenario seconds), ``conn`` (Int64),
+    ``user`` (string), ``event`` (category), ``code`` (Int64, missing where the event has
+    none) and ``reason`` (string, empty where there is none), from ``Env.log``'s records.
+
+    Typed so that a notebook asks ``trace.code == 1001`` instead of splitting strings."""
     if trace is None:
         return None
-    return pd.DataFrame(trace, columns=["t", "event", "conn", "detail"])
+    frame = pd.DataFrame.from_records(trace, columns=list(TRACE_COLUMNS))
+    events = list(TRACE_EVENTS) + sorted(set(frame["event"]) - set(TRACE_EVENTS))
+    return frame.astype(
+        {
+            "time": "float64",
+            "conn": "Int64",
+            "user": "string",
+            "event": pd.CategoricalDtype(events),
+            "code": "Int64",
+            "reason": "string",
+        }
+    )

@@ -59,6 +59,17 @@ class Env:
         shifts it. (A str seed goes through SHA-512, so it is the same in every process.)"""
         return random.Random(":".join(map(str, (self.seed, *key))))
 
-    def log(self, event: str, conn: int | None = None, detail: str = "") -> None:
+    def log(
+        self,
+        event: str,
+        conn: int | None = None,
+        user: str | None = None,
+        code: int | None = None,
+        reason: str = "",
+    ) -> None:
+        """Record one connection event for ``Result.trace`` (a ``time, conn, user, event,
+        code, reason`` row), as fields, not a formatted string, so the trace can be filtered
+        by code or user without parsing. Callers on hot paths test ``env.trace is not None``
+        first, so a run without ``trace=True`` pays nothing, not even the call."""
         if self.trace is not None:
-            self.trace.append((self.now(), event, conn, detail))
+            self.trace.append((self.now(), conn, user, event, code, reason))

@@ -51,13 +51,15 @@ class Server:
         env = self.env
         now = env.now()
         env.census.server_opened(link.id, link.tab_index, link.user, now)
-        env.log("server-open", link.id, link.user)
+        if env.trace is not None:
+            env.log("server-open", link.id, link.user)
         self.apply(self.registry.connect(Hello(link.id, link.user, link.session), now))
 
     def on_close(self, link: Any, code: int) -> None:
         env = self.env
         env.census.server_closed(link.id)
-        env.log("server-cleanup", link.id, f"{link.user} {code}")
+        if env.trace is not None:
+            env.log("server-cleanup", link.id, link.user, code)
         self.apply(self.registry.disconnect(link.id, link.user, env.now()))
 
     # -- pushes ----------------------------------------------------------------------------
@@ -100,7 +102,8 @@ class Server:
                     census.refused += 1
                 if link is not None:
                     census.kicked(action.conn)
-                    env.log("server-close", action.conn, str(int(action.code)))
+                    if env.trace is not None:
+                        env.log("server-close", action.conn, link.user, action.code, action.reason)
                     link.server_close(int(action.code), action.reason)
             elif isinstance(action, Welcome):
                 link = links.get(action.conn)

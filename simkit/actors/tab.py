@@ -294,7 +294,8 @@ class Tab:
         link = self.env.network.connect(self, self.user, self.storage.session.get("session"))
         self.link = link
         self.env.census.set_current(self.truth, link.id)
-        self.env.log("connect", link.id, self.user)
+        if self.env.trace is not None:
+            self.env.log("connect", link.id, self.user)
 
     def _guard_expired(self, link: Any) -> None:
         if self.waiting_since is None:
@@ -327,7 +328,8 @@ class Tab:
         self.env.census.set_connected(self.truth, True)
 
     def on_close(self, link: Any, code: int) -> None:
-        self.env.log("client-close", link.id, str(code))
+        if self.env.trace is not None:
+            self.env.log("client-close", link.id, self.user, code)
         if link is self.link:
             self.link = None
             self.env.census.set_current(self.truth, None)
