@@ -20,12 +20,12 @@ Two questions, each answered against a yardstick written with nothing but ``webs
   (``LocalServer`` or the raw server) and a client process holding N connections; the
   server's RSS growth divided by N, with the server's own count as proof they were held.
 
-Both servers run with the same protocol settings (:data:`KEEPALIVE`, :data:`PROTOCOL`):
-websockets' default keepalive (which is also the ``postmortem-safe`` strategy's), no
-compression, 64 KiB messages, as ``LocalServer`` configures itself.
+The yardstick (server, clients, the shared protocol settings) is
+:mod:`benchmarks.raw_websockets`; the helper processes are :class:`~benchmarks.processes.Child`.
+``python -m benchmarks.live [--quick] [--out FILE]`` runs this half on its own.
 
-This module imports only the standard library and ``websockets`` at the top: the raw
-server's process loads it with ``runpy`` and must not pay for simkit's imports.
+simkit is imported inside the functions that use it, never at the top: the raw server's
+process imports this module and must not pay for simkit's imports.
 """
 
 from __future__ import annotations
@@ -33,32 +33,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import json
 import os
-import queue
-import statistics
-import subprocess
 import sys
-import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.asyncio.server import ServerConnection, serve
+from benchmarks.common import rss_kib, spread, write_json
+from benchmarks.processes import Child, commands, say
+from benchmarks.raw_websockets import (
+    CAPACITY_CLIENT,
+    HOST,
+    KEEPALIVE,
+    PROTOCOL,
+    TIMEOUT,
+    RawServer,
+    raw_client,
+    until,
+)
 
-HOST = "127.0.0.1"
-ROOT = Path(__file__).resolve().parents[1]
 STRATEGY = "postmortem-safe"  # the default live strategy: kick-old-safe, 20 s/20 s keepalive
-# websockets' defaults, written out: both servers ping every 20 s, give up after 20 s more,
-# and wait 10 s for a closing handshake. Clients do not ping (browsers do not).
-KEEPALIVE: dict[str, float] = {"ping_interval": 20.0, "ping_timeout": 20.0, "close_timeout": 10.0}
-PROTOCOL: dict[str, Any] = {"compression": None, "max_size": 2**16}
-CLIENT: dict[str, Any] = {"ping_interval": None, "proxy": None, "open_timeout": 30.0, **PROTOCOL}
-
 ENGINES = ("raw", "simkit", "simkit-server")  # churn; capacity compares the two servers
 SERVERS = ("raw", "simkit")
 # (connections per timed run, concurrent clients, timed rounds)
@@ -70,69 +65,9 @@ SAMPLE_EVERY = 0.05  # s: a live run's observer step (1 scenario second at scale
 CAPACITY_FULL = (10_000, 2)
 CAPACITY_QUICK = (1_000, 1)
 CAPACITY_WARMUP = 100  # connections opened and closed before the baseline RSS
-OPEN_CONCURRENCY = 100  # handshakes in flight while the client process opens its batch
-TIMEOUT = 60.0  # s: the bound on any one step (a churn run, a batch of handshakes, a reply)
-TARGET = 0.8  # issue #6: simkit's churn at least 0.8x raw websockets'
-
-
-def spread(values: list[float]) -> dict[str, float]:
-    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
-
-
-def user_of(path: str) -> str:
-    return parse_qs(urlsplit(path).query).get("user", [""])[0]
-
-
-def rss_kib(pid: int | str = "self") -> int:
-    """Resident set size of a process, from /proc (0 where there is no /proc)."""
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-# --- the raw yardstick ------------------------------------------------------------------
-
-
-class RawServer:
-    """The hand-rolled server a user would write instead of simkit: a ``dict`` registry
-    (compare-and-delete on close), optionally one push on arrival, only counts kept."""
-
-    def __init__(self, *, push: bool = True) -> None:
-        self.push = push
-        self.registry: dict[str, ServerConnection] = {}
-        self.handlers = 0  # handlers running (open, or still cleaning up)
-        self.connects = 0
-        self.pushes = 0
-        self.port = 0
-        self._server: Any = None
-
-    async def start(self) -> None:
-        self._server = await serve(self._handle, HOST, 0, **KEEPALIVE, **PROTOCOL)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            server, self._server = self._server, None
-            server.close()
-            await asyncio.wait_for(server.wait_closed(), TIMEOUT)
-
-    async def _handle(self, ws: ServerConnection) -> None:
-        user = user_of(ws.request.path)
-        self.handlers += 1
-        self.connects += 1
-        self.registry[user] = ws
-        try:
-            if self.push:
-                self.pushes += 1
-                await ws.send(json.dumps({"t": "push", "id": self.pushes}))
-            async for _ in ws:
-                pass
-        finally:
-            if self.registry.get(user) is ws:
-                del self.registry[user]
-            self.handlers -= 1
+TARGET = 0.8  # simkit's churn at least 0.8x raw websockets'
+SERVE = "benchmarks.live:serve_process"
+CHURN = "benchmarks.live:churn_process"
 
 
 # --- simkit's side ----------------------------------------------------------------------
@@ -211,25 +146,6 @@ async def _workers(n: int, concurrency: int, one: Callable[[int], Any]) -> None:
     await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
-async def _until(predicate: Callable[[], bool], timeout: float = TIMEOUT) -> None:
-    """Wait until ``predicate()``: a client sees its close a moment before the server's
-    handler has run its cleanup, and the churn is done only when the server says so."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"not reached within {timeout} s")
-        await asyncio.sleep(0.001)
-
-
-def _raw_client(url: str, received: list[int]) -> Callable[[int], Any]:
-    async def one(i: int) -> None:
-        async with connect(f"{url}?user=u{i}", **CLIENT) as ws:
-            if json.loads(await ws.recv())["t"] == "push":
-                received[0] += 1
-
-    return one
-
-
 async def churn(engine: str, n: int, concurrency: int) -> dict[str, Any]:
     """``n`` connections opened, used (one push) and closed through ``engine``, timed from
     the first handshake to the server's last cleanup; with the server's own counts."""
@@ -238,11 +154,11 @@ async def churn(engine: str, n: int, concurrency: int) -> dict[str, Any]:
     if engine == "raw":
         raw = RawServer()
         await raw.start()
-        one = _raw_client(f"ws://{HOST}:{raw.port}/ws", received)
+        one = raw_client(f"ws://{HOST}:{raw.port}/ws", received)
         try:
             started, cpu = time.perf_counter(), time.process_time()
             await asyncio.wait_for(_workers(n, concurrency, one), TIMEOUT)
-            await _until(lambda: raw.handlers == 0)
+            await until(lambda: raw.handlers == 0)
             seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         finally:
             await raw.stop()
@@ -273,11 +189,11 @@ async def churn(engine: str, n: int, concurrency: int) -> dict[str, Any]:
                 received[0] += tab.pushes
 
         else:
-            one = _raw_client(server.url, received)
+            one = raw_client(server.url, received)
         try:
             started, cpu = time.perf_counter(), time.process_time()
             await asyncio.wait_for(_workers(n, concurrency, one), TIMEOUT)
-            await _until(lambda: not server.open_links)
+            await until(lambda: not server.open_links)
             seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         finally:
             await net.aclose()
@@ -342,104 +258,7 @@ def churn_rounds(
     return row
 
 
-# --- child processes --------------------------------------------------------------------
-
-
-class Child:
-    """A helper process driven by lines: commands on its stdin, one JSON reply per command
-    on its stdout (lines starting ``log:`` are progress). Every read has a deadline, and
-    :meth:`close` always leaves no process behind."""
-
-    def __init__(self, role: str, *args: object) -> None:
-        code = (
-            f"import runpy; runpy.run_path({str(Path(__file__))!r}, run_name='bench_live_child')"
-            f"['_child']({role!r}, {[str(a) for a in args]!r})"
-        )
-        self.role = role
-        self._stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed in close())
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", code],
-            cwd=ROOT,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-            text=True,
-            bufsize=1,
-        )
-        self._lines: queue.Queue[str | None] = queue.Queue()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self._lines.put(line.rstrip("\n"))
-        self._lines.put(None)
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def reply(self, timeout: float = TIMEOUT, log: Callable[[str], None] | None = None) -> dict:
-        """The next JSON line, passing ``log:`` lines to ``log`` on the way."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                raise TimeoutError(f"{self.role}: no reply within {timeout} s") from None
-            if line is None:
-                raise RuntimeError(f"{self.role} process ended:\n{self.stderr()}")
-            if line.startswith("log:"):
-                if log is not None:
-                    log(line[4:])
-                continue
-            return json.loads(line)
-
-    def ask(self, command: str, timeout: float = TIMEOUT) -> dict:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(command + "\n")
-        self.proc.stdin.flush()
-        return self.reply(timeout)
-
-    def stderr(self) -> str:
-        self._stderr.seek(0)
-        return self._stderr.read()[-4000:]
-
-    def close(self, timeout: float = 15.0) -> None:
-        """Ask it to exit (EOF on stdin); kill it if it has not within ``timeout``."""
-        with contextlib.suppress(OSError, ValueError):
-            self.proc.stdin.close()  # type: ignore[union-attr]
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-        self._reader.join(5)
-        with contextlib.suppress(OSError, ValueError):
-            self.proc.stdout.close()  # type: ignore[union-attr]
-        self._stderr.close()
-
-    def __enter__(self) -> Child:
-        return self
-
-    def __exit__(self, kind: object, *exc: object) -> None:
-        self.close(timeout=15.0 if kind is None else 1.0)  # on failure, no patience
-
-
-def _say(payload: dict[str, Any]) -> None:
-    print(json.dumps(payload), flush=True)
-
-
-async def _commands() -> Any:
-    """This child's commands, one per stdin line, until EOF or ``exit``."""
-    loop = asyncio.get_running_loop()
-    while True:
-        line = await loop.run_in_executor(None, sys.stdin.readline)
-        words = line.split()
-        if not words or words[0] == "exit":
-            return
-        yield words
+# --- helper processes -------------------------------------------------------------------
 
 
 async def _serve(kind: str, capacity: int) -> None:
@@ -468,18 +287,18 @@ async def _serve(kind: str, capacity: int) -> None:
         stop = raw.stop
     else:
         raise ValueError(f"unknown server {kind!r}; choose one of {SERVERS}")
-    _say({"port": port, "pid": os.getpid(), "rss_kib": rss_kib()})
+    say({"port": port, "pid": os.getpid(), "rss_kib": rss_kib()})
     try:
-        async for words in _commands():
+        async for words in commands():
             if words[0] == "wait":  # wait COUNT: until the server itself counts COUNT
                 started = time.monotonic()
                 with contextlib.suppress(TimeoutError):
-                    await _until(_count_is(counts, int(words[1])))
+                    await until(_count_is(counts, int(words[1])))
                 waited = time.monotonic() - started
-                _say({**counts(), "waited_s": waited})
+                say({**counts(), "waited_s": waited})
             elif words[0] == "stats":
                 gc.collect()
-                _say({**counts(), "rss_kib": rss_kib()})
+                say({**counts(), "rss_kib": rss_kib()})
     finally:
         await stop()
 
@@ -488,74 +307,17 @@ def _count_is(counts: Callable[[], dict[str, int]], target: int) -> Callable[[],
     return lambda: counts()["count"] == target
 
 
-async def _open_batch(url: str, held: list[ClientConnection], k: int) -> int:
-    """Open ``k`` more connections, :data:`OPEN_CONCURRENCY` at a time; how many failed."""
-    gate = asyncio.Semaphore(OPEN_CONCURRENCY)
-    first, failed = len(held), 0
-
-    async def one(i: int) -> None:
-        nonlocal failed
-        async with gate:
-            try:
-                held.append(await connect(f"{url}?user=u{i}", **CLIENT))
-            except Exception:  # refused, reset or timed out: counted, not fatal
-                failed += 1
-
-    await asyncio.gather(*(one(first + i) for i in range(k)))
-    return failed
+def serve_process(kind: str, capacity: str) -> None:
+    """Entry point of the capacity bench's server process (a :class:`Child`)."""
+    asyncio.run(_serve(kind, int(capacity)))
 
 
-async def _close_all(held: list[ClientConnection]) -> int:
-    """Close every held connection with a close frame, as many at a time as opened."""
-    gate = asyncio.Semaphore(OPEN_CONCURRENCY)
-
-    async def close(ws: ClientConnection) -> None:
-        async with gate:
-            await ws.close()
-
-    closing, held[:] = list(held), []
-    await asyncio.gather(*(close(ws) for ws in closing), return_exceptions=True)
-    return len(closing)
-
-
-async def _hold(port: int) -> None:
-    """The client process for the capacity test: opens, holds and closes connections."""
-    held: list[ClientConnection] = []
-    url = f"ws://{HOST}:{port}/ws"
-    _say({"pid": os.getpid()})
-    try:
-        async for words in _commands():
-            started = time.perf_counter()
-            if words[0] == "open":  # open K
-                before = len(held)
-                failed = await _open_batch(url, held, int(words[1]))
-                seconds = time.perf_counter() - started
-                opened = len(held) - before
-                _say({"opened": opened, "failed": failed, "seconds": seconds, "rss_kib": rss_kib()})
-            elif words[0] == "close":
-                closed = await _close_all(held)
-                seconds = time.perf_counter() - started
-                _say({"closed": closed, "seconds": seconds})
-    finally:
-        for ws in held:
-            ws.transport.abort()
-
-
-def _churn_child(n: int, concurrency: int, repeats: int) -> None:
-    row = churn_rounds(n, concurrency, repeats, log=lambda line: print("log:" + line, flush=True))
-    _say(row)
-
-
-def _child(role: str, args: list[str]) -> None:
-    """Entry point of a :class:`Child` process."""
-    if role == "serve":
-        asyncio.run(_serve(args[0], int(args[1])))
-    elif role == "hold":
-        asyncio.run(_hold(int(args[0])))
-    elif role == "churn":
-        _churn_child(*(int(a) for a in args))
-    else:
-        raise ValueError(f"unknown role {role!r}")
+def churn_process(n: str, concurrency: str, repeats: str) -> None:
+    """Entry point of the churn process (a :class:`Child`): every round, then one reply."""
+    row = churn_rounds(
+        int(n), int(concurrency), int(repeats), log=lambda line: print("log:" + line, flush=True)
+    )
+    say(row)
 
 
 # --- measurements -----------------------------------------------------------------------
@@ -567,18 +329,18 @@ def run_churn(
     """:func:`churn_rounds` in a fresh process: this one's heap (and whatever ran before
     in it) must not slow down the garbage collector of either side."""
     per_run = TIMEOUT * len(ENGINES)
-    with Child("churn", n, concurrency, repeats) as child:
+    with Child(CHURN, n, concurrency, repeats) as child:
         return child.reply(timeout=per_run * (repeats + 1), log=log)
 
 
 def capacity(kind: str, n: int, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Server ``kind`` in one process, ``n`` connections held from another: the server's
     RSS growth per connection, time to open them all, and the server's own count."""
-    server = Child("serve", kind, n)
+    server = Child(SERVE, kind, n)
     client = None
     try:
         hello = server.reply()
-        client = Child("hold", hello["port"])
+        client = Child(CAPACITY_CLIENT, hello["port"])
         client.reply()
         # Warm-up: code paths run once, so the baseline holds what any server has.
         warm = client.ask(f"open {CAPACITY_WARMUP}")
@@ -766,7 +528,7 @@ if __name__ == "__main__":
     options = parser.parse_args()
     live = run_live_bench(quick=options.quick, log=lambda line: print(line, flush=True))
     if options.out:
-        Path(options.out).write_text(json.dumps(live, indent=2) + "\n")
+        write_json(live, Path(options.out))
     print()
     print(live_table(live))
     print(f"\nlive bench took {live['wall_s']:.0f} s")

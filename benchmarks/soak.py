@@ -5,30 +5,33 @@ Back-to-back live runs of ``reload-storm`` (a few hundred real tabs reloading ag
 every round it records the settled invariants, this process's open file descriptors and its
 resident memory. It passes when every round ends with a true registry and neither file
 descriptors nor memory grow between the first round and the last. Not part of ``make test``.
+
+``python -m benchmarks.soak [--minutes M] [--tabs N] [--out FILE]``; it plays at least two
+rounds (``--minutes 0 --tabs 20`` is a one-minute check that it works).
 """
 
 from __future__ import annotations
 
-import json
-import os
+import argparse
+import sys
 import time
 from pathlib import Path
 
+from benchmarks.common import RESULTS, open_fds, rss_kib, write_json
 
-def _rss_kib() -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
+SOAK = RESULTS / "soak.json"
+FD_GROWTH = 2  # file descriptors the last round may hold beyond the first
+RSS_GROWTH = 0.10  # and resident memory, as a fraction of the first round's
 
 
 def soak(
     minutes: float = 3.0,
     tabs: int = 300,
     strategy: str = "postmortem-safe",
-    out: Path = Path("benchmarks/results/soak.json"),
+    out: Path = SOAK,
 ) -> bool:
+    """Play rounds for about ``minutes`` (at least two), write the report to ``out``, and
+    say whether every round held its invariants without leaking."""
     from simkit.api import run
 
     scale = 0.05
@@ -56,8 +59,8 @@ def soak(
                 "final_dangling": s["final_dangling"],
                 "final_unroutable": s["final_unroutable"],
                 "invariants_hold": s["invariants_hold"],
-                "open_fds": len(os.listdir("/proc/self/fd")),
-                "rss_mib": round(_rss_kib() / 1024, 1),
+                "open_fds": open_fds(),
+                "rss_mib": round(rss_kib() / 1024, 1),
             }
         )
         row = rows[-1]
@@ -70,7 +73,11 @@ def soak(
     first, last = rows[0], rows[-1]
     fd_growth = last["open_fds"] - first["open_fds"]
     rss_growth = (last["rss_mib"] - first["rss_mib"]) / first["rss_mib"]
-    passed = all(r["invariants_hold"] for r in rows) and fd_growth <= 2 and rss_growth <= 0.10
+    passed = (
+        all(r["invariants_hold"] for r in rows)
+        and fd_growth <= FD_GROWTH
+        and rss_growth <= RSS_GROWTH
+    )
     report = {
         "tabs": tabs,
         "strategy": strategy,
@@ -79,10 +86,9 @@ def soak(
         "fd_growth": fd_growth,
         "rss_growth": round(rss_growth, 4),
         "passed": passed,
-        "limits": {"fd_growth": 2, "rss_growth": 0.10},
+        "limits": {"fd_growth": FD_GROWTH, "rss_growth": RSS_GROWTH},
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    write_json(report, out)
     total = sum(r["connects"] for r in rows)
     print(
         f"\n{len(rows)} rounds, {total} connections over {last['wall_s']:.0f} s; fds "
@@ -91,3 +97,30 @@ def soak(
     )
     print(f"wrote {out}")
     return passed
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``make soak``: 0 when the soak passed, 1 when it did not."""
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.soak",
+        description="minutes of live churn, checked for invariants and leaks",
+    )
+    p.add_argument("--minutes", type=float, default=3.0, help="about how long (default 3)")
+    p.add_argument("--tabs", type=int, default=300, help="real tabs per round (default 300)")
+    p.add_argument(
+        "--out", type=Path, default=SOAK, help="JSON report (default: benchmarks/results/soak.json)"
+    )
+    options = p.parse_args(argv)
+    if options.minutes < 0:
+        p.error(f"--minutes must be >= 0, got {options.minutes}")
+    from simkit.model.errors import SimkitError
+
+    try:
+        passed = soak(minutes=options.minutes, tabs=options.tabs, out=options.out)
+    except SimkitError as error:  # a bad --tabs, as simkit.run words it
+        p.error(str(error))
+    return 0 if passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,7 +1,8 @@
-"""``make bench``: simkit's virtual runtime against a plain SimPy model of the same scenario,
-and its live runtime against raw ``websockets`` (:mod:`simkit.bench_live`).
+"""The virtual half of ``make bench``: simkit's virtual runtime against a plain SimPy model
+of the same scenario (the live half is :mod:`benchmarks.live`, the whole run
+:mod:`benchmarks.run`).
 
-The yardstick is ``benchmarks/simpy_reference.py``, the ``reference`` scenario written as an
+The yardstick is :mod:`benchmarks.simpy_reference`, the ``reference`` scenario written as an
 ordinary SimPy program. For each size the two run alternately (SimPy, simkit, SimPy, ...,
 seed = pair number), every run in a fresh process that first does a small warm-up run; the
 figure that matters is the median of the per-pair wall-time ratios simkit / SimPy, which
@@ -16,29 +17,24 @@ settles zero-latency round trips inside one step and lets answered heartbeats co
 sleeping tab costs it a message and a task step); connects per second is the same unit for
 both.
 
-Targets live here, never in unit tests.
+Targets live here, never in unit tests. simkit and SimPy are imported inside the functions
+that use them: a timed SimPy process must not import simkit (pandas alone is ~60 MB of RSS).
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
-import importlib.util
-import json
+import importlib
 import math
-import os
-import platform
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-REFERENCE = ROOT / "benchmarks" / "simpy_reference.py"
+from benchmarks.common import loadavg, peak_rss_mb, spread
+from benchmarks.processes import run_once, say
 
 SIZES_FULL = ((1_000, 3_600.0), (10_000, 600.0))
 SIZES_QUICK = ((200, 600.0), (1_000, 300.0))
@@ -58,16 +54,9 @@ METRICS = ("mean_open_sockets", "mean_stale", "connects")
 
 
 def reference_model() -> ModuleType:
-    """``benchmarks/simpy_reference.py``, loaded by path (it is not part of the package)."""
-    if "simpy_reference" in sys.modules:
-        return sys.modules["simpy_reference"]
-    if not REFERENCE.is_file():
-        raise FileNotFoundError(f"{REFERENCE} not found: the benchmark needs a source checkout")
-    spec = importlib.util.spec_from_file_location("simpy_reference", REFERENCE)
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    sys.modules["simpy_reference"] = module
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
+    """:mod:`benchmarks.simpy_reference`, imported on first use (it imports SimPy, which
+    only the ``bench`` extra installs)."""
+    return importlib.import_module("benchmarks.simpy_reference")
 
 
 def simkit_streams(seed: int) -> Callable[[int], Any]:
@@ -126,30 +115,18 @@ ENGINES: dict[str, Callable[[int, float, int], dict[str, Any]]] = {
 }
 
 
-def _peak_rss_mb() -> float:
-    """This process's peak resident set size. /proc's VmHWM starts afresh at exec, whereas
-    Linux carries ``ru_maxrss`` over from the parent (it would read the bench's own RSS)."""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-
-
-def _child(engine: str, tabs: int, duration: float, seed: int) -> None:
+def timed_run(engine: str, tabs: int, duration: float, seed: int) -> None:
     """One timed run in this fresh process (see :func:`run_in_child`); prints JSON."""
     reference_model()
     ENGINES[engine](*WARMUP, 0)  # imports done, code paths warm
     gc.collect()
-    baseline = _peak_rss_mb()
+    baseline = peak_rss_mb()
     wall, cpu = time.perf_counter(), time.process_time()
     out = ENGINES[engine](tabs, duration, seed)
     out["wall_s"] = time.perf_counter() - wall
     out["cpu_s"] = time.process_time() - cpu
-    out.update(baseline_rss_mb=baseline, peak_rss_mb=_peak_rss_mb())
-    print(json.dumps(out))
+    out.update(baseline_rss_mb=baseline, peak_rss_mb=peak_rss_mb())
+    say(out)
 
 
 def run_in_child(engine: str, tabs: int, duration: float, seed: int) -> dict[str, Any]:
@@ -158,18 +135,8 @@ def run_in_child(engine: str, tabs: int, duration: float, seed: int) -> dict[str
     (interpreter, imports and run: what it takes to run it), ``rss_grown_mb`` how far that
     grew during the timed run (a lower bound on the run's own footprint: it first reuses
     memory the imports freed, so it reads ~0 for small runs)."""
-    # run_path, not an import of simkit.bench: the SimPy process must not import simkit
-    # (pandas alone is ~60 MB of RSS); the simkit process imports it in its warm-up.
-    code = (
-        f"import runpy; runpy.run_path({str(Path(__file__))!r}, run_name='bench_child')"
-        f"['_child']({engine!r}, {tabs!r}, {duration!r}, {seed!r})"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"{engine} {tabs} tabs x {duration} s failed:\n{done.stderr}")
-    out = json.loads(done.stdout.strip().splitlines()[-1])
+    # The SimPy process imports no simkit; the simkit process imports it in its warm-up.
+    out = run_once("benchmarks.virtual:timed_run", engine, tabs, duration, seed)
     out["rss_grown_mb"] = out["peak_rss_mb"] - out["baseline_rss_mb"]
     out["bytes_per_tab"] = out["rss_grown_mb"] * 2**20 / tabs
     out.update(engine=engine, tabs=tabs, duration=duration, seed=seed)
@@ -177,10 +144,6 @@ def run_in_child(engine: str, tabs: int, duration: float, seed: int) -> dict[str
 
 
 # --- measurements -------------------------------------------------------------------------
-
-
-def spread(values: list[float]) -> dict[str, float]:
-    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
 
 
 def time_pairs(tabs: int, duration: float, repeats: int, log: Callable[[str], None]) -> dict:
@@ -255,61 +218,56 @@ def agreement(tabs: int, duration: float, seeds: int) -> dict[str, Any]:
     }
 
 
-# --- report -------------------------------------------------------------------------------
+# --- the virtual half of the report -------------------------------------------------------
 
 
-def _machine() -> dict[str, Any]:
-    load = _loadavg()
-    model = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "processor": platform.machine(),
-        "cpu_model": model,
-        "cpus": os.cpu_count(),
-        "loadavg_at_start": load,
-        "shared": load is not None and load[0] > 1.0,
+def run_virtual_bench(
+    *,
+    sizes: tuple[tuple[int, float], ...],
+    repeats: int,
+    agreement_size: tuple[int, float, int],
+    scale: tuple[int, float] | None,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Agreement, then timed pairs per size, then (``scale``) one large simkit run: the
+    report's ``scenario``, ``method``, ``agreement``, ``timing`` and ``scale`` entries.
+    Each timing row and scale run records the load average it started under."""
+    report: dict[str, Any] = {
+        "scenario": "reference",
+        "method": {
+            "order": "alternating pairs SimPy, simkit; seed = pair number",
+            "process": "every timed run in a fresh process, after a warm-up run of "
+            f"{WARMUP[0]} tabs x {WARMUP[1]:.0f} s and gc.collect() there",
+            "events": "SimPy: Environment.step calls; simkit: VirtualLoop.steps (handles run)",
+            "memory": "peak RSS (/proc VmHWM) of the run's process (peak_rss_mb) and its "
+            "growth during the timed run (rss_grown_mb, bytes_per_tab = grown / tabs)",
+            "ratio": "median over pairs of simkit wall / SimPy wall",
+            "repeats": repeats,
+        },
     }
+    log(f"model agreement, {agreement_size[0]} tabs x {agreement_size[1]:.0f} s ...")
+    report["agreement"] = agreement(*agreement_size)
+    report["timing"] = []
+    for tabs, duration in sizes:
+        log(f"timing {tabs} tabs x {duration:.0f} s ...")
+        load = loadavg()
+        report["timing"].append({**time_pairs(tabs, duration, repeats, log), "loadavg": load})
+    report["scale"] = []
+    if scale is not None:
+        for engine in SCALE_ENGINES:
+            log(f"scale: {engine}, {scale[0]:,} tabs x {scale[1]:.0f} s ...")
+            load = loadavg()
+            report["scale"].append({**run_in_child(engine, *scale, seed=0), "loadavg": load})
+    return report
 
 
-def _loadavg() -> list[float] | None:
-    try:
-        return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
-    except (OSError, ValueError):
-        return None
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {}
-    for name in ("simkit", "simpy", "pandas", "websockets"):
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            found[name] = "missing"
-    return found
-
-
-def table(report: dict[str, Any]) -> str:
+def virtual_table(report: dict[str, Any]) -> list[str]:
+    """The virtual half of ``make bench``'s table: timing per size, scale, agreement."""
     lines = [
         f"{'tabs':>7} {'sim s':>6} | {'SimPy wall':>10} {'events/s':>9} {'conn/s':>7} "
         f"{'MB':>6} | {'simkit wall':>11} {'steps/s':>9} {'conn/s':>7} {'MB':>6} | "
         f"{'ratio':>5}"
     ]
-    machine = report["machine"]
-    if machine["shared"] or machine.get("shared_during"):
-        lines.insert(
-            0,
-            f"machine shared: load average {machine['loadavg_at_start']} at start, "
-            f"{report.get('loadavg_at_end')} at the end ({machine['cpus']} CPUs)",
-        )
     for row in report["timing"]:
         cells = [f"{row['tabs']:>7} {row['duration']:>6.0f}"]
         for engine, width in (("simpy", 10), ("simkit", 11)):
@@ -340,84 +298,4 @@ def table(report: dict[str, Any]) -> str:
             f"  {name:<18} SimPy {m['simpy_mean']:>10.2f}  simkit {m['simkit_mean']:>10.2f}  "
             f"z {m['z']:+.2f}  same streams: max |diff| {m['same_streams_max_abs_difference']:.2g}"
         )
-    if "live" in report:
-        from simkit.bench_live import live_table
-
-        lines.append(live_table(report["live"]))
-    return "\n".join(lines)
-
-
-def run_bench(
-    *,
-    sizes: tuple[tuple[int, float], ...],
-    repeats: int,
-    agreement_size: tuple[int, float, int],
-    scale: tuple[int, float] | None,
-    quick: bool,
-    live: bool = False,
-    log: Callable[[str], None] = print,
-) -> dict[str, Any]:
-    """The virtual part; with ``live``, the live part after it (the report's ``"live"``)."""
-    started = time.perf_counter()
-    report: dict[str, Any] = {
-        "machine": _machine(),
-        "versions": _versions(),
-        "quick": quick,
-        "scenario": "reference",
-        "method": {
-            "order": "alternating pairs SimPy, simkit; seed = pair number",
-            "process": "every timed run in a fresh process, after a warm-up run of "
-            f"{WARMUP[0]} tabs x {WARMUP[1]:.0f} s and gc.collect() there",
-            "events": "SimPy: Environment.step calls; simkit: VirtualLoop.steps (handles run)",
-            "memory": "peak RSS (/proc VmHWM) of the run's process (peak_rss_mb) and its "
-            "growth during the timed run (rss_grown_mb, bytes_per_tab = grown / tabs)",
-            "ratio": "median over pairs of simkit wall / SimPy wall",
-            "repeats": repeats,
-        },
-    }
-    if report["machine"]["shared"]:
-        log(f"note: load average {report['machine']['loadavg_at_start']} at start: shared")
-    log(f"model agreement, {agreement_size[0]} tabs x {agreement_size[1]:.0f} s ...")
-    report["agreement"] = agreement(*agreement_size)
-    report["timing"] = []
-    for tabs, duration in sizes:
-        log(f"timing {tabs} tabs x {duration:.0f} s ...")
-        load = _loadavg()
-        report["timing"].append({**time_pairs(tabs, duration, repeats, log), "loadavg": load})
-    report["scale"] = []
-    if scale is not None:
-        for engine in SCALE_ENGINES:
-            log(f"scale: {engine}, {scale[0]:,} tabs x {scale[1]:.0f} s ...")
-            load = _loadavg()
-            report["scale"].append({**run_in_child(engine, *scale, seed=0), "loadavg": load})
-    if live:
-        from simkit.bench_live import run_live_bench
-
-        load = _loadavg()
-        report["live"] = {**run_live_bench(quick=quick, log=log), "loadavg": load}
-    report["loadavg_at_end"] = _loadavg()
-    seen = [row["loadavg"] for row in report["timing"] + report["scale"]]
-    if live:
-        seen.append(report["live"]["loadavg"])
-    seen.append(report["loadavg_at_end"])
-    report["machine"]["shared_during"] = any(load and load[0] > 1.0 for load in seen)
-    report["bench_wall_s"] = time.perf_counter() - started
-    return report
-
-
-def main(*, quick: bool, out: Path) -> int:
-    report = run_bench(
-        sizes=SIZES_QUICK if quick else SIZES_FULL,
-        repeats=REPEATS,
-        agreement_size=AGREEMENT_QUICK if quick else AGREEMENT_FULL,
-        scale=None if quick else SCALE,
-        quick=quick,
-        live=True,
-        log=lambda line: print(line, flush=True),
-    )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print()
-    print(table(report))
-    print(f"\nbench took {report['bench_wall_s']:.0f} s; wrote {out}")
-    return 0 if report["agreement"]["agree"] and not report["live"]["problems"] else 1
+    return lines

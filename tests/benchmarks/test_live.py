@@ -12,7 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from simkit import bench, bench_live
+from benchmarks import live as bench_live
+from benchmarks import run
+from benchmarks.processes import Child
+
+pytestmark = pytest.mark.live
 
 TINY_CHURN = (40, 8, 2)  # connections per run, concurrency, rounds
 TINY_CAPACITY = (150, 1)  # connections held, rounds
@@ -45,7 +49,7 @@ def report(monkeypatch_module):
     monkeypatch_module.setattr(bench_live, "CHURN_QUICK", TINY_CHURN)
     monkeypatch_module.setattr(bench_live, "CAPACITY_QUICK", TINY_CAPACITY)
     before = children()
-    out = bench.run_bench(
+    out = run.run_bench(
         sizes=((20, 60.0),),
         repeats=1,
         agreement_size=(20, 60.0, 3),
@@ -83,7 +87,7 @@ def test_live_section_is_in_the_report_json_and_the_table(report) -> None:
     churn = live["churn"]
     assert [len(churn[e]["runs"]) for e in bench_live.ENGINES] == [TINY_CHURN[2]] * 3
     assert len(churn["ratio_simkit_over_raw"]["per_pair"]) == TINY_CHURN[2]
-    text = bench.table(report)
+    text = run.table(report)
     assert "live churn" in text and "simkit/raw" in text and "B/conn" in text
 
 
@@ -116,7 +120,7 @@ def test_helpers_are_cleaned_up_when_a_measurement_fails() -> None:
 def test_a_helper_that_does_not_answer_times_out_and_is_killed() -> None:
     # A churn child reads no commands and would run for minutes: a reply deadline ends the
     # wait, and close() kills what did not exit on its own.
-    child = bench_live.Child("churn", 1_000_000, 1, 1)
+    child = Child(bench_live.CHURN, 1_000_000, 1, 1)
     started = time.monotonic()
     with pytest.raises(TimeoutError):
         child.reply(timeout=0.5)

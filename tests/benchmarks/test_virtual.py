@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("simpy")
 
-from simkit import bench
+from benchmarks import run, virtual
 from simkit.api import default_settle
 from simkit.scenarios import SCENARIOS
 
@@ -19,23 +19,23 @@ TABS, DURATION, SEEDS = 200, 1_200.0, 10
 
 @pytest.fixture(scope="module")
 def agreement():
-    return bench.agreement(TABS, DURATION, SEEDS)
+    return virtual.agreement(TABS, DURATION, SEEDS)
 
 
 def test_simpy_model_settles_as_long_as_simkit() -> None:
     strategy = SCENARIOS["reference"].strategy
-    assert default_settle(strategy) == bench.reference_model().SETTLE
+    assert default_settle(strategy) == virtual.reference_model().SETTLE
 
 
-@pytest.mark.parametrize("metric", bench.METRICS)
+@pytest.mark.parametrize("metric", virtual.METRICS)
 def test_models_agree_within_three_standard_errors(agreement, metric) -> None:
     # Independent random streams, 10 seeds each: the difference of the two engines' means
     # must lie within 3 standard errors (deterministic seeds: pass or fail, never flaky).
     m = agreement["metrics"][metric]
-    assert abs(m["z"]) <= bench.Z_LIMIT, m
+    assert abs(m["z"]) <= virtual.Z_LIMIT, m
 
 
-@pytest.mark.parametrize("metric", bench.METRICS)
+@pytest.mark.parametrize("metric", virtual.METRICS)
 def test_same_streams_give_the_same_trajectory(agreement, metric) -> None:
     # SimPy fed simkit's per-tab streams must reproduce simkit's run: equal connects, equal
     # means (any deviation from the written model, however small, shows up here).
@@ -44,7 +44,7 @@ def test_same_streams_give_the_same_trajectory(agreement, metric) -> None:
 
 
 def test_bench_report_is_written_and_printed(tmp_path) -> None:
-    report = bench.run_bench(
+    report = run.run_bench(
         sizes=((20, 60.0),),
         repeats=2,
         agreement_size=(20, 60.0, 3),
@@ -58,11 +58,11 @@ def test_bench_report_is_written_and_printed(tmp_path) -> None:
     assert row["simkit"]["events"][0] > row["simkit"]["connects"][0] > 0
     assert row["simpy"]["peak_rss_mb"]["max"] > 0
     assert len(row["ratio_simkit_over_simpy"]["per_pair"]) == 2
-    assert "simkit" in bench.table(report)
+    assert "simkit" in run.table(report)
 
 
 def test_simpy_model_uses_simkits_calibrated_close_delay() -> None:
     # simkit's default comes from the Chromium calibration; a recalibration must move both.
     from simkit.calibration import TIMING
 
-    assert TIMING.unload_close == bench.reference_model().BROWSER_CLOSE_DELAY
+    assert TIMING.unload_close == virtual.reference_model().BROWSER_CLOSE_DELAY
