@@ -1,4 +1,7 @@
-"""``python -m simkit``: list the kit's names, run or compare strategies, the demo."""
+"""``python -m simkit``: list the kit's names, run or compare strategies, the demo.
+
+The benchmarks and the soak test are not commands of the installed kit: they need a source
+checkout (``python -m benchmarks``, ``make bench``, ``make soak``)."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from simkit.api import RUNTIMES
 from simkit.model.client import BACKOFFS, GUARDS, IDENTITIES, LIFECYCLES, UNLOADS, VISIBILITIES
 from simkit.model.errors import SimkitError
 from simkit.model.liveness import LIVENESS
@@ -126,20 +130,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
-    from simkit.bench import main as bench_main
-
-    # A quick run must not overwrite the full run's figures, which the README quotes.
-    default = "benchmarks/results/quick.json" if args.quick else "benchmarks/results/latest.json"
-    return bench_main(quick=args.quick, out=Path(args.out or default))
-
-
-def cmd_soak(args: argparse.Namespace) -> int:
-    from simkit.soak import soak
-
-    return 0 if soak(minutes=args.minutes, tabs=args.tabs, out=Path(args.out)) else 1
-
-
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from simkit.browser import browser_missing
     from simkit.browser.calibrate import DEFAULT_OUT, calibrate
@@ -174,9 +164,17 @@ def _common(p: argparse.ArgumentParser, *, scenario: str, tabs: int | None, dura
         "--duration", type=float, default=duration, help="workload seconds (default: scenario's)"
     )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--runtime", default="virtual", choices=["virtual", "live"])
     p.add_argument(
-        "--scale", type=float, default=None, help="live only: wall seconds per scenario second"
+        "--runtime",
+        default="virtual",
+        choices=list(RUNTIMES),
+        help="virtual time, real sockets (live) or headless Chromium tabs (browser)",
+    )
+    p.add_argument(
+        "--scale",
+        type=float,
+        default=None,
+        help="live and browser only: wall seconds per scenario second",
     )
     p.add_argument("--out", default="simkit-output", help="folder for csv, json and png files")
 
@@ -201,20 +199,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--strategy", default="postmortem-safe", choices=list(STRATEGIES))
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8765)
-    p = sub.add_parser("soak", help="minutes of live churn, checked for invariants and leaks")
-    p.add_argument("--minutes", type=float, default=3.0)
-    p.add_argument("--tabs", type=int, default=300)
-    p.add_argument("--out", default="benchmarks/results/soak.json")
     p = sub.add_parser("calibrate", help="measure real Chromium's closes; write calibration")
     p.add_argument("--reps", type=int, default=20, help="repetitions of each case")
     p.add_argument("--out", default=None, help="JSON file (default: simkit/calibration.json)")
-    p = sub.add_parser("bench", help="speed and memory: virtual vs SimPy, live vs raw websockets")
-    p.add_argument("--quick", action="store_true", help="small sizes, under a minute")
-    p.add_argument(
-        "--out",
-        default=None,
-        help="JSON file (default: benchmarks/results/latest.json, or quick.json with --quick)",
-    )
     return root
 
 
@@ -223,9 +210,7 @@ COMMANDS = {
     "run": cmd_run,
     "compare": cmd_compare,
     "demo": cmd_demo,
-    "bench": cmd_bench,
     "serve": cmd_serve,
-    "soak": cmd_soak,
     "calibrate": cmd_calibrate,
 }
 

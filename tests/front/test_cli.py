@@ -1,10 +1,11 @@
 import json
+import os
 import subprocess
 import sys
 
 import pytest
 
-from simkit.cli import main
+from simkit.cli import main, parser
 
 
 def test_list_names_every_policy_and_preset(capsys) -> None:
@@ -145,18 +146,70 @@ def test_serve_runs_until_ctrl_c_and_frees_its_port() -> None:
         again.bind(("127.0.0.1", port))
 
 
-@pytest.mark.parametrize(
-    ("argv", "written"),
-    [
-        (["bench"], "benchmarks/results/latest.json"),
-        (["bench", "--quick"], "benchmarks/results/quick.json"),  # never the full figures
-        (["bench", "--quick", "--out", "x.json"], "x.json"),
-    ],
-)
-def test_bench_writes_a_quick_run_apart_from_the_full_one(monkeypatch, argv, written) -> None:
-    import simkit.bench
+@pytest.mark.parametrize("command", ["run", "compare"])
+@pytest.mark.parametrize("runtime", ["virtual", "live", "browser"])
+def test_run_and_compare_accept_every_runtime_simkit_run_does(command, runtime) -> None:
+    from simkit.api import RUNTIMES
 
-    calls = []
-    monkeypatch.setattr(simkit.bench, "main", lambda **kw: calls.append(kw) or 0)
-    assert main(argv) == 0
-    assert [(str(c["out"]), c["quick"]) for c in calls] == [(written, "--quick" in argv)]
+    assert runtime in RUNTIMES  # the CLI offers what simkit.run accepts, no more, no less
+    args = parser().parse_args([command, "--runtime", runtime])
+    assert args.runtime == runtime
+
+
+@pytest.mark.parametrize("command", ["run", "compare"])
+def test_a_bad_runtime_exits_2_listing_the_valid_ones(command, tmp_path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "simkit", command, "--runtime", "chrome", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "invalid choice: 'chrome' (choose from 'virtual', 'live', 'browser')" in done.stderr
+
+
+@pytest.mark.parametrize("gone", ["bench", "soak"])
+def test_benchmarks_are_not_commands_of_the_installed_kit(gone, capsys) -> None:
+    # They live in the source checkout's benchmarks/ package (python -m benchmarks).
+    with pytest.raises(SystemExit) as exit_:
+        parser().parse_args([gone])
+    assert exit_.value.code == 2
+    assert f"invalid choice: '{gone}'" in capsys.readouterr().err
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(300)
+def test_run_with_real_chromium_tabs_writes_its_files(tmp_path) -> None:
+    from simkit.browser import browser_missing
+
+    missing = browser_missing()
+    if missing:
+        if os.environ.get("SIMKIT_REQUIRE_BROWSER"):
+            pytest.fail(f"SIMKIT_REQUIRE_BROWSER is set but {missing}")
+        pytest.skip(missing)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "simkit",
+            "run",
+            "--runtime",
+            "browser",
+            "--strategy",
+            "postmortem-safe",
+            "--tabs",
+            "2",
+            "--duration",
+            "10",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["runtime"] == "browser" and summary["tabs"] == 2
+    assert summary["connects"] >= 2  # both real tabs connected at least once
+    assert (tmp_path / "timeseries.csv").read_text().startswith("t,open_sockets")
