@@ -32,11 +32,17 @@ test: $(STAMP) browser
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks
 
+# Benchmarks and the soak test live in the source checkout's benchmarks/ package, not in
+# the wheel; bench-quick is the development run (written to benchmarks/results/quick.json).
+.PHONY: bench-quick
 bench: $(STAMP)
-	$(PY) -m simkit bench
+	$(PY) -m benchmarks
+
+bench-quick: $(STAMP)
+	$(PY) -m benchmarks --quick
 
 soak: $(STAMP)
-	$(PY) -m simkit soak
+	$(PY) -m benchmarks.soak
 
 lint: $(STAMP)
 	$(PY) -m ruff check simkit tests
