@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-import gc
 import math
 from collections.abc import Iterable
 from typing import Any
 
-from simkit.actors.play import play
+from simkit.actors.play import Runtime, play
 from simkit.model.errors import ConfigError, choice
+from simkit.model.liveness import CLOSE_TIMEOUT
 from simkit.model.strategy import Strategy
 from simkit.model.strategy import strategy as strategy_of
 from simkit.results import Comparison, Result, summarise, trace_frame
 from simkit.scenarios import Scenario, check_size
 from simkit.scenarios import scenario as scenario_of
-from simkit.virtual import loop as virtual_loop
-from simkit.virtual.network import MemoryNetwork
 
 RUNTIMES = ("virtual", "live", "browser")
-LIVE_SCALE = 0.05  # a live run plays 20 scenario seconds per wall second by default
-CLOSE_TIMEOUT = 10.0  # websockets' default: how long a closing server waits for the peer
+__all__ = ["CLOSE_TIMEOUT", "RUNTIMES", "compare", "default_settle", "make_runtime", "run"]
 
 
 def default_settle(strategy: Strategy) -> float:
@@ -82,139 +79,65 @@ def run(
     if not (settle >= 0 and math.isfinite(settle)):
         raise ConfigError(f"settle must be >= 0 seconds, got {settle!r}")
 
-    def make_network(loop: Any, census: Any) -> MemoryNetwork:
-        return MemoryNetwork(
-            loop,
-            census,
-            strat.liveness,
-            sc.latency,
-            close_timeout=CLOSE_TIMEOUT,
-            idle_timeout=sc.idle_timeout,
-        )
-
-    if runtime == "browser":
-        from simkit.browser.runtime import run_browser
-
-        return run_browser(sc, strat, tabs, duration, settle, seed, scale, trace)
-    if runtime == "live":
-        scale = LIVE_SCALE if scale is None else scale
-        if not (scale > 0 and math.isfinite(scale)):
-            raise ConfigError(f"scale must be a positive number, got {scale!r}")
-        census, server, env = _run_live(sc, strat, tabs, duration, settle, seed, scale, trace)
-        return _result(sc, strat, runtime, seed, tabs, duration, settle, scale, census, server, env)
-    if scale not in (None, 1.0):
-        raise ConfigError(f"scale only applies to the live runtime, got scale={scale!r}")
-    bar, tick = _progress(progress, tabs * duration, duration + settle)
-    # A run allocates millions of short-lived objects but frees almost nothing cyclic: with
-    # the default thresholds the collector keeps rescanning every live tab (42 % of the time
-    # at 10,000 tabs). Park what exists, collect rarely, restore afterwards.
-    thresholds = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(100_000, 50, 100)
+    chosen = make_runtime(runtime, sc, strat, tabs=tabs, seed=seed, scale=scale)
+    bar, tick = _progress(progress, tabs * duration, duration + settle, chosen.name == "virtual")
     try:
-        census, server, env = virtual_loop.run(
-            play(
+        played = chosen.execute(
+            lambda: play(
                 sc,
                 strat,
+                chosen,
                 tabs=tabs,
                 duration=duration,
                 settle=settle,
                 seed=seed,
-                make_network=make_network,
                 trace=trace,
                 progress=tick,
             )
         )
     finally:
-        gc.set_threshold(*thresholds)
-        gc.unfreeze()
         if bar is not None:
             bar.close()
-    return _result(sc, strat, runtime, seed, tabs, duration, settle, 1.0, census, server, env)
-
-
-def _result(sc, strat, runtime, seed, tabs, duration, settle, scale, census, server, env):
     info = {
         "scenario": sc.name,
         "strategy": strat.name,
-        "runtime": runtime,
+        "runtime": chosen.name,
         "seed": seed,
         "tabs": tabs,
         "duration": float(duration),
         "settle": float(settle),
-        "scale": float(scale),
+        "scale": float(chosen.scale),
     }
-    timeseries, summary = summarise(census, server, info)
-    return Result(sc.name, strat.name, timeseries, summary, trace_frame(env.trace))
+    timeseries, summary = summarise(played.census, played.server, info)
+    summary.update(played.extra)
+    return Result(sc.name, strat.name, timeseries, summary, trace_frame(played.env.trace))
 
 
-def _run_live(sc, strat, tabs, duration, settle, seed, scale, trace):
-    """Start a LocalServer and a FaultProxy, play the scenario over real sockets, stop both.
+def make_runtime(
+    name: str,
+    scenario: Scenario,
+    strategy: Strategy,
+    *,
+    tabs: int,
+    seed: int = 0,
+    scale: float | None = None,
+) -> Runtime:
+    """The adapter for runtime ``name`` (one of :data:`RUNTIMES`)."""
+    if name == "virtual":
+        from simkit.virtual.runtime import VirtualRuntime
 
-    It runs on its own event loop in a worker thread, so it can be called from a notebook
-    cell (whose loop is already running) as well as from a script.
-    """
-    from simkit.live.network import LiveNetwork
-    from simkit.live.proxy import FaultProxy, Toxics
-    from simkit.live.server import LocalServer
+        if scale not in (None, 1.0):
+            raise ConfigError(f"scale only applies to the live and browser runtimes, got {scale!r}")
+        return VirtualRuntime(scenario, strategy)
+    if name == "live":
+        from simkit.live.runtime import LiveRuntime
 
-    async def main():
-        local = LocalServer(strat, scale=scale, close_timeout=CLOSE_TIMEOUT, own_core=False)
-        await local.start()
-        toxics = Toxics(latency=sc.latency.base * scale, jitter=sc.latency.jitter * scale)
-        idle = None if sc.idle_timeout is None else sc.idle_timeout * scale
-        proxy = FaultProxy(local.port, defaults=toxics, idle_timeout=idle, seed=seed)
-        await proxy.__aenter__()
-        networks = []
+        return LiveRuntime(scenario, strategy, scale=scale, seed=seed)
+    if name == "browser":
+        from simkit.browser.runtime import BrowserRuntime
 
-        def make_network(loop, census):
-            net = LiveNetwork(loop, census, local, proxy, scale=scale, close_timeout=CLOSE_TIMEOUT)
-            networks.append(net)
-            return net
-
-        try:
-            played = await play(
-                sc,
-                strat,
-                tabs=tabs,
-                duration=duration,
-                settle=settle,
-                seed=seed,
-                make_network=make_network,
-                scale=scale,
-                trace=trace,
-            )
-            for net in networks:
-                if net.errors:  # a client task failed: the run is not to be trusted
-                    raise RuntimeError(f"live run failed: {net.errors[0]!r}") from net.errors[0]
-            return played
-        finally:
-            for net in networks:
-                await net.aclose()
-            await proxy.close()
-            await local.stop()
-
-    return _in_thread(main)
-
-
-def _in_thread(main):
-    import asyncio
-    import threading
-
-    outcome: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            outcome["value"] = asyncio.run(main())
-        except BaseException as error:  # re-raised in the caller's thread
-            outcome["error"] = error
-
-    worker = threading.Thread(target=target, name="simkit-live", daemon=True)
-    worker.start()
-    worker.join()
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
+        return BrowserRuntime(scenario, strategy, tabs=tabs, scale=scale, seed=seed)
+    raise choice("runtime", name, list(RUNTIMES))
 
 
 def compare(
@@ -237,10 +160,10 @@ def compare(
     return Comparison(sc.name, results)
 
 
-def _progress(wanted: bool | None, size: float, end: float) -> tuple[Any, Any]:
+def _progress(wanted: bool | None, size: float, end: float, virtual: bool) -> tuple[Any, Any]:
     if wanted is None:
         wanted = size > 2_000_000
-    if not wanted:
+    if not (wanted and virtual):  # a real-time run's bar would tick from another thread
         return None, None
     from tqdm.auto import tqdm
 

@@ -11,6 +11,7 @@ from typing import Any
 from simkit.calibration import TIMING, BrowserTiming
 from simkit.model.strategy import Strategy
 from simkit.runtime.census import Census
+from simkit.runtime.interfaces import Network
 
 
 @dataclass
@@ -21,7 +22,7 @@ class Env:
     loop: asyncio.AbstractEventLoop
     strategy: Strategy
     census: Census
-    network: Any
+    network: Network
     seed: int
     duration: float
     scale: float = 1.0

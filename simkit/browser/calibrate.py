@@ -261,12 +261,12 @@ async def calibrate_async(
 
 def calibrate(reps: int = 20, out: str | Path | None = None, **kwargs: Any) -> dict[str, Any]:
     """Run the calibration (from sync code or a notebook) and write it to ``out``."""
-    from simkit.api import _in_thread
+    from simkit.runtime.threads import in_thread
 
     async def main():
         return await calibrate_async(reps, **kwargs)
 
-    data = _in_thread(main)
+    data = in_thread(main, name="simkit-calibrate")
     if out is not None:
         Path(out).write_text(json.dumps(data, indent=2) + "\n")
     return data

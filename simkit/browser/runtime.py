@@ -57,16 +57,21 @@ import asyncio
 import contextlib
 import json
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from simkit.actors.env import Env
-from simkit.actors.play import _observe, _push_source
-from simkit.actors.server import Server
 from simkit.browser.cdp import RawCDP, RawChromium
+from simkit.live.runtime import LiveRuntime
+from simkit.model.client import Storage
 from simkit.model.errors import ConfigError
+from simkit.model.liveness import CLOSE_TIMEOUT
 from simkit.model.page import Page, step
+from simkit.model.strategy import Strategy
 from simkit.runtime.census import Census
+
+if TYPE_CHECKING:
+    from simkit.scenarios import Scenario
 
 BROWSER_SCALE = 0.1  # wall seconds per scenario second: a 60 s scenario takes 6 s
 MAX_TABS = 60  # link ids are tab * 10000 + n, below the server's outside ids (1e6)
@@ -125,7 +130,7 @@ class BrowserTab:
     illegal there raises the same error here.
     """
 
-    def __init__(self, run: BrowserRun, index: int, person: str, context: str) -> None:
+    def __init__(self, run: BrowserRuntime, index: int, person: str, context: str) -> None:
         self.run = run
         self.env = run.env
         self.index = index
@@ -497,45 +502,123 @@ class BrowserTab:
 
 
 class BrowserNetwork:
-    """The network interface the Server actor sees (``open_links``, ``server``)."""
+    """The network the Server actor sees: the LocalServer's open links; the pages' own
+    JavaScript opens their sockets, so :meth:`connect` is never called."""
 
-    def __init__(self, run: BrowserRun) -> None:
+    def __init__(self, run: BrowserRuntime) -> None:
+        assert run.local is not None
         self.run = run
+        self.local = run.local
         self.links = run.local.clients
 
     @property
     def open_links(self) -> dict[int, Any]:
-        return self.run.local.open_links
+        return self.local.open_links  # type: ignore[return-value]
 
     @property
     def server(self) -> Any:
-        return self.run.local.core
+        return self.local.core
 
     @server.setter
     def server(self, core: Any) -> None:
-        self.run.local.core = core
+        self.local.core = core
+
+    def connect(self, tab: Any, user: str, session: str | None) -> Any:
+        raise RuntimeError("in the browser runtime a page opens its own sockets")
+
+    def finish(self) -> None:
+        """Nothing to settle: the browser's and the server's timers ran for real."""
 
     def restart_server(self, downtime: float) -> None:
-        task = self.run.loop.create_task(self.run.local.restart(downtime * self.run.scale))
+        task = self.run.loop.create_task(self.local.restart(downtime * self.run.scale))
         self.run.background.add(task)
 
 
-class BrowserRun:
-    def __init__(self, scale: float) -> None:
-        self.scale = scale
-        self.loop = asyncio.get_running_loop()
+class BrowserRuntime(LiveRuntime):
+    """Real Chromium pages against the live runtime's server and proxy."""
+
+    name = "browser"
+    default_scale = BROWSER_SCALE
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        strategy: Strategy,
+        *,
+        tabs: int,
+        scale: float | None = None,
+        seed: int = 0,
+        close_timeout: float = CLOSE_TIMEOUT,
+    ) -> None:
+        if tabs > MAX_TABS:
+            raise ConfigError(f"the browser runtime plays at most {MAX_TABS} tabs, got {tabs}")
+        super().__init__(scenario, strategy, scale=scale, seed=seed, close_timeout=close_timeout)
         self.sessions: dict[str, BrowserTab] = {}  # CDP session id -> its tab
         self.tabs: dict[int, BrowserTab] = {}
+        self.contexts: dict[str, str] = {}  # person -> browser context id
         self.errors: list[str] = []
         self.not_played: dict[str, int] = {}
-        self.bfcache: Counter = Counter(restored=0, reloaded=0)
-        self.bfcache_blocked: Counter = Counter()  # Chromium's reasons for not restoring
-        self.background: set[asyncio.Task] = set()
-        self.local: Any = None
-        self.proxy: Any = None
+        self.bfcache: Counter[str] = Counter(restored=0, reloaded=0)
+        self.bfcache_blocked: Counter[str] = Counter()  # Chromium's reasons for not restoring
+        self.background: set[asyncio.Task[None]] = set()
         self.chrome: RawChromium | None = None
         self.cdp: RawCDP = None  # type: ignore[assignment]
         self.env: Any = None
+        self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
+
+    def clients(self) -> dict[int, Any]:
+        return Attribution(self.tabs)
+
+    async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        await super().start()
+        self.chrome = RawChromium()
+        self.cdp = await self.chrome.start()
+        self.cdp.on("Runtime.bindingCalled", self.on_binding)
+        self.cdp.on("Page.backForwardCacheNotUsed", self.on_not_restored)
+
+    def census(self, one_per_user: bool) -> Census:
+        return BrowserCensus(one_per_user=one_per_user)
+
+    def network(self, loop: asyncio.AbstractEventLoop, census: Census) -> Any:
+        return BrowserNetwork(self)
+
+    async def prepare(self, env: Env, people: list[str]) -> None:
+        """One browser context per person (so ``shared`` identity shares localStorage)."""
+        self.env = env
+        for person in people:
+            if person not in self.contexts:
+                made = await self.cdp.send("Target.createBrowserContext", {})
+                self.contexts[person] = made["browserContextId"]
+
+    def tab(self, env: Env, index: int, person: str, storage: Storage) -> BrowserTab:
+        tab = BrowserTab(self, index, person, self.contexts[person])
+        self.tabs[index] = tab
+        return tab
+
+    def summary(self) -> dict[str, Any]:
+        extra: dict[str, Any] = {
+            "browser": "chromium",
+            "browser_errors": len(self.errors),
+            "browser_not_played": dict(self.not_played),
+            "browser_bfcache": dict(self.bfcache),
+            "browser_bfcache_blocked": dict(self.bfcache_blocked),
+            "pushes_seen_by_pages": sum(t.received for t in self.tabs.values()),
+        }
+        if self.errors:
+            extra["browser_first_error"] = self.errors[0][:300]
+        return extra
+
+    async def stop(self) -> None:
+        try:
+            for tab in self.tabs.values():
+                tab.worker.cancel()
+            for task in self.background:
+                task.cancel()
+            if self.chrome is not None:
+                await self.chrome.stop()
+        finally:
+            await super().stop()
 
     def on_binding(self, params: dict[str, Any], session: str | None) -> None:
         """``Runtime.bindingCalled``: one report of a page (a JSON string)."""
@@ -553,104 +636,3 @@ class BrowserRun:
         """``Page.backForwardCacheNotUsed``: why history back was a new page load."""
         for why in params.get("notRestoredExplanations", ()):
             self.bfcache_blocked[f"{why.get('type')}:{why.get('reason')}"] += 1
-
-
-async def play_browser(sc, strat, tabs, duration, settle, seed, scale, trace, close_timeout):
-    from simkit.live.proxy import FaultProxy, Toxics
-    from simkit.live.server import LocalServer
-
-    run = BrowserRun(scale)
-    run.local = LocalServer(
-        strat,
-        scale=scale,
-        close_timeout=close_timeout,
-        own_core=False,
-        clients=Attribution(run.tabs),
-    )
-    tasks: list[asyncio.Task] = []
-    try:
-        await run.local.start()
-        toxics = Toxics(latency=sc.latency.base * scale, jitter=sc.latency.jitter * scale)
-        idle = None if sc.idle_timeout is None else sc.idle_timeout * scale
-        run.proxy = FaultProxy(run.local.port, defaults=toxics, idle_timeout=idle, seed=seed)
-        await run.proxy.__aenter__()
-        run.chrome = RawChromium()
-        run.cdp = await run.chrome.start()
-        run.cdp.on("Runtime.bindingCalled", run.on_binding)
-        run.cdp.on("Page.backForwardCacheNotUsed", run.on_not_restored)
-        census = BrowserCensus(one_per_user=strat.registry().one_per_user)
-        network = BrowserNetwork(run)
-        env = Env(run.loop, strat, census, network, seed, duration, scale=scale,
-                  trace=[] if trace else None, start=run.loop.time())  # fmt: skip
-        run.env = env
-        server = Server(env)
-        network.server = server
-        sc = sc.with_(duration=duration)
-        people = sc.people(tabs, env.rng("people"))
-        contexts: dict[str, str] = {}
-        for person in people:
-            if person not in contexts:
-                made = await run.cdp.send("Target.createBrowserContext", {})
-                contexts[person] = made["browserContextId"]
-        env.start = run.loop.time()  # the clock starts once the browser is ready
-        for i, person in enumerate(people):
-            run.tabs[i] = BrowserTab(run, i, person, contexts[person])
-        tasks = [run.loop.create_task(sc.script(tab, sc)) for tab in run.tabs.values()]
-        if sc.control is not None:
-            tasks.append(run.loop.create_task(sc.control(env, sc)))
-        end = duration + settle
-        _observe(env, server, sc.step, end, None)
-        if sc.push_rate > 0:
-            _push_source(env, server, sorted(set(people), key=people.index), sc.push_rate * tabs)
-        await env.sleep(end)
-        for task in tasks:
-            task.cancel()
-        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
-        for outcome in outcomes:
-            if isinstance(outcome, Exception):
-                raise RuntimeError(f"scenario {sc.name!r}: {outcome!r}") from outcome
-        extra = {
-            "browser": "chromium",
-            "browser_errors": len(run.errors),
-            "browser_not_played": dict(run.not_played),
-            "browser_bfcache": dict(run.bfcache),
-            "browser_bfcache_blocked": dict(run.bfcache_blocked),
-            "pushes_seen_by_pages": sum(t.received for t in run.tabs.values()),
-        }
-        if run.errors:
-            extra["browser_first_error"] = run.errors[0][:300]
-        return census, server, env, extra
-    finally:
-        for task in tasks:
-            task.cancel()
-        for tab in run.tabs.values():
-            tab.worker.cancel()
-        for task in run.background:
-            task.cancel()
-        if run.chrome is not None:
-            await run.chrome.stop()
-        if run.proxy is not None:
-            with contextlib.suppress(Exception):
-                await run.proxy.close()
-        with contextlib.suppress(Exception):
-            await run.local.stop()
-
-
-def run_browser(sc, strat, tabs, duration, settle, seed, scale, trace):
-    """``simkit.run(..., runtime="browser")``: play ``sc`` with real Chromium tabs."""
-    from simkit.api import CLOSE_TIMEOUT, _in_thread, _result
-
-    scale = BROWSER_SCALE if scale is None else scale
-    if not (scale > 0 and scale == scale and scale != float("inf")):
-        raise ConfigError(f"scale must be a positive number, got {scale!r}")
-    if tabs > MAX_TABS:
-        raise ConfigError(f"the browser runtime plays at most {MAX_TABS} tabs, got {tabs}")
-
-    async def main():
-        return await play_browser(sc, strat, tabs, duration, settle, seed, scale, trace,
-                                  CLOSE_TIMEOUT)  # fmt: skip
-
-    census, server, env, extra = _in_thread(main)
-    result = _result(sc, strat, "browser", seed, tabs, duration, settle, scale, census, server, env)
-    result.summary.update(extra)
-    return result

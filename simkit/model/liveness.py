@@ -28,6 +28,7 @@ from typing import Literal
 from simkit.model.errors import ConfigError, choice
 
 LivenessKind = Literal["protocol", "app"]
+CLOSE_TIMEOUT = 10.0  # websockets' default: how long a closing server waits for the peer
 
 
 @dataclass(frozen=True, slots=True)
