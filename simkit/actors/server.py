@@ -39,7 +39,7 @@ class Server:
         self.registry = self.env.strategy.registry()
         self.restarts += 1
         # Resume buffers lived in the old process's memory: their pushes are lost.
-        self.env.census.pushes["expired"] += len(self.pending)
+        self.env.census.count_push("expired", len(self.pending))
         self.pending.clear()
         if self._expiry is not None:
             self._expiry.cancel()
@@ -67,11 +67,10 @@ class Server:
     def push(self, person: str, push: int) -> None:
         """Push to ``person``: the app addresses people, the registry maps ids to sockets."""
         census = self.env.census
-        pushes = census.pushes
         if not census.person_live.get(person):
-            pushes["offline"] += 1
+            census.count_push("offline")
             return
-        pushes["sent"] += 1
+        census.count_push("sent")
         self.apply(self.registry.push(person, push, self.env.now()), push=push)
 
     # -- carrying out decisions ------------------------------------------------------------
@@ -99,7 +98,7 @@ class Server:
             elif isinstance(action, Close | Refuse):
                 link = links.get(action.conn)
                 if isinstance(action, Refuse):
-                    census.refused += 1
+                    census.count_refusal()
                 if link is not None:
                     census.kicked(action.conn)
                     if env.trace is not None:
@@ -113,7 +112,7 @@ class Server:
                         link.send(("push", replayed))
                 for replayed in action.replay:
                     if self.pending.pop(replayed, None) is not None:
-                        census.pushes["replayed"] += 1
+                        census.count_push("replayed")
             elif isinstance(action, Buffered):
                 buffered = True
             elif isinstance(action, Expired):
@@ -137,20 +136,20 @@ class Server:
     ) -> None:
         """A push's fate, counted once: it reached a live tab, waits in resume buffers, or
         is lost (sent only to stale sockets, no route, or not even buffered)."""
-        pushes = self.env.census.pushes
+        count = self.env.census.count_push
         if reached:
-            pushes["delivered"] += 1
+            count("delivered")
         elif buffered:
-            pushes["buffered"] += 1
+            count("buffered")
             self.pending[push] = sum(isinstance(a, Buffered) for a in actions)
         elif deaf:
-            pushes["lost_frozen"] += 1  # the socket is fine, the page runs no code
+            count("lost_frozen")  # the socket is fine, the page runs no code
         elif stale:
-            pushes["lost_stale"] += 1
+            count("lost_stale")
         elif dropped:
-            pushes["dropped"] += 1
+            count("dropped")
         else:
-            pushes["no_route"] += 1
+            count("no_route")
 
     def _unbuffer(self, push: int) -> None:
         held = self.pending.get(push)
@@ -160,7 +159,7 @@ class Server:
             self.pending[push] = held - 1
         else:
             del self.pending[push]
-            self.env.census.pushes["expired"] += 1
+            self.env.census.count_push("expired")
 
     def _arm_expiry(self) -> None:
         due = self.registry.deadline()

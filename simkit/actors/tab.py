@@ -195,8 +195,7 @@ class Tab:
 
     def _go_deaf(self) -> None:
         self.deaf_since = self.now
-        self.truth.receiving = False
-        self.truth.deaf = True
+        self.env.census.page_frozen(self.truth)
 
     def _wake(self, handler: str) -> None:
         """A frozen or cached page runs again, visible. Chromium closes the socket that
@@ -205,8 +204,7 @@ class Tab:
         Chromium 156 in the browser runtime). A ``reconnect`` handler does it at once; a
         page that disconnects when hidden reconnects because it is visible again."""
         self.deaf_since = None
-        self.truth.receiving = True
-        self.truth.deaf = False
+        self.env.census.page_woke(self.truth)
         link = self.link
         if handler == "reconnect" or self.policy.visibility == "disconnect-when-hidden":
             self._forget_connection()
@@ -360,7 +358,7 @@ class Tab:
             self.storage.session["session"] = message[1]
         elif message[0] == "push":
             if message[1] in self.seen:
-                self.env.census.duplicate_pushes += 1  # resume must deliver exactly once
+                self.env.census.count_duplicate_push()  # resume must deliver exactly once
             else:
                 self.seen.add(message[1])
         self.received += 1

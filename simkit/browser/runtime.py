@@ -324,11 +324,11 @@ class BrowserTab:
 
     def _go_deaf(self) -> None:
         self.deaf_since = self.now
-        self.truth.receiving, self.truth.deaf = False, True
+        self.env.census.page_frozen(self.truth)
 
     def _wake(self) -> None:
         self.deaf_since = None
-        self.truth.receiving, self.truth.deaf = True, False
+        self.env.census.page_woke(self.truth)
 
     # -- the page --------------------------------------------------------------------------
 
@@ -483,12 +483,8 @@ class BrowserTab:
             return  # an old page load, or one whose end Python has already counted
         link = ev.get("link")
         if kind == "connecting" and link is not None:
-            census.set_current(self.truth, link)
-            side = census.servers.get(link)
-            if side is not None and side.stale:
-                # the handshake reached the server before the page's report reached us
-                side.stale = False
-                census.stale -= 1
+            # the handshake may have reached the server before the page's report reached us
+            census.claim(self.truth, link)
         elif kind == "open" and self.truth.current == link:
             census.set_connected(self.truth, True)
         elif kind == "close" and self.truth.current == link:

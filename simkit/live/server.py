@@ -324,13 +324,11 @@ class LocalServer:
             await asyncio.sleep(max(0.0, due - loop.time()))
             verdict = beat.on_timer(loop.time())
             if verdict == "ping":
-                census.pings += 1
+                census.count_pings()
                 await link._send(PING)
             elif verdict == "dead":
-                since = link.client.tab.deaf_since if link.client is not None else None
-                if link.silent_since is not None:
-                    since = link.silent_since
-                census.declared_dead(since, self.core.env.now(), "app")
+                deaf_since = link.client.tab.deaf_since if link.client is not None else None
+                census.declared_dead(link.silent_since, self.core.env.now(), "app", deaf_since)
                 link.server_close(int(CloseCode.KEEPALIVE_TIMEOUT))
                 return
 
@@ -412,7 +410,7 @@ class LocalServer:
                     break
                 if beat is not None and message == PONG:
                     beat.on_pong(asyncio.get_running_loop().time())
-                    self.core.env.census.pongs += 1
+                    self.core.env.census.count_pongs()
         except ConnectionClosed:
             pass
         finally:

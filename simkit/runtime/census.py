@@ -135,6 +135,25 @@ class Census:
             self.person_live[truth.person] -= 1
         truth.live = False
 
+    def page_frozen(self, truth: TabTruth) -> None:
+        """The page stops running code (frozen, or in the back/forward cache); its socket,
+        if any, stays open and the browser still answers protocol pings."""
+        truth.receiving, truth.deaf = False, True
+
+    def page_woke(self, truth: TabTruth) -> None:
+        """The page runs code again (resumed, or restored from the cache)."""
+        truth.receiving, truth.deaf = True, False
+
+    def claim(self, truth: TabTruth, conn: int) -> None:
+        """The page reports ``conn`` as its current socket after the server has already
+        seen that socket's handshake (the browser runtime learns of a page's socket from the
+        page's own report, which may arrive second): it is current, so not stale."""
+        self.set_current(truth, conn)
+        side = self.servers.get(conn)
+        if side is not None and side.stale:
+            side.stale = False
+            self.stale -= 1
+
     def page_back(self, truth: TabTruth) -> None:
         if not truth.live:
             self.live_tabs += 1
@@ -240,12 +259,43 @@ class Census:
             if truth is not None and truth.live and truth.current == conn and truth.connected:
                 self.kicked_live += 1
 
-    def declared_dead(self, silent_since: float | None, now: float, kind: str = "protocol") -> None:
-        """A heartbeat of ``kind`` gave up on a connection whose peer went silent (or whose
-        page stopped running) at ``silent_since``."""
-        if silent_since is not None:
-            self.detections.append(now - silent_since)
-            self.detections_by_kind[kind].append(now - silent_since)
+    def declared_dead(
+        self,
+        silent_since: float | None,
+        now: float,
+        kind: str = "protocol",
+        deaf_since: float | None = None,
+    ) -> None:
+        """A heartbeat of ``kind`` gave up on a connection. Its peer has been dead since its
+        path went silent (``silent_since``) or, if the path is fine, since its page stopped
+        running code (``deaf_since``): the detection delay counts from then. A verdict on a
+        peer that was neither (a slow one) is no detection of a dead peer."""
+        since = silent_since if silent_since is not None else deaf_since
+        if since is not None:
+            self.detections.append(now - since)
+            self.detections_by_kind[kind].append(now - since)
+
+    # -- counters the actors and networks report -----------------------------------------
+
+    def count_pings(self, pings: int = 1, pongs: int = 0) -> None:
+        """Heartbeat traffic: ``pings`` sent, ``pongs`` received."""
+        self.pings += pings
+        self.pongs += pongs
+
+    def count_pongs(self, pongs: int = 1) -> None:
+        self.pongs += pongs
+
+    def count_refusal(self) -> None:
+        """The registry refused a connection (reject-new, a limit)."""
+        self.refused += 1
+
+    def count_duplicate_push(self) -> None:
+        """A page received a push it had already received (resume must deliver once)."""
+        self.duplicate_pushes += 1
+
+    def count_push(self, outcome: str, n: int = 1) -> None:
+        """``n`` pushes met ``outcome`` (one of :attr:`pushes`' keys)."""
+        self.pushes[outcome] += n
 
     # -- sampling --------------------------------------------------------------------------
 

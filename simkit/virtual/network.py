@@ -305,8 +305,7 @@ class Link:
 
     def declared_dead(self, kind: str) -> None:
         net = self.net
-        since = self.silent_since if self.silent_since is not None else self.tab.deaf_since
-        net.census.declared_dead(since, net.now(), kind)
+        net.census.declared_dead(self.silent_since, net.now(), kind, self.tab.deaf_since)
         self.server_close(int(CloseCode.KEEPALIVE_TIMEOUT))
 
     # -- events arriving at the client -----------------------------------------------------
@@ -405,8 +404,7 @@ class Keepalive:
         if pings:
             link = self.link
             census = link.net.census
-            census.pings += len(pings)
-            census.pongs += len(pings)
+            census.count_pings(len(pings), len(pings))
             link.last_traffic = pings[-1]
         self.due = self.beat.deadline()
 
@@ -422,7 +420,7 @@ class Keepalive:
             link.declared_dead(self.kind)
             return
         if verdict == "ping":
-            net.census.pings += 1
+            net.census.count_pings()
             if net.instant_pings and link.silent_since is None:
                 if self.answer_at_once(net.now()) and self.may_coast:
                     self.due = self.beat.deadline()
@@ -443,7 +441,7 @@ class Keepalive:
         link = self.link
         link.last_traffic = now
         if link.client in ("open", "closing") and link.tab.answers(link, self.kind):
-            link.net.census.pongs += 1
+            link.net.census.count_pongs()
             self.beat.on_pong(now)
             return True
         return False
@@ -456,7 +454,7 @@ class Keepalive:
     def pong_reaches_server(self) -> None:
         link = self.link
         if link.server == "open":
-            link.net.census.pongs += 1
+            link.net.census.count_pongs()
             self.beat.on_pong(link.net.now())
             if self.due is not None and self.due == self.beat.deadline():
                 return  # the next deadline did not move: keep the armed timer
