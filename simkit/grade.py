@@ -3,7 +3,7 @@
 :func:`grade` plays a strategy (or just a registry policy, dropped into the
 ``postmortem-safe`` client and heartbeat) through a few virtual scenarios with
 :func:`simkit.run` and checks, in each, the invariants a correct design keeps once the
-workload has stopped and every timeout has passed (DESIGN.md): no stale socket, no dangling
+workload has stopped and every timeout has passed: no stale socket, no dangling
 entry, no unroutable tab, as many open sockets as connected tabs and, where the kit counts
 them, no live tab left without a connection: together, the run's ``invariants_hold``.
 Optional limits add
@@ -266,11 +266,20 @@ def peak_attempt_rate(result: Result) -> int:
     """
     if result.trace is None:
         raise ConfigError("peak_attempt_rate needs a run made with trace=True")
-    trace = result.trace
-    starts = trace.loc[trace["event"] == "connect", "t"]
-    if starts.empty:
+    return _peak_per_second(_connect_times(result.trace))
+
+
+def _connect_times(trace: pd.DataFrame) -> pd.Series:
+    """When each connection attempt began (the trace's time column is ``time``; ``t`` in
+    traces made before it was renamed)."""
+    column = "time" if "time" in trace.columns else "t"
+    return trace.loc[trace["event"] == "connect", column]
+
+
+def _peak_per_second(times: pd.Series) -> int:
+    if times.empty:
         return 0
-    return int(starts.floordiv(1.0).value_counts().max())
+    return int(times.floordiv(1.0).value_counts().max())
 
 
 def _number(value: float) -> str:

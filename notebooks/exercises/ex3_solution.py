@@ -52,7 +52,7 @@ print(herd.round(4).to_string())
 fig, ax = plt.subplots(figsize=(8, 3.2))
 for name in ["immediate", "full-jitter", "rfc6455", "answer"]:
     tr = runs[name].trace
-    per_second = tr[tr.event == "connect"].t.floordiv(1).value_counts().sort_index()
+    per_second = tr[tr.event == "connect"].time.floordiv(1).value_counts().sort_index()
     ax.step(per_second.index, per_second.values, where="post", label=name)
 ax.axhline(45, color="grey", ls=":", lw=1, label="limit: 45 attempts / s")
 ax.set_xlim(55, 80)

@@ -6,22 +6,16 @@ always stopped, also on failure: ``play_browser`` stops it in a ``finally``); th
 drives one page through raw CDP for 2 s.
 """
 
-import os
 
 import pytest
 
 import simkit
-from simkit.browser import browser_missing
 from simkit.model.latency import Latency
 from simkit.scenarios import SCENARIOS
 
-MISSING = browser_missing()
-if MISSING is not None and os.environ.get("SIMKIT_REQUIRE_BROWSER"):
-    raise RuntimeError(f"SIMKIT_REQUIRE_BROWSER is set but {MISSING}")
-pytestmark = [
-    pytest.mark.skipif(MISSING is not None, reason=f"browser tests: {MISSING}"),
-    pytest.mark.timeout(90),
-]
+# Marked ``browser`` by its folder: tests/conftest.py skips it, with the reason, when
+# Chromium is missing (and fails it under SIMKIT_REQUIRE_BROWSER).
+pytestmark = pytest.mark.timeout(90)
 SCALE = 0.25  # wall seconds per scenario second
 SIZE = {"tabs": 4, "duration": 40, "settle": 5, "seed": 1}
 
@@ -114,25 +108,25 @@ def test_real_freeze_bfcache_evict_duplicate_without_handlers():
         return frame[frame.conn // 10000 == tab]
 
     def closes(tab):  # for the messages: (t, close code) of each of the tab's sockets
-        return [(round(row.t, 1), row.detail.split()[-1]) for row in of(cleanups, tab).itertuples()]
+        return [(round(row.time, 1), row.code) for row in of(cleanups, tab).itertuples()]
 
     # tab 0: the socket outlives the trip to the cache and is closed as the page comes back
     first = of(cleanups, 0).iloc[0]
-    assert first.detail.endswith(" 1001"), closes(0)
-    assert first.t >= 9.0, f"closed at {first.t:.1f} s, before the restore at 9 s: {closes(0)}"
+    assert first.code == 1001, closes(0)
+    assert first.time >= 9.0, f"closed at {first.time:.1f} s, before the 9 s restore: {closes(0)}"
     assert s["browser_bfcache"] == {"restored": 1, "reloaded": 0}, s["browser_bfcache"]
     assert len(of(opens, 0)) == 2, "tab 0 did not reconnect after the restore"
     second = of(cleanups, 0).iloc[1]
-    assert second.detail.endswith(" 1001") and second.t >= 15.0, closes(0)  # the eviction
+    assert second.code == 1001 and second.time >= 15.0, closes(0)  # the eviction
     # tab 3, the duplicate, claims tab 0's per-tab id
-    user0 = of(opens, 0).iloc[0].detail
-    assert of(opens, 3).iloc[0].detail == user0, (user0, of(opens, 3).detail.tolist())
+    user0 = of(opens, 0).iloc[0].user
+    assert of(opens, 3).iloc[0].user == user0, (user0, of(opens, 3).user.tolist())
     # tab 1: frozen for good, found by the app heartbeat only
-    assert of(cleanups, 1).iloc[0].detail.endswith(" 1011"), closes(1)
+    assert of(cleanups, 1).iloc[0].code == 1011, closes(1)
     assert s["detections_app"] == 1 and s["detections_protocol"] == 0
     # tab 2: resumed without a handler: the browser closes, the page reconnects by itself
-    assert of(cleanups, 2).iloc[0].detail.endswith(" 1001"), closes(2)
-    assert of(cleanups, 2).iloc[0].t >= 7.0, closes(2)
+    assert of(cleanups, 2).iloc[0].code == 1001, closes(2)
+    assert of(cleanups, 2).iloc[0].time >= 7.0, closes(2)
     assert len(of(opens, 2)) == 2, "tab 2 did not reconnect after the resume"
 
 

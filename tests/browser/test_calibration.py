@@ -53,9 +53,9 @@ def model(action: str, unload: str) -> dict:
     cleanups = trace[trace.event == "server-cleanup"]
     opens = trace[trace.event == "server-open"]
     first = cleanups.iloc[0]
-    out = {"code": first.detail.split()[-1], "close_t": float(first.t)}
+    out = {"code": str(int(first.code)), "close_t": float(first.time)}
     if len(opens) > 1:
-        out["new_open_minus_old_close"] = float(opens.iloc[1].t) - out["close_t"]
+        out["new_open_minus_old_close"] = float(opens.iloc[1].time) - out["close_t"]
     return out
 
 

@@ -58,8 +58,8 @@ def test_a_bfcache_restore_closes_the_surviving_socket_and_the_page_comes_back(h
     ts = r.timeseries.set_index("t")
     assert ts.loc[60.0, "open_sockets"] == 2  # its socket stayed open in the cache
     assert ts.loc[60.0, "live_tabs"] == 1  # ...for a page nobody is looking at
-    cleanups = r.trace[(r.trace.event == "server-cleanup") & (r.trace.t.between(90, 95))]
-    assert cleanups.detail.str.endswith(" 1001").sum() == 1  # Chromium closes it on restore
+    cleanups = r.trace[(r.trace.event == "server-cleanup") & (r.trace.time.between(90, 95))]
+    assert (cleanups.code == 1001).sum() == 1  # Chromium closes it on restore
     # Real Chromium: the page sees that close as unclean (1006), so even without a
     # pageshow handler its ordinary retry brings it back (measured in the browser runtime).
     assert r.summary["final_connected_tabs"] == 2 and r.summary["final_disconnected_tabs"] == 0
@@ -68,8 +68,8 @@ def test_a_bfcache_restore_closes_the_surviving_socket_and_the_page_comes_back(h
 
 def test_a_pageshow_handler_reconnects_before_the_retry_would() -> None:
     def back_at(r) -> float:
-        opens = r.trace[(r.trace.event == "server-open") & (r.trace.t > 90)]
-        return float(opens.t.iloc[0])
+        opens = r.trace[(r.trace.event == "server-open") & (r.trace.time > 90)]
+        return float(opens.time.iloc[0])
 
     handler, retry = back_at(_restored("reconnect")), back_at(_restored("none"))
     assert 90 < handler < 90.2 < retry  # at once vs after the backoff's first delay
@@ -82,8 +82,8 @@ def test_freezing_a_visible_page_hides_it_first() -> None:
         name="hide-first", visibility="disconnect-when-hidden", on_resume="none"
     )
     r = simkit.run(FREEZE, strategy, tabs=2, duration=200, seed=1, trace=True)
-    at_freeze = r.trace[(r.trace.event == "server-cleanup") & r.trace.t.between(30, 31)]
-    assert len(at_freeze) == 1 and at_freeze.detail.iloc[0].endswith(" 1000")
+    at_freeze = r.trace[(r.trace.event == "server-cleanup") & r.trace.time.between(30, 31)]
+    assert len(at_freeze) == 1 and at_freeze.code.iloc[0] == 1000
     ts = r.timeseries.set_index("t")
     assert ts.loc[100.0, "open_sockets"] == 1 and ts.loc[160.0, "connected_tabs"] == 2
     assert r.summary["invariants_hold"]
