@@ -6,7 +6,6 @@ always stopped, also on failure: ``play_browser`` stops it in a ``finally``); th
 drives one page through raw CDP for 2 s.
 """
 
-
 import pytest
 
 import simkit

@@ -2,21 +2,14 @@
 and ``simkit.run(..., runtime="browser")``."""
 
 import asyncio
-import os
 import time
 
 import pytest
 
 import simkit
-from simkit.browser import browser_missing
 from simkit.browser.chromium import Chromium
 from simkit.live.server import LocalServer
 
-MISSING = browser_missing()  # skip only when Chromium or Playwright is not installed
-if MISSING is not None and os.environ.get("SIMKIT_REQUIRE_BROWSER"):
-    # CI sets this: there the browser tests must run, never be skipped.
-    raise RuntimeError(f"SIMKIT_REQUIRE_BROWSER is set but {MISSING}")
-needs_browser = pytest.mark.skipif(MISSING is not None, reason=f"browser tests: {MISSING}")
 LIMIT = 30.0  # seconds: no browser test may hang (Chromium is stopped on the way out)
 
 
@@ -24,7 +17,9 @@ def run(coro, limit: float = LIMIT):
     return asyncio.run(asyncio.wait_for(coro, limit))
 
 
-pytestmark = [needs_browser, pytest.mark.timeout(60)]
+# Marked ``browser`` by its folder: tests/conftest.py skips it, with the reason, when
+# Chromium or Playwright is missing (and fails it under SIMKIT_REQUIRE_BROWSER).
+pytestmark = pytest.mark.timeout(60)
 
 
 async def _until(check, timeout=5.0, what="condition"):

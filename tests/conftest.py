@@ -1,0 +1,84 @@
+"""Test-suite set-up shared by every folder: markers by folder, and the one browser check.
+
+The markers (registered in pyproject.toml) say what a test needs beyond the CPU:
+
+- ``live``: real sockets in real time on 127.0.0.1 (every test under ``tests/live/``),
+- ``browser``: headless Chromium (every test under ``tests/browser/``, except the files in
+  :data:`BROWSER_FREE`),
+- ``slow``: more than a few seconds of CPU (put on by hand, next to the test),
+- ``notebooks``: executes notebooks.
+
+Folders set ``live`` and ``browser`` so that a new file dropped into ``tests/live/`` is kept
+out of ``make test-fast`` without anyone remembering a decorator. ``make test-fast`` runs
+``-m "not live and not browser and not slow and not notebooks"``; ``make test`` runs all.
+
+A test marked ``browser`` (by folder or by hand, anywhere) is skipped with the reason when
+Chromium is missing here, and fails instead when ``SIMKIT_REQUIRE_BROWSER`` is set (CI
+sets it, so CI can never pass by skipping the browser tests). That check lives only here.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).resolve().parent
+
+# Folder (relative to tests/) -> the marker every test in it gets.
+BY_FOLDER = {"live": "live", "browser": "browser"}
+
+# Files in those folders that need no browser: they read the shipped calibration and play
+# the virtual model, so they belong in the fast subset (a missing Chromium must not skip them).
+BROWSER_FREE = {"browser/test_calibration.py"}
+
+
+def folder_markers(path: Path) -> list[str]:
+    """The markers a test file gets from where it lives (``[]`` outside the marked folders)."""
+    try:
+        rel = path.resolve().relative_to(TESTS)
+    except ValueError:  # not under tests/ (e.g. nbval collecting notebooks/)
+        return []
+    if len(rel.parts) < 2:
+        return []
+    marker = BY_FOLDER.get(rel.parts[0])
+    if marker is None or (marker == "browser" and rel.as_posix() in BROWSER_FREE):
+        return []
+    return [marker]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        for name in folder_markers(Path(str(item.path))):
+            item.add_marker(getattr(pytest.mark, name))
+
+
+def browser_required() -> bool:
+    """Whether a missing browser is a failure rather than a skip (``SIMKIT_REQUIRE_BROWSER``)."""
+    return os.environ.get("SIMKIT_REQUIRE_BROWSER", "").strip().lower() not in ("", "0", "false")
+
+
+@functools.cache
+def browser_missing() -> str | None:
+    """Why the browser tests cannot run here (Chromium or Playwright absent), or None."""
+    from simkit.browser import browser_missing as why
+
+    return why()
+
+
+def require_browser() -> None:
+    """Skip the calling test, with the reason, when Chromium is missing; fail under CI's
+    ``SIMKIT_REQUIRE_BROWSER``. The only copy of this check in the suite."""
+    reason = browser_missing()
+    if reason is None:
+        return
+    if browser_required():
+        pytest.fail(f"SIMKIT_REQUIRE_BROWSER is set but {reason}", pytrace=False)
+    pytest.skip(f"browser tests: {reason}")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("browser") is not None:
+        require_browser()
