@@ -23,3 +23,16 @@ class IllegalTransition(SimkitError, RuntimeError):
 def choice(kind: str, value: object, allowed: "list[str] | tuple[str, ...]") -> ConfigError:
     """The one way the kit reports an unknown name: the bad value and every valid one."""
     return ConfigError(f"unknown {kind} {value!r}; choose one of: {', '.join(allowed)}")
+
+
+class SimulationStalled(SimkitError, RuntimeError):
+    """The virtual clock stopped advancing: something keeps re-scheduling itself at the same
+    instant, so the run would never return. Raised instead of hanging a notebook cell.
+
+    ``now`` is the virtual time the clock is stuck at, ``steps`` how many loop steps ran at
+    that instant, ``culprits`` a sentence naming what kept waking (tasks and callbacks).
+    """
+
+    def __init__(self, message: str, *, now: float, steps: int, culprits: str) -> None:
+        super().__init__(message)
+        self.now, self.steps, self.culprits = now, steps, culprits

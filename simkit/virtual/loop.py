@@ -11,21 +11,38 @@ Actors are plain asyncio code (sleep, Event, Queue, wait_for, timeout, cancellat
   shifts with unrelated scheduling: "the same seed gave a different run".
 * **No lost errors**: an exception nobody handles stops the run and is raised as
   :class:`UnhandledError` (SimPy's rule) instead of being logged and forgotten.
+* **No silent hang**: autojump means a run that keeps re-scheduling work at one instant (a
+  retry with no delay that always fails at once) would spin forever with the clock stuck.
+  After ``stall_steps`` steps at one virtual instant the loop raises
+  :class:`~simkit.model.errors.SimulationStalled`, naming what keeps waking.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import heapq
 import itertools
+import os
+import re
 import sys
 import weakref
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
-__all__ = ["UnhandledError", "VirtualDeadlock", "VirtualLoop", "run"]
+from simkit.model.errors import ConfigError, SimulationStalled
+
+__all__ = [
+    "STALL_STEPS",
+    "STALL_STEPS_PER_TASK",
+    "SimulationStalled",
+    "UnhandledError",
+    "VirtualDeadlock",
+    "VirtualLoop",
+    "run",
+]
 
 _T = TypeVar("_T")
 _Callback = Callable[..., object]
@@ -35,6 +52,24 @@ _NO_IO = "the virtual runtime has no real I/O (no sockets, subprocesses, threads
 _copy_context = contextvars.copy_context
 _new = object.__new__
 _Handle, _TimerHandle = asyncio.Handle, asyncio.TimerHandle
+
+
+# Stall detection. A legitimate run does a burst of work at one instant and moves on; a stall
+# never moves on. Measured (the largest number of loop steps run at one virtual instant,
+# seed 0): over every scenario x preset (SCENARIOS x STRATEGIES) at its default size, at its
+# own latency and again at zero latency (where replies come in the instant they are
+# provoked), 1,641 (``reference``, 1,000 tabs; zero-latency ``background-tabs`` 721, every
+# other scenario under 400); ``reference`` at 10,000 tabs x 60 s, 13,212; at 100,000 tabs
+# x 10 s, 132,501. The busiest instant is the run's last, where every tab's script ends:
+# about 1.3-1.6 steps per tab. The only run that stalled was ``server-restart`` under
+# ``before`` at zero latency, the case this detector exists for. So the limit is 200,000
+# steps (120x the default sizes' busiest instant, 15x at 10,000 tabs), raised to 20 steps
+# per task for bigger runs (15x); a stall spins at roughly 0.3-1 million steps per wall
+# second, so it is reported within about a second (several for 100,000 tabs and more).
+STALL_STEPS = 200_000
+STALL_STEPS_PER_TASK = 20
+_STALL_SAMPLES = 64  # iterations watched after the limit, to see what keeps running
+_STALL_SAMPLE_ITEMS = 20_000  # ... or fewer, once this many due callbacks were looked at
 
 
 class _Message:
@@ -72,10 +107,29 @@ class VirtualLoop(asyncio.AbstractEventLoop):
     meanwhile wait for the next iteration), as asyncio does, so code behaves as on a real loop.
     """
 
-    def __init__(self, start: float = 0.0, *, debug: bool = False) -> None:
+    def __init__(
+        self,
+        start: float = 0.0,
+        *,
+        debug: bool = False,
+        stall_steps: int | None = STALL_STEPS,
+        context: str = "",
+    ) -> None:
         start = float(start)
         if not -_INF < start < _INF:
             raise ValueError(f"start must be a finite number of virtual seconds, got {start!r}")
+        if stall_steps is not None and (
+            not isinstance(stall_steps, int) or isinstance(stall_steps, bool) or stall_steps < 1
+        ):
+            raise ConfigError(
+                f"stall_steps must be a whole number >= 1 (or None: never check), "
+                f"got {stall_steps!r}"
+            )
+        # Steps at one virtual instant before the run counts as stalled (see STALL_STEPS);
+        # ``context`` (e.g. "scenario 'x', strategy 'y'") starts the stall's message.
+        self.stall_steps = stall_steps
+        self.context = context
+        self._stall_watch: _StallWatch | None = None
         self._now = start
         self._ready: deque[asyncio.Handle] = deque()
         self._timers: list[tuple[float, int, asyncio.TimerHandle]] = []
@@ -241,6 +295,10 @@ class VirtualLoop(asyncio.AbstractEventLoop):
         ready, timers = self._ready, self._timers
         popleft, heappop, heappush, seq = ready.popleft, heapq.heappop, heapq.heappush, self._seq
         failed = self._failed
+        # Stall detection costs one add and one compare per iteration (not per step), and
+        # a store per jump: ``instant`` counts the steps run since the clock last moved.
+        instant = 0
+        limit = stall = _INF if self.stall_steps is None else self.stall_steps
         while True:
             if not ready:
                 if self._stopping:
@@ -255,6 +313,7 @@ class VirtualLoop(asyncio.AbstractEventLoop):
                 if timers[0][0] > self._now:  # autojump: nothing else can happen before it
                     self._now = timers[0][0]
                     self.jumps += 1
+                    instant, limit = 0, stall
             now = self._now
             cutoff = seq()
             steps = 0
@@ -310,8 +369,42 @@ class VirtualLoop(asyncio.AbstractEventLoop):
                     for entry in later:
                         heappush(timers, entry)
                 self.steps += steps
+            instant += steps
+            if instant > limit:  # the clock has not moved for a long while: look closer
+                limit = self._check_stall(instant)
             if self._stopping:
                 return
+
+    def _check_stall(self, instant: int) -> float:
+        """``instant`` steps ran at this virtual instant, more than the limit: allow more if
+        the run is big (see STALL_STEPS_PER_TASK), else watch what runs for a while (every
+        iteration: a snapshot of what is due now) and then raise SimulationStalled. Returns
+        the step count at which to call again. Off the hot path: a legitimate run never
+        gets here (or once per very crowded instant of a huge run)."""
+        stall = self.stall_steps
+        assert stall is not None
+        watch = self._stall_watch
+        if watch is None or watch.now != self._now:
+            allowed = max(stall, STALL_STEPS_PER_TASK * len(self._task_order))
+            if instant <= allowed:
+                return allowed
+            watch = self._stall_watch = _StallWatch(self._now, allowed)
+        watch.sample(self._ready, self._timers, self._now)
+        if watch.samples < _STALL_SAMPLES and watch.items < _STALL_SAMPLE_ITEMS:
+            return instant
+        self._stall_watch = None
+        raise self._stalled(instant, watch)
+
+    def _stalled(self, instant: int, watch: _StallWatch) -> SimulationStalled:
+        culprits = watch.culprits()
+        prefix = f"{self.context}: " if self.context else ""
+        message = (
+            f"{prefix}the simulation stalled at virtual time t={self._now!r} s: "
+            f"{instant:,} loop steps ran without the clock advancing (limit: "
+            f"{watch.limit:,} steps at one instant); what keeps re-scheduling itself "
+            f"at that instant: {culprits}"
+        )
+        return SimulationStalled(message, now=self._now, steps=instant, culprits=culprits)
 
     def _failed(self, callback: _Callback, args: tuple, exc: BaseException, handle: Any) -> None:
         source = asyncio.format_helpers._format_callback_source(callback, args)
@@ -450,6 +543,174 @@ class VirtualLoop(asyncio.AbstractEventLoop):
         self._debug = enabled
 
 
+class _StallWatch:
+    """What keeps running at a stuck instant: before each watched iteration, a snapshot of
+    what is due now (ready handles and due heap entries), grouped by what wakes (a task's
+    innermost frame, a callback's qualified name) and who (task names, callback owners)."""
+
+    def __init__(self, now: float, limit: int) -> None:
+        self.now, self.limit, self.samples, self.items = now, limit, 0, 0
+        # (kind, what) -> {member key: member label}; dicts keep first-seen order.
+        self.groups: dict[tuple[str, str], dict[Any, str | None]] = {}
+        self.hits: dict[tuple[str, str], int] = {}
+        self.seen: list[Any] = []  # members are keyed by id(): keep them alive meanwhile
+
+    def sample(self, ready: deque[asyncio.Handle], timers: list[tuple], now: float) -> None:
+        self.samples += 1
+        groups, hits = self.groups, self.hits
+        for callback, args in itertools.islice(_due(ready, timers, now), _STALL_SAMPLE_ITEMS):
+            self.items += 1
+            for kind, what, member, label in _describe(callback, args):
+                members = groups.setdefault((kind, what), {})
+                if id(member) not in members:
+                    members[id(member)] = label
+                    self.seen.append(member)
+                hits[kind, what] = hits.get((kind, what), 0) + 1
+
+    def culprits(self, shown: int = 5) -> str:
+        """One sentence, e.g. "10 tasks ('tab 0'..'tab 9') keep waking in Tab.connect
+        (simkit/actors/tab.py:297)". What came back most often per member comes first: the
+        actors that keep re-scheduling (the same tabs, again and again) before the one-off
+        messages they make on the way (a new link each time)."""
+        hits, order = self.hits, {key: i for i, key in enumerate(self.groups)}
+        ranked = sorted(
+            self.groups.items(),
+            key=lambda kv: (-hits[kv[0]] / len(kv[1]), -hits[kv[0]], order[kv[0]]),
+        )
+        parts = []
+        for (kind, what), members in ranked[:shown]:
+            count = len(members)
+            labels = [label for label in members.values() if label is not None]
+            if kind == "task":
+                noun, verb = ("task", "keeps") if count == 1 else ("tasks", "keep")
+                parts.append(f"{count} {noun} ({_names(labels)}) {verb} waking in {what}")
+            elif id(None) in members:
+                parts.append(f"callback {what} keeps running")
+            else:
+                owners = f" ({_names(labels)})" if labels else ""
+                parts.append(f"callback {what} keeps running for {count} {kind}{owners}")
+        if len(ranked) > shown:
+            parts.append(f"and {len(ranked) - shown} more")
+        return "; ".join(parts) if parts else "nothing identifiable (no handle is due)"
+
+
+def _due(ready: deque[asyncio.Handle], timers: list[tuple], now: float) -> Iterator[tuple]:
+    """``(callback, args)`` of every live ready handle, then of every heap entry due at
+    ``now`` (a walk of the heap that skips each subtree whose root is later)."""
+    for handle in ready:
+        if not handle._cancelled:
+            yield handle._callback, handle._args
+    stack, size = [0], len(timers)
+    while stack:
+        i = stack.pop()
+        if i >= size or timers[i][0] > now:
+            continue
+        entry = timers[i]
+        if entry[2] is MESSAGE:
+            yield entry[3], entry[4]
+        elif not entry[2]._cancelled:
+            yield entry[2]._callback, entry[2]._args
+        stack += (2 * i + 2, 2 * i + 1)
+
+
+def _describe(callback: Any, args: tuple) -> list[tuple[str, str, Any, str | None]]:
+    """``(kind, what, member, member label)`` for what ``callback(*args)`` wakes: the
+    task(s) it steps or whose future it completes, else the callback itself and its owner."""
+    tasks = _tasks_woken(callback, args)
+    if tasks:
+        return [("task", _where_task(task), task, task.get_name()) for task in tasks]
+    owner = getattr(callback, "__self__", None)
+    what = _where_callable(callback)
+    if owner is None or isinstance(owner, type(sys)):
+        return [("callback", what, None, None)]
+    return [(f"{type(owner).__name__} objects", what, owner, _owner_label(owner))]
+
+
+def _tasks_woken(callback: Any, args: tuple) -> list[asyncio.Task[Any]]:
+    owner = getattr(callback, "__self__", None)
+    if isinstance(owner, asyncio.Task):
+        return [owner]  # a task's step or wake-up
+    if args and asyncio.isfuture(args[0]):  # completes a future (a sleep): who waits on it?
+        waiters = getattr(args[0], "_callbacks", None) or ()
+        found = [getattr(cb, "__self__", None) for cb, *_ in waiters]
+        return [task for task in found if isinstance(task, asyncio.Task)]
+    return []
+
+
+_ASYNCIO_DIR = os.path.dirname(asyncio.__file__) + os.sep
+
+
+def _where_task(task: asyncio.Task[Any]) -> str:
+    """The task's innermost frame outside asyncio: where its own code waits."""
+    coro: Any = task.get_coro()
+    found = None
+    for _ in range(1000):  # a bound, in case of a cycle
+        if coro is None:
+            break
+        code = getattr(coro, "cr_code", None) or getattr(coro, "gi_code", None)
+        if code is not None and not code.co_filename.startswith(_ASYNCIO_DIR):
+            frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+            found = (code, code.co_firstlineno if frame is None else frame.f_lineno)
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    if found is None:
+        return "an asyncio internal"
+    code, line = found
+    return f"{getattr(code, 'co_qualname', code.co_name)} ({_short(code.co_filename)}:{line})"
+
+
+def _where_callable(callback: Any) -> str:
+    func = getattr(callback, "__func__", callback)
+    name = getattr(func, "__qualname__", None) or repr(func)
+    code = getattr(func, "__code__", None)
+    if code is None:
+        return name
+    return f"{name} ({_short(code.co_filename)}:{code.co_firstlineno})"
+
+
+@functools.lru_cache(maxsize=256)
+def _short(filename: str) -> str:
+    """``filename`` as imported: from its top package's parent (``simkit/actors/tab.py``),
+    else relative to the working directory or an import root, else as it is."""
+    parts = filename.split(os.sep)
+    top = len(parts) - 1  # parts[:top] is a directory; climb while it is a package
+    while top > 1 and os.path.isfile(os.sep.join([*parts[:top], "__init__.py"])):
+        top -= 1
+    if top < len(parts) - 1:
+        return "/".join(parts[top:])
+    for root in (os.getcwd(), *sys.path):
+        root = root.rstrip(os.sep)
+        if root and filename.startswith(root + os.sep):
+            return filename[len(root) + 1 :].replace(os.sep, "/")
+    return filename
+
+
+def _owner_label(owner: Any) -> str | None:
+    """A readable name for a callback's object: its ``name``, else "Class <index or id>"."""
+    try:
+        name = getattr(owner, "name", None)
+        if isinstance(name, str) and name:
+            return name
+        for attr in ("index", "id"):
+            value = getattr(owner, attr, None)
+            if isinstance(value, int) and not isinstance(value, bool):
+                return f"{type(owner).__name__} {value}"
+    except Exception:  # a property that fails: the owner just goes unnamed
+        pass
+    return None
+
+
+def _names(labels: list[str]) -> str:
+    """'a', 'b' for a few names, 'tab 0'..'tab 39' (natural order) for many."""
+
+    def natural(label: str) -> list[Any]:
+        return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", label)]
+
+    ordered = sorted(set(labels), key=natural)
+    if len(ordered) <= 4:
+        return ", ".join(map(repr, ordered))
+    return f"{ordered[0]!r}..{ordered[-1]!r}"
+
+
 def _wake(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
@@ -470,17 +731,30 @@ for _name, _attr in vars(asyncio.AbstractEventLoop).items():
         setattr(VirtualLoop, _name, _no_io(_name))
 
 
-def run(main: Coroutine[Any, Any, _T], *, start: float = 0.0) -> _T:
+def run(
+    main: Coroutine[Any, Any, _T],
+    *,
+    start: float = 0.0,
+    context: str = "",
+    stall_steps: int | None = STALL_STEPS,
+) -> _T:
     """Run ``main`` on a fresh :class:`VirtualLoop` and return its result, like ``asyncio.run``.
 
     Leftover tasks are then cancelled (in creation order, for determinism) and awaited, async
     generators are closed and the loop is closed.  Callable from inside a running loop (Jupyter).
+    A run whose clock stops advancing raises :class:`SimulationStalled` after ``stall_steps``
+    steps at one instant (``None``: never); its message starts with ``context`` (e.g.
+    "scenario 'server-restart', strategy 'before'").
     """
     if not asyncio.iscoroutine(main):
         raise ValueError(f"a coroutine was expected, got {main!r}")
-    loop = VirtualLoop(start=start)
+    loop = VirtualLoop(start=start, stall_steps=stall_steps, context=context)
+    stalled = False
     try:
         return loop.run_until_complete(main)
+    except SimulationStalled:
+        stalled = True
+        raise
     finally:
         try:
             order = loop._task_order
@@ -495,5 +769,11 @@ def run(main: Coroutine[Any, Any, _T], *, start: float = 0.0) -> _T:
                     context = {"message": message, "exception": task.exception(), "task": task}
                     loop.call_exception_handler(context)
             loop.run_until_complete(loop.shutdown_asyncgens())
+        except SimulationStalled:
+            # Cancelling did not end the storm either (a task that ignores cancellation, or
+            # cleanup that waits for a time the stuck clock never reaches): the first stall
+            # is the one to report; a stall in the clean-up of a finished run is news.
+            if not stalled:
+                raise
         finally:
             loop.close()
