@@ -1,5 +1,4 @@
 import json
-import os
 import subprocess
 import sys
 
@@ -177,16 +176,9 @@ def test_benchmarks_are_not_commands_of_the_installed_kit(gone, capsys) -> None:
     assert f"invalid choice: '{gone}'" in capsys.readouterr().err
 
 
-@pytest.mark.browser
+@pytest.mark.browser  # skipped with the reason without Chromium (tests/conftest.py)
 @pytest.mark.timeout(300)
 def test_run_with_real_chromium_tabs_writes_its_files(tmp_path) -> None:
-    from simkit.browser import browser_missing
-
-    missing = browser_missing()
-    if missing:
-        if os.environ.get("SIMKIT_REQUIRE_BROWSER"):
-            pytest.fail(f"SIMKIT_REQUIRE_BROWSER is set but {missing}")
-        pytest.skip(missing)
     done = subprocess.run(
         [
             sys.executable,
