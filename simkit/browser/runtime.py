@@ -485,10 +485,12 @@ class BrowserTab:
         if kind == "connecting" and link is not None:
             # the handshake may have reached the server before the page's report reached us
             census.claim(self.truth, link)
+            self.env.log("connect", link, ev.get("user"))
         elif kind == "open" and self.truth.current == link:
             census.set_connected(self.truth, True)
         elif kind == "close" and self.truth.current == link:
             census.set_current(self.truth, None)
+            self.env.log("client-close", link, self.truth.user, ev.get("code"))
         elif kind == "push":
             self.received += 1
         elif kind == "pageshow" and self.restoring:

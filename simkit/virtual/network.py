@@ -250,7 +250,10 @@ class Link:
         """The close timeout. Never cancelled: once the server's end is closed it stays
         closed, so a give-up that comes after the handshake finished does nothing."""
         if self.server == "closing":
-            self._server_closed(int(CloseCode.ABNORMAL))
+            # As the live server reports it: a keepalive timeout's close keeps its 1011 (the
+            # peer never answered); any other close that got no echo ended abnormally.
+            code = self.close_code if self.close_code == CloseCode.KEEPALIVE_TIMEOUT else None
+            self._server_closed(int(CloseCode.ABNORMAL) if code is None else code)
             self._down(self._client_sees_close, int(CloseCode.ABNORMAL))  # the abort (RST)
 
     def _server_closed(self, code: int) -> None:

@@ -42,7 +42,8 @@ class VirtualRuntime(Runtime):
         gc.freeze()
         gc.set_threshold(100_000, 50, 100)
         try:
-            return virtual_loop.run(main())
+            context = f"scenario {self.scenario.name!r}, strategy {self.strategy.name!r}"
+            return virtual_loop.run(main(), context=context)
         finally:
             gc.set_threshold(*thresholds)
             gc.unfreeze()

@@ -1,0 +1,43 @@
+"""Every runtime passes the same conformance suite (``simkit.conformance``).
+
+Virtual runs are exact; live runs are real sockets at the live runtime's scale; browser
+runs are real Chromium pages at scale 0.5 (Chromium's own page operations take tens to
+hundreds of milliseconds, so a smaller scale would test the driver, not the contract).
+A later server, target or set of nodes joins by adding its runtime here.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from simkit.conformance import CHECKS, runner_for
+
+RUNTIMES = [
+    pytest.param("virtual", {}, id="virtual"),
+    pytest.param("live", {}, id="live", marks=pytest.mark.live),
+    pytest.param("browser", {"scale": 0.5}, id="browser", marks=pytest.mark.browser),
+]
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("check", list(CHECKS))
+@pytest.mark.parametrize(("runtime", "options"), RUNTIMES)
+def test_runtime_conforms(runtime: str, options: dict[str, float], check: str) -> None:
+    CHECKS[check](runner_for(runtime, **options))
+
+
+def test_a_broken_network_fails_the_suite(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The suite can fail: a virtual network that reports every close as 1006 (as the
+    virtual runtime once did for a keepalive timeout) is caught by name."""
+    from simkit.virtual.network import Link
+
+    real = Link._server_closed
+
+    def always_abnormal(self: Link, code: int) -> None:
+        real(self, 1006)
+
+    monkeypatch.setattr(Link, "_server_closed", always_abnormal)
+    with pytest.raises(AssertionError, match="1011"):
+        CHECKS["silent-link"](runner_for("virtual"))
+    with pytest.raises(AssertionError, match="1000"):
+        CHECKS["page-close-handler"](runner_for("virtual"))
