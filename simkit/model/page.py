@@ -6,7 +6,8 @@ page waits in the back/forward cache); between loads it is ``unloaded`` (a reloa
 progress); at the end it is
 ``gone`` (closed or crashed). An event that the table does not allow raises
 :class:`~simkit.model.errors.IllegalTransition` naming the event and state, and the state is
-unchanged. ``python -m simkit list`` and the notebooks draw the diagram from this table.
+unchanged. Notebook 04 prints :func:`diagram`, drawn from this same table, so the lifecycle
+a learner reads is the one every tab plays.
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ def step(state: Page, event: str) -> Page:
 
 
 def diagram() -> str:
-    """The table as Graphviz-free text, one transition per line."""
+    """The table as Graphviz-free text, one ``state --event--> state`` transition per line
+    (notebook 04 prints it)."""
     return "\n".join(
         f"{src.value:>8} --{event}--> {dst.value}"
         for src, row in TRANSITIONS.items()
