@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import live as bench_live
-from benchmarks import run
+from benchmarks import live as live_bench
 from benchmarks.processes import Child
+from benchmarks.run import run_bench, table
 
 pytestmark = pytest.mark.live
 
@@ -46,10 +46,10 @@ def gone(pid: int) -> bool:
 
 @pytest.fixture(scope="module")
 def report(monkeypatch_module):
-    monkeypatch_module.setattr(bench_live, "CHURN_QUICK", TINY_CHURN)
-    monkeypatch_module.setattr(bench_live, "CAPACITY_QUICK", TINY_CAPACITY)
+    monkeypatch_module.setattr(live_bench, "CHURN_QUICK", TINY_CHURN)
+    monkeypatch_module.setattr(live_bench, "CAPACITY_QUICK", TINY_CAPACITY)
     before = children()
-    out = run.run_bench(
+    out = run_bench(
         sizes=((20, 60.0),),
         repeats=1,
         agreement_size=(20, 60.0, 3),
@@ -68,9 +68,9 @@ def monkeypatch_module():
         yield patch
 
 
-@pytest.mark.parametrize("engine", bench_live.ENGINES)
+@pytest.mark.parametrize("engine", live_bench.ENGINES)
 def test_churn_serves_and_cleans_up_every_connection_it_counts(engine) -> None:
-    run = bench_live.churn_once(engine, 30, 6)
+    run = live_bench.churn_once(engine, 30, 6)
     assert run["conns"] == run["server_connects"] == run["pushes_received"] == 30
     assert run["open_after"] == run["registry_after"] == 0
     if engine != "raw":
@@ -85,13 +85,13 @@ def test_live_section_is_in_the_report_json_and_the_table(report) -> None:
     live = json.loads(json.dumps(report))["live"]
     assert live["problems"] == []
     churn = live["churn"]
-    assert [len(churn[e]["runs"]) for e in bench_live.ENGINES] == [TINY_CHURN[2]] * 3
+    assert [len(churn[e]["runs"]) for e in live_bench.ENGINES] == [TINY_CHURN[2]] * 3
     assert len(churn["ratio_simkit_over_raw"]["per_pair"]) == TINY_CHURN[2]
-    text = run.table(report)
+    text = table(report)
     assert "live churn" in text and "simkit/raw" in text and "B/conn" in text
 
 
-@pytest.mark.parametrize("kind", bench_live.SERVERS)
+@pytest.mark.parametrize("kind", live_bench.SERVERS)
 def test_capacity_holds_every_connection_by_the_servers_own_count(report, kind) -> None:
     n = TINY_CAPACITY[0]
     run = report["live"]["capacity"][kind]["runs"][0]
@@ -100,7 +100,7 @@ def test_capacity_holds_every_connection_by_the_servers_own_count(report, kind) 
     if kind == "simkit":
         assert run["server_counts_held"]["census_open"] == n
     # every warm-up and held connection went through the server, and all were closed
-    assert run["server_counts_held"]["connects"] == n + bench_live.CAPACITY_WARMUP
+    assert run["server_counts_held"]["connects"] == n + live_bench.CAPACITY_WARMUP
     assert run["server_count_after_close"] == run["registry_after_close"] == 0
     assert run["server_rss_held_kib"] > run["server_rss_before_kib"]
     assert gone(run["server_pid"]) and gone(run["client_pid"])
@@ -113,14 +113,14 @@ def test_no_helper_process_outlives_the_bench(report) -> None:
 def test_helpers_are_cleaned_up_when_a_measurement_fails() -> None:
     before = children()
     with pytest.raises(RuntimeError, match="unknown server"):
-        bench_live.capacity("nonsense", 10, log=lambda line: None)
+        live_bench.capacity("nonsense", 10, log=lambda line: None)
     assert children() - before == set()
 
 
 def test_a_helper_that_does_not_answer_times_out_and_is_killed() -> None:
     # A churn child reads no commands and would run for minutes: a reply deadline ends the
     # wait, and close() kills what did not exit on its own.
-    child = Child(bench_live.CHURN, 1_000_000, 1, 1)
+    child = Child(live_bench.CHURN, 1_000_000, 1, 1)
     started = time.monotonic()
     with pytest.raises(TimeoutError):
         child.reply(timeout=0.5)

@@ -10,7 +10,8 @@ import pytest
 
 pytest.importorskip("simpy")
 
-from benchmarks import run, virtual
+from benchmarks import virtual
+from benchmarks.run import run_bench, table
 from simkit.api import default_settle
 from simkit.scenarios import SCENARIOS
 
@@ -44,7 +45,7 @@ def test_same_streams_give_the_same_trajectory(agreement, metric) -> None:
 
 
 def test_bench_report_is_written_and_printed(tmp_path) -> None:
-    report = run.run_bench(
+    report = run_bench(
         sizes=((20, 60.0),),
         repeats=2,
         agreement_size=(20, 60.0, 3),
@@ -58,7 +59,7 @@ def test_bench_report_is_written_and_printed(tmp_path) -> None:
     assert row["simkit"]["events"][0] > row["simkit"]["connects"][0] > 0
     assert row["simpy"]["peak_rss_mb"]["max"] > 0
     assert len(row["ratio_simkit_over_simpy"]["per_pair"]) == 2
-    assert "simkit" in run.table(report)
+    assert "simkit" in table(report)
 
 
 def test_simpy_model_uses_simkits_calibrated_close_delay() -> None:
