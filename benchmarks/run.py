@@ -81,8 +81,7 @@ def parser() -> argparse.ArgumentParser:
         "--out",
         type=Path,
         default=None,
-        help=f"JSON file (default: {LATEST.relative_to(RESULTS.parent.parent)}, "
-        f"or {QUICK.name} there with --quick)",
+        help="JSON file (default: benchmarks/results/latest.json, or quick.json with --quick)",
     )
     return p
 
