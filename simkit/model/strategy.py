@@ -30,10 +30,6 @@ class Strategy:
     liveness: Liveness
     summary: str = ""
 
-    @property
-    def registry_name(self) -> str:
-        return getattr(self.registry, "name", getattr(self.registry, "__name__", "custom"))
-
     def replace(self, **changes: object) -> Strategy:
         """A copy with some parts changed; names are resolved as in :func:`make_strategy`."""
         parts = {

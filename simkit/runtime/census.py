@@ -1,7 +1,7 @@
 """Ground truth on both ends of every connection, kept incrementally.
 
 A production server sees only its side; the simulator sees both, so it can count what
-really matters (DESIGN.md, "Ground-truth metrics"). Actors report facts as they happen
+really matters (the README's "Vocabulary and metrics"). Actors report facts as they happen
 (a socket opened on the server, a page load ended, a client saw its socket open); the
 census keeps running counters so a sample is cheap. ``dangling`` and ``unroutable`` need the
 registry, which changes only when a connection opens or closes on the server: those events

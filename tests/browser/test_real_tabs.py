@@ -84,7 +84,7 @@ def test_pagehide_closes_with_1000_and_no_handler_with_1001():
 def test_frozen_page_answers_protocol_pings_but_not_app_pings(liveness, reaped):
     """A hidden page frozen through raw CDP: the socket stays open and the browser answers
     websockets' pings (the keepalive never reaps it), but the page runs no code, so the app
-    heartbeat does (DESIGN.md: under Playwright a page could not be hidden or frozen)."""
+    heartbeat does (under Playwright a page could not be hidden or frozen: see the README)."""
     from simkit.browser.cdp import RawChromium
 
     async def main():
