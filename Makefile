@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lab bench soak lint clean browser
+.PHONY: demo test test-fast lab bench soak lint clean browser
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,16 @@ test: $(STAMP) browser
 	$(PY) -m ruff check simkit tests
 	$(PY) -m pytest
 	$(PY) -m pytest --nbval notebooks --nbval-sanitize-with notebooks/sanitize.cfg --nbval-current-env
+
+# The loop while developing: every test that needs neither real time, a browser nor
+# notebooks (markers set in tests/conftest.py), in well under a minute; prints its wall time.
+FAST := not live and not browser and not slow and not notebooks
+test-fast: $(STAMP)
+	@start=$$(date +%s%N); status=0; \
+	$(PY) -m pytest -q -m "$(FAST)" || status=$$?; \
+	ms=$$(( ($$(date +%s%N) - start) / 1000000 )); \
+	echo "make test-fast: $$((ms / 1000)).$$(printf %03d $$((ms % 1000))) s wall (make test runs everything)"; \
+	exit $$status
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks
