@@ -71,16 +71,22 @@ def timeline(
         (lane_handle,) = ax.plot(
             [events["time"].min(), events["time"].max()], [lane, lane], color="grey", lw=1
         )
-        for k, row in enumerate(events.itertuples(index=False)):
-            colour, marker, meaning = EVENT_STYLE.get(str(row.event), OTHER_STYLE)
-            (handle,) = ax.plot(row.time, lane, marker, color=colour, ms=7, ls="none")
-            key = str(row.event) if str(row.event) in EVENT_STYLE else "other"
-            seen.setdefault(key, (handle, f"{row.event}: {meaning}"))
-            if not pd.isna(row.code):
+        rows = zip(
+            events["time"].tolist(),
+            events["event"].astype(str).tolist(),
+            events["code"].tolist(),
+            strict=True,
+        )
+        for k, (time, event, code) in enumerate(rows):
+            colour, marker, meaning = EVENT_STYLE.get(event, OTHER_STYLE)
+            (handle,) = ax.plot(time, lane, marker, color=colour, ms=7, ls="none")
+            key = event if event in EVENT_STYLE else "other"
+            seen.setdefault(key, (handle, f"{event}: {meaning}"))
+            if code is not None and code is not pd.NA:
                 # Codes alternate above and below the lane: events a few ms apart stay legible.
                 ax.annotate(
-                    str(int(row.code)),
-                    (row.time, lane),
+                    str(int(code)),
+                    (time, lane),
                     (0, 9 if k % 2 == 0 else -9),
                     textcoords="offset points",
                     ha="center",

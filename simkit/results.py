@@ -91,6 +91,7 @@ class Table(pd.DataFrame):
     """
 
     _metadata: ClassVar[list[str]] = ["_comparison"]
+    _comparison: Comparison
 
     @property
     def _constructor(self) -> type[pd.DataFrame]:
@@ -161,7 +162,9 @@ def _mark_workload_end(ax: Any, summary: dict[str, Any]) -> None:
     ax.axvline(summary["duration"], color="grey", linestyle=":", linewidth=1)
 
 
-def summarise(census: Census, server: Any, info: dict[str, Any]) -> tuple[pd.DataFrame, dict]:
+def summarise(
+    census: Census, server: Any, info: dict[str, Any]
+) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The time series and the summary of a finished run."""
     ts = pd.DataFrame({c: census.rows[c] for c in COLUMNS})
     int_columns = [c for c in COLUMNS if c != "t"]
@@ -234,7 +237,7 @@ socket's handler finishes and its cleanup runs (``server-cleanup``, with the clo
 server saw), the page sees its socket close (``client-close``, with the code it saw)."""
 
 
-def trace_frame(trace: list[tuple] | None) -> pd.DataFrame | None:
+def trace_frame(trace: list[tuple[Any, ...]] | None) -> pd.DataFrame | None:
     """The typed event log of a run: ``time`` (float, scenario seconds), ``conn`` (Int64),
     ``user`` (string), ``event`` (category), ``code`` (Int64, missing where the event has
     none) and ``reason`` (string, empty where there is none), from ``Env.log``'s records.
