@@ -25,7 +25,8 @@ browser:
 	  else echo "chromium missing and not installable here: browser tests will be skipped"; fi; }
 
 test: $(STAMP) browser
-	$(PY) -m ruff check simkit tests
+	$(PY) -m ruff check simkit tests benchmarks
+	$(PY) -m mypy
 	$(PY) -m pytest
 	$(PY) -m pytest --nbval notebooks --nbval-sanitize-with notebooks/sanitize.cfg --nbval-current-env
 

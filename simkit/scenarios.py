@@ -9,9 +9,9 @@ starting new actions at ``duration``; the run then settles so every timeout can 
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from simkit.model.errors import ConfigError, choice
 from simkit.model.latency import Latency
@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     from simkit.actors.env import Env
     from simkit.actors.tab import Tab
 
-Script = Callable[["Tab", "Scenario"], Awaitable[None]]
-Control = Callable[["Env", "Scenario"], Awaitable[None]]
+Script = Callable[["Tab", "Scenario"], Coroutine[Any, Any, None]]
+Control = Callable[["Env", "Scenario"], Coroutine[Any, Any, None]]
 
 
 @dataclass(frozen=True)

@@ -298,9 +298,10 @@ class Tab:
     def _guard_expired(self, link: Any) -> None:
         if self.waiting_since is None:
             return
-        if self.link is None or (self.link is link and link.client != "open"):
-            if self.link is link:
-                self.close_when_open.add(link.id)  # never leave the slow one orphaned
+        current = self.link
+        if current is None or (current is link and link.client != "open"):
+            if current is not None:  # then it is ``link``, the slow one: never orphan it
+                self.close_when_open.add(current.id)
             self._open()  # waited guard_wait seconds: give up on the one in flight
 
     def _forget_connection(self) -> None:

@@ -141,7 +141,7 @@ async def measure_page(chrome: Chromium, probe: Probe, kind: str, variant: str) 
         row: dict[str, Any] = {
             # no close within WAIT s: the socket outlives its page (bfcache keeps it open)
             "code": int(cleanup[4]) if cleanup else f"open after {WAIT:g} s",
-            "close_after_action": round(cleanup[0] - start, 6) if closed else None,
+            "close_after_action": round(cleanup[0] - start, 6) if closed and cleanup else None,
         }
         if kind == "reload":
             new_open = next((e for e in _opens(events) if e[2] != old), None)

@@ -245,7 +245,7 @@ class BrowserTab:
         self.env.census.page_away(self.truth)
         self._go_deaf()
 
-        self._do(lambda: self._navigate(self.run.local.http_url + "stats"))
+        self._do(lambda: self._navigate(self.run.server.http_url + "stats"))
 
     def restore(self) -> None:
         """History back: ``pageshow`` (persisted) if the page came out of the cache, else a
@@ -338,7 +338,7 @@ class BrowserTab:
         query = {
             "tab": self.index,
             "person": self.person,
-            "ws": self.run.proxy.port,
+            "ws": self.run.faults.port,
             "stats": 0,
             "scale": self.env.scale,
             "identity": c.identity,
@@ -356,7 +356,7 @@ class BrowserTab:
             "first_max": b.first_max,
             "strict": int(self.strict),
         }
-        return f"{self.run.local.http_url}?{urlencode(query)}"
+        return f"{self.run.server.http_url}?{urlencode(query)}"
 
     async def _send(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         return await self.run.cdp.send(method, params, self.session, OP_TIMEOUT)
@@ -389,11 +389,12 @@ class BrowserTab:
     async def _goto(self, copied: asyncio.Future | None = None) -> None:
         if self.session is None:
             await self._open_target()
+        assert self.session is not None
         if copied is not None:
             # a duplicate: the copy of sessionStorage goes in (same origin, a page that runs
             # no script) before the kit's page loads
             items = await copied
-            await self._navigate(self.run.local.http_url + "stats")
+            await self._navigate(self.run.server.http_url + "stats")
             fill = f"for (const [k, v] of {items}) sessionStorage.setItem(k, v); location.pathname"
             for _ in range(100):
                 if await self.run.cdp.evaluate(self.session, fill, OP_TIMEOUT) == "/stats":
@@ -453,11 +454,11 @@ class BrowserTab:
 
     def _piped(self) -> tuple[Any, Any]:
         conn = self.truth.current
-        side = self.run.local.open_links.get(conn) if conn is not None else None
+        side = self.run.server.open_links.get(conn) if conn is not None else None
         if side is None or side.client is None:
             return None, None
         port = side.ws.remote_address[1]
-        for piped in list(self.run.proxy.connections.values()):
+        for piped in list(self.run.faults.connections.values()):
             sock = piped._sw.get_extra_info("sockname")
             if sock is not None and sock[1] == port:
                 return piped, side.client

@@ -67,6 +67,20 @@ class LiveRuntime(Runtime):
 
     default_scale = LIVE_SCALE
 
+    @property
+    def server(self) -> LocalServer:
+        """The run's LocalServer (once :meth:`start` has run)."""
+        if self.local is None:
+            raise RuntimeError(f"the {self.name} runtime has not started")
+        return self.local
+
+    @property
+    def faults(self) -> FaultProxy:
+        """The run's FaultProxy (once :meth:`start` has run)."""
+        if self.proxy is None:
+            raise RuntimeError(f"the {self.name} runtime has not started")
+        return self.proxy
+
     def execute(self, main: Callable[[], Coroutine[Any, Any, T]]) -> T:
         return in_thread(main, name=f"simkit-{self.name}")
 

@@ -18,7 +18,7 @@ import logging
 import secrets
 import time
 from collections import deque
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 import pandas as pd
@@ -373,6 +373,7 @@ class LocalServer:
         return user, None, 200
 
     async def _handle(self, ws: ServerConnection) -> None:
+        assert ws.request is not None  # a handler runs only after a handshake
         query = parse_qs(urlsplit(ws.request.path).query)
         user = ws.simkit_user  # type: ignore[attr-defined]
         session = query.get("session", [None])[0]
@@ -459,10 +460,14 @@ def _standalone_core(owner: LocalServer) -> Any:
     from simkit.actors.env import Env
     from simkit.actors.server import Server
     from simkit.runtime.census import Census
+    from simkit.runtime.interfaces import Network
 
     loop = asyncio.get_running_loop()
     census = Census(one_per_user=owner.strategy.registry().one_per_user)
+    # By hand there is no run: the server actor reads only ``open_links`` of its network,
+    # which the LocalServer has; nobody connects through it, restarts it or finishes it.
+    network = cast(Network, owner)
     env = Env(
-        loop, owner.strategy, census, owner, 0, float("inf"), scale=owner.scale, start=loop.time()
+        loop, owner.strategy, census, network, 0, float("inf"), scale=owner.scale, start=loop.time()
     )
     return Server(env)

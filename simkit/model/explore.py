@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from simkit.model.codes import CloseCode, describe
 from simkit.model.errors import IllegalTransition, choice
-from simkit.model.registry import Close, Hello, Refuse, Registry
+from simkit.model.registry import Action, Close, Hello, Refuse, Registry
 
 INVARIANTS: dict[str, str] = {
     "dangling": "a registry entry points at a connection that is already closed",
@@ -93,7 +93,7 @@ class World:
         self.now += 1.0
         return self.now
 
-    def _apply(self, actions: list) -> None:
+    def _apply(self, actions: list[Action]) -> None:
         for action in actions:
             if isinstance(action, Close | Refuse):
                 record = self.conns.get(action.conn)

@@ -194,7 +194,8 @@ class Census:
         if tab is not None:
             per_tab = self.user_tabs.setdefault(user, {})
             per_tab[tab] = per_tab.get(tab, 0) + 1
-        truth = self.tabs.get(tab)  # None: a client that is not one of ours (a browser)
+        # None: a client that is not one of ours (a browser)
+        truth = self.tabs.get(tab) if tab is not None else None
         if truth is not None and truth.current != conn:
             self._mark_stale(conn)
 

@@ -20,9 +20,8 @@ the server actor (:class:`ServerCallbacks`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-ClientState = Literal["connecting", "open", "closing", "closed"]
 Message = tuple[object, ...]  # ("push", id) | ("welcome", session) | ("push", id, data)
 
 
@@ -40,7 +39,8 @@ class ClientEnd(Protocol):
     silent_since: float | None  # scenario time its path went silent, or None
 
     @property
-    def client(self) -> ClientState: ...
+    def client(self) -> str:
+        """``"connecting"``, ``"open"``, ``"closing"`` or ``"closed"``, as the page sees it."""
 
     def close(self, code: int) -> None:
         """The page calls ``ws.close(code)``: a closing handshake (an abort while connecting)."""
@@ -112,17 +112,19 @@ class ServerCallbacks(Protocol):
 class Network(Protocol):
     """How connections are made and where the server actor hears of them.
 
-    ``server`` is set by the run core once the server actor exists, before any tab runs.
-    ``open_links`` maps connection id -> server end for every connection whose server
-    side is open (the server actor sends through it).
+    ``server`` (a :class:`ServerCallbacks`, the server actor) is set by the run core once
+    the server actor exists, before any tab runs. ``open_links`` maps connection id ->
+    server end for every connection whose server side is open (the server actor sends
+    through it). ``connect`` takes the tab actor (a :class:`TabCallbacks`; a network may use
+    more of it, e.g. the virtual network draws latency from the tab's own random stream).
     """
 
-    server: ServerCallbacks
+    server: Any
 
     @property
     def open_links(self) -> Mapping[int, ServerEnd]: ...
 
-    def connect(self, tab: TabCallbacks, user: str, session: str | None) -> ClientEnd:
+    def connect(self, tab: Any, user: str, session: str | None) -> ClientEnd:
         """Open a WebSocket for ``tab`` claiming ``user`` (and a resume ``session``)."""
 
     def restart_server(self, downtime: float) -> None:

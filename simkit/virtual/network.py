@@ -497,7 +497,7 @@ class MemoryNetwork:
         self.instant_pings = self.instant and len(self.rules) == 1
         self.coast = self.instant_pings and idle_timeout is None  # see Keepalive
         # Messages in flight are never cancelled: VirtualLoop carries them without handles.
-        self.post: Callable[..., None] = getattr(loop, "post_at", loop.call_at)
+        self.post: Callable[..., Any] = getattr(loop, "post_at", loop.call_at)
         # Is nothing else due at this instant? (On another loop: assume something is.)
         self.alone_now: Callable[[], bool] = getattr(loop, "alone_now", bool)
 
