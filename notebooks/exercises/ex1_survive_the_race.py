@@ -5,8 +5,7 @@
 # harness the built-in strategies use.
 #
 # **What you'll do:** fix the post-mortem's registry (kick the old socket, then
-# `del registry[user_id]` on disconnect) so that it passes `grade(...)` on `reload-storm`,
-# `strict-mode` and `flaky-network`.
+# `del registry[user_id]` on disconnect) so that it passes `exercise(1, ...)`.
 #
 # **What you need:** notebook 02 (the cleanup race). The solution is in
 # `ex1_solution.ipynb`; try first.
@@ -21,12 +20,14 @@
 # actions, e.g. `Close(conn, code, reason)` to close an existing connection.
 #
 # The class below is `kick-old` exactly as the post-mortem shipped it. **Change it so that it
-# survives the race**: `grade(MyRegistry)` must print PASS. (Importing `KickOldSafe` is
-# not an answer.) `grade` runs your registry inside the `postmortem-safe` client and
-# heartbeat, so the registry is the only thing that differs.
+# survives the race**: `exercise(1, MyRegistry)` must print PASS. (Importing `KickOldSafe`
+# is not an answer.) The grader runs your registry inside the `postmortem-safe` client and
+# heartbeat, so the registry is the only thing that differs. It believes only what your
+# registry holds: pushes go down `route()`, dangling and unroutable are counted from
+# `entries()`, and overriding `routes_to` or `audit` changes nothing.
 
 # %%
-from simkit.grade import grade
+from simkit.grade import exercise
 from simkit.model import Close, CloseCode, Registry
 from simkit.model.explore import counterexample
 
@@ -71,11 +72,13 @@ print(counterexample(MyRegistry, "unroutable"))
 # %% [markdown]
 # ## Check 2: the grade
 #
-# The same harness as the built-in strategies: three scenarios, 50 tabs, 120 s, seed 0, and
-# each invariant with the number it measured.
+# Four workloads of 50 tabs for 120 s, each over five seeds: `reload-storm`, `strict-mode`,
+# `flaky-network`, and `come-and-go` (people who leave for good, many within seconds of
+# connecting). Each check prints the worst seed's number and its limit: every invariant
+# after settling, a minimum delivery ratio, and whether `route()` agrees with `entries()`.
 
 # %%
-g = grade(MyRegistry)
+g = exercise(1, MyRegistry)
 print(g)
 print()
 print("PASSED: well done." if g.passed else "Not yet: look at the failed rows above.")
