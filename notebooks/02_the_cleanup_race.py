@@ -39,14 +39,15 @@ kick_old_safe = simkit.make_strategy("kick-old-safe", registry="kick-old-safe", 
 # %% [markdown]
 # ## Experiment 1: one race, event by event
 #
-# `simkit.run(..., trace=True)` records every connection event in `result.trace`: `connect`
-# (the page opens a socket), `server-open` (the handshake reaches the server, which
-# registers it), `server-close` (the server closes a socket, e.g. code 4000 "replaced"),
-# `server-cleanup` (the socket's handler finishes: this is where `del registry[user]` runs;
-# the detail is the user and the close code) and `client-close` (the page sees its socket
-# close). We play a small `reload-storm` under `kick-old` and pick the first race: a kicked
-# socket whose handler finished, with the reloading page's own close code (1001, "going
-# away"), *after* its successor had registered.
+# `simkit.run(..., trace=True)` records every connection event in `result.trace`, a table
+# with one row per event (`time`, `conn`, `user`, `event`, and for closes the close `code`
+# and the server's `reason`): `connect` (the page opens a socket), `server-open` (the
+# handshake reaches the server, which registers it), `server-close` (the server closes a
+# socket, e.g. code 4000 "replaced"), `server-cleanup` (the socket's handler finishes: this
+# is where `del registry[user]` runs, with the close code the server saw) and `client-close`
+# (the page sees its socket close). We play a small `reload-storm` under `kick-old` and pick
+# the first race: a kicked socket whose handler finished, with the reloading page's own
+# close code (1001, "going away"), *after* its successor had registered.
 
 # %%
 r = simkit.run(
@@ -54,10 +55,10 @@ r = simkit.run(
 )
 tr = r.trace
 kicked = tr.loc[tr.event == "server-close", "conn"]
-late = tr[(tr.event == "server-cleanup") & tr.conn.isin(kicked) & tr.detail.str.endswith(" 1001")]
+late = tr[(tr.event == "server-cleanup") & tr.conn.isin(kicked) & (tr.code == 1001)]
 old = late.conn.iloc[0]
-kicked_at = tr.loc[(tr.event == "server-close") & (tr.conn == old), "t"].iloc[0]
-new = tr.loc[(tr.event == "server-open") & (tr.t == kicked_at), "conn"].iloc[0]
+kicked_at = tr.loc[(tr.event == "server-close") & (tr.conn == old), "time"].iloc[0]
+new = tr.loc[(tr.event == "server-open") & (tr.time == kicked_at), "conn"].iloc[0]
 race = tr[tr.conn.isin([old, new])]
 print(race.round(3).to_string(index=False))
 
@@ -70,31 +71,20 @@ print(race.round(3).to_string(index=False))
 # socket's. From then on the tab is connected and live, but no push can find it, until its
 # socket ends.
 #
-# On a timeline, zoomed on the race (one lane per connection; the shaded span is the time
-# the live tab was unroutable, which lasts far beyond the right edge):
+# On a timeline, zoomed on the race (`r.plot_timeline`: one lane per connection, one marker
+# per event with its close code; the shaded span is the time the live tab was unroutable,
+# which lasts far beyond the right edge):
 
 # %%
-cleanup_old = race.loc[(race.event == "server-cleanup") & (race.conn == old), "t"].iloc[0]
-cleanup_new = race.loc[(race.event == "server-cleanup") & (race.conn == new), "t"].iloc[0]
-first_new = race.loc[race.conn == new, "t"].min()
-fig, ax = plt.subplots(figsize=(9, 3))
-for lane, conn in enumerate([old, new]):
-    events = race[race.conn == conn]
-    ax.hlines(lane, events.t.min(), events.t.max(), color="grey", lw=1)
-    for k, e in enumerate(events.itertuples()):
-        ax.plot(e.t, lane, "o", ms=5)
-        code = "" if e.event in ("connect", "server-open") else e.detail.split()[-1]
-        label = f"{e.event} {code}"
-        ax.annotate(label, (e.t, lane), (4, 6 + 11 * (k % 3)), textcoords="offset points",
-                    fontsize=7)
-ax.axvspan(cleanup_old, cleanup_new, color="tab:red", alpha=0.12,
-           label=f"c{new}'s tab unroutable until t = {cleanup_new:.1f} s")
-ax.set_xlim(first_new - 0.3, cleanup_old + 0.5)  # zoom on the race
-ax.set_yticks([0, 1], [f"c{old} (old page)", f"c{new} (new page)"])
-ax.set_ylim(-0.5, 1.9)
-ax.set_xlabel("time (s)")
-ax.legend(loc="lower right", fontsize="small")
-fig.tight_layout()
+cleanups = race[race.event == "server-cleanup"].set_index("conn")["time"]
+cleanup_old, cleanup_new = cleanups[old], cleanups[new]
+fig = r.plot_timeline(
+    [old, new],
+    labels=[f"c{old} (old page)", f"c{new} (new page)"],
+    shade=(cleanup_old, cleanup_new),
+    shade_label=f"c{new}'s tab unroutable until t = {cleanup_new:.1f} s",
+    xlim=(race.loc[race.conn == new, "time"].min() - 0.3, cleanup_old + 0.5),  # the race
+)
 plt.show()
 
 # %% [markdown]
@@ -144,10 +134,8 @@ fix = simkit.compare(
     "reload-storm", [kick_old, kick_old_safe], tabs=TABS, duration=DURATION, seed=SEED,
     progress=False,
 )
-COLUMNS = ["mean_unroutable", "peak_unroutable", "final_unroutable", "pushes_no_route",
-           "delivery_ratio", "invariants_hold"]
-table = pd.DataFrame.from_dict({n: x.summary for n, x in fix.results.items()}, orient="index")
-table = table[COLUMNS]
+table = fix.table(columns=["mean_unroutable", "peak_unroutable", "final_unroutable",
+                            "pushes_no_route", "delivery_ratio", "invariants_hold"])
 print(table.round(3).to_string())
 
 # %%

@@ -25,6 +25,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 import simkit
+from simkit.model.page import diagram
 
 pd.set_option("display.width", 120)
 TABS, DURATION, SEED = 100, 120, 0
@@ -32,16 +33,25 @@ BEFORE = simkit.STRATEGIES["before"]
 SAFE = simkit.STRATEGIES["postmortem-safe"]
 
 
-def measure(scenario, variants, columns, trace=False):
-    """Run each named strategy on one scenario; one row of summary numbers per variant."""
-    runs = {
+def run_each(scenario, variants, trace=False):
+    """Each named variant on one scenario, as a Comparison. Unlike `simkit.compare`, which
+    settles every strategy as long as the slowest needs, each run keeps its own settling
+    time, so its means are those of `simkit.run` on its own."""
+    return simkit.Comparison(scenario, {
         name: simkit.run(scenario, s.replace(name=name), tabs=TABS, duration=DURATION,
                          seed=SEED, trace=trace, progress=False)
         for name, s in variants.items()
-    }
-    frame = pd.DataFrame.from_dict({n: r.summary for n, r in runs.items()}, orient="index")
-    return frame[columns], runs
+    })
 
+
+# %% [markdown]
+# ## The page lifecycle, as the model plays it
+#
+# Every tab in these runs moves through one transition table (`simkit.model.page`); an
+# event the table does not allow is an error, not a silent no-op. Printed from that table:
+
+# %%
+print(diagram())
 
 # %% [markdown]
 # ## Experiment 1: `beforeunload`, `pagehide` or no handler
@@ -51,8 +61,8 @@ def measure(scenario, variants, columns, trace=False):
 # `beforeunload` or `pagehide` (the page closes it, code 1000), and `beforeunload` that runs
 # on only half of the unloads (`unload_runs=0.5`: iOS Safari does not fire it, a tab discard
 # skips it). A last row adds the 20 s/20 s heartbeat instead. The trace tells us which close
-# code each socket's cleanup saw (1006: the server noticed the socket was dead without a
-# close frame).
+# code each socket's cleanup saw (1006: the connection ended without a close frame; 1011:
+# the heartbeat gave up on a socket that stopped answering, websockets' keepalive timeout).
 
 # %%
 variants = {
@@ -62,15 +72,13 @@ variants = {
     "pagehide": BEFORE.replace(unload="pagehide"),
     "pagehide + heartbeat": BEFORE.replace(unload="pagehide", liveness="websockets"),
 }
-unload, runs = measure(
-    "reload-storm", variants, ["mean_stale", "final_stale", "mean_unroutable"], trace=True
-)
-for name, r in runs.items():
-    cleanups = r.trace[r.trace.event == "server-cleanup"]
-    codes = cleanups.detail.str.split().str[1].value_counts()
-    for code in ["1000", "1001", "1006"]:
+runs = run_each("reload-storm", variants, trace=True)
+unload = runs.table(columns=["mean_stale", "final_stale", "mean_unroutable"])
+for name, r in runs.results.items():
+    codes = r.trace.loc[r.trace.event == "server-cleanup", "code"].value_counts()
+    for code in [1000, 1001, 1006, 1011]:
         unload.loc[name, f"closed {code}"] = int(codes.get(code, 0))
-unload = unload.astype({f"closed {code}": int for code in ["1000", "1001", "1006"]})
+unload = unload.astype({f"closed {code}": int for code in [1000, 1001, 1006, 1011]})
 print(unload.round(2).to_string())
 
 # %%
@@ -94,7 +102,7 @@ assert hb.mean_unroutable > unload.loc["pagehide", "mean_unroutable"]
 # browser closes the old socket anyway, as the new page commits (0.2 ms after a `pagehide`
 # handler would have, measured in Chromium: `simkit.calibration`); what never closes is a socket whose
 # network died first, and no page event reaches the server from a dead network. The
-# heartbeat finds them (81 cleanups with 1006, 0 stale at the end, 16.8 on average), and
+# heartbeat finds them (68 cleanups with 1011, 0 stale at the end, 16.8 on average), and
 # shows a trap: with the naive registry, each reaped socket's cleanup runs the blind
 # `del registry[user]`, so unroutable tabs go *up*, from 48.3 to 57.7 on average
 # (notebook 02).
@@ -106,12 +114,11 @@ assert hb.mean_unroutable > unload.loc["pagehide", "mean_unroutable"]
 # `visibilitychange` hidden and reconnects on visible (fix 2's second half).
 
 # %%
-hidden, hidden_runs = measure(
+hidden = run_each(
     "hidden-tabs",
     {"keep": SAFE, "disconnect-when-hidden": SAFE.replace(visibility="disconnect-when-hidden")},
-    ["mean_open_sockets", "mean_stale", "connects", "pushes_lost", "delivery_ratio",
-     "invariants_hold"],
-)
+).table(columns=["mean_open_sockets", "mean_stale", "connects", "pushes_lost",
+                 "delivery_ratio", "invariants_hold"])
 print(hidden.round(3).to_string())
 
 # %%
@@ -135,15 +142,15 @@ assert hidden["invariants_hold"].all()
 # (`naive`'s blind delete vs `kick-old-safe`'s compare-and-delete).
 
 # %%
-strict, _ = measure(
+strict = run_each(
     "strict-mode",
     {
         f"{guard} / {registry}": SAFE.replace(guard=guard, registry=registry)
         for guard in ["none", "single-flight"]
         for registry in ["naive", "kick-old-safe"]
     },
-    ["mean_unroutable", "delivery_ratio", "kicked_live_tabs", "connects", "invariants_hold"],
-)
+).table(columns=["mean_unroutable", "delivery_ratio", "kicked_live_tabs", "connects",
+                 "invariants_hold"])
 print(strict.round(3).to_string())
 
 # %%
@@ -173,23 +180,24 @@ assert strict.loc["single-flight / naive", "mean_unroutable"] > 10
 # heartbeat.
 
 # %%
-fresh, fresh_runs = measure(
+fresh_runs = run_each(
     "reload-storm",
     {
         "shared": SAFE,
         "fresh-per-load": SAFE.replace(identity="fresh-per-load"),
         "fresh-per-load, no heartbeat": SAFE.replace(identity="fresh-per-load", liveness="off"),
     },
-    ["mean_registry_entries", "peak_registry_entries", "final_registry_entries",
-     "mean_stale", "final_stale", "delivery_ratio", "pushes_lost"],
 )
+fresh = fresh_runs.table(columns=["mean_registry_entries", "peak_registry_entries",
+                                  "final_registry_entries", "mean_stale", "final_stale",
+                                  "delivery_ratio", "pushes_lost"])
 print(fresh.round(3).to_string())
 
 # %%
 fig, ax = plt.subplots(figsize=(8, 3.2))
-for name, r in fresh_runs.items():
+for name, r in fresh_runs.results.items():
     ax.plot(r.timeseries.t, r.timeseries.registry_entries, label=f"registry entries: {name}")
-ts = fresh_runs["shared"].timeseries
+ts = fresh_runs.results["shared"].timeseries
 ax.plot(ts.t, ts.live_tabs, "k:", label="live tabs")
 ax.axvline(DURATION, color="grey", ls=":", lw=1)
 ax.set_xlabel("time (s)")

@@ -36,13 +36,7 @@ DESIGNS = {
     "multi-heartbeat": S["multi-heartbeat"],  # every tab registered, heartbeat reaps
     "resume": S["resume"],  # sessions per tab, missed pushes replayed within 120 s
 }
-
-
-def table(scenario, designs, columns):
-    c = simkit.compare(scenario, designs.values(), tabs=TABS, duration=DURATION, seed=SEED,
-                       progress=False)
-    return pd.DataFrame.from_dict({n: r.summary for n, r in c.results.items()},
-                                  orient="index")[columns], c
+SIZE = {"tabs": TABS, "duration": DURATION, "seed": SEED, "progress": False}
 
 
 # %% [markdown]
@@ -54,11 +48,9 @@ def table(scenario, designs, columns):
 # registers, and it cannot tell a reload from a second tab.
 
 # %%
-multi_tab, c_multi = table(
-    "multi-tab",
-    DESIGNS,
-    ["connects", "kicked_live_tabs", "mean_open_sockets", "mean_unroutable", "delivery_ratio",
-     "invariants_hold"],
+multi_tab = simkit.compare("multi-tab", DESIGNS.values(), **SIZE).table(
+    columns=["connects", "kicked_live_tabs", "mean_open_sockets", "mean_unroutable",
+             "delivery_ratio", "invariants_hold"]
 )
 print(multi_tab.round(3).to_string())
 
@@ -96,17 +88,16 @@ assert fine["invariants_hold"].all()
 # the heartbeat reaps it. On `reload-storm`, with and without the heartbeat:
 
 # %%
-keep_all, _ = table(
+keep_all = simkit.compare(
     "reload-storm",
-    {
-        "postmortem-safe": S["postmortem-safe"],
-        "multi-heartbeat": S["multi-heartbeat"],
-        "multi, no heartbeat": S["multi-heartbeat"].replace(name="multi, no heartbeat",
-                                                            liveness="off"),
-    },
-    ["mean_registry_entries", "mean_stale", "final_stale", "pushes_lost_stale",
-     "delivery_ratio", "heartbeat_pings", "invariants_hold"],
-)
+    [
+        S["postmortem-safe"],
+        S["multi-heartbeat"],
+        S["multi-heartbeat"].replace(name="multi, no heartbeat", liveness="off"),
+    ],
+    **SIZE,
+).table(columns=["mean_registry_entries", "mean_stale", "final_stale", "pushes_lost_stale",
+                 "delivery_ratio", "heartbeat_pings", "invariants_hold"])
 print(keep_all.round(3).to_string())
 
 # %%
@@ -133,8 +124,10 @@ assert mo.mean_registry_entries > mh.mean_registry_entries > TABS
 # %%
 replay = pd.concat(
     {
-        scenario: table(scenario, DESIGNS, ["mean_stale", "pushes_replayed", "pushes_lost",
-                                            "pushes_lost_stale", "delivery_ratio"])[0]
+        scenario: simkit.compare(scenario, DESIGNS.values(), **SIZE).table(
+            columns=["mean_stale", "pushes_replayed", "pushes_lost", "pushes_lost_stale",
+                     "delivery_ratio"]
+        )
         for scenario in ["reload-storm", "flaky-network"]
     },
     names=["scenario", "design"],

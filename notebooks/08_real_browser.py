@@ -24,13 +24,11 @@
 # %%
 # NBVAL_IGNORE_OUTPUT
 # (imports only; a fresh matplotlib may print a font-cache notice)
-import json
-from importlib.resources import files
-
 import matplotlib.pyplot as plt
 import pandas as pd
 
 import simkit
+import simkit.calibration
 
 pd.set_option("display.width", 120)
 
@@ -41,7 +39,7 @@ pd.set_option("display.width", 120)
 # case, and recorded the close code the server saw and how long after the action it came.
 
 # %%
-calibration = json.loads(files("simkit").joinpath("calibration.json").read_text())
+calibration = simkit.calibration.load()  # the shipped simkit/calibration.json
 rows = {
     case: {
         "close codes seen": ", ".join(f"{code} x{n}" for code, n in data["codes"].items()),
@@ -53,6 +51,7 @@ rows = {
 print(calibration["chromium"], "| websockets", calibration["websockets"], "|",
       calibration["reps"], "repetitions per case")
 print(pd.DataFrame.from_dict(rows, orient="index").to_string())
+print("the tab model's delays, from these medians:", simkit.calibration.TIMING)
 
 # %%
 codes = {case: max(d["codes"], key=d["codes"].get) for case, d in calibration["cases"].items()}
