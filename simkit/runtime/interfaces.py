@@ -7,7 +7,7 @@ connections for tabs and tells the server actor about them, and the two ends of 
 connection, :class:`ClientEnd` (what a tab holds) and :class:`ServerEnd` (what the server
 actor holds). The virtual runtime implements them in memory (``simkit.virtual.network``),
 the live runtime over real sockets (``simkit.live``), the browser runtime with real
-Chromium pages (``simkit.browser``). ``tests/runtime/test_conformance.py`` holds every
+Chromium pages (``simkit.browser``). ``tests/test_conformance.py`` holds every
 implementation to the same behaviour (close codes both ways, who closed, a silent link, a
 reset, a server restart, order in each direction, the census's view of each).
 

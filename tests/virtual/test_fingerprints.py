@@ -4,7 +4,7 @@ The golden file holds, for each scenario x strategy preset (and ``reference`` un
 strategy), the SHA-256 of the run's time series (CSV) and summary (JSON) at a small size
 and two seeds. A refactoring of the run core, the loop or the network must leave each one
 unchanged; a deliberate model change regenerates the file
-(``python tests/runtime/test_fingerprints.py --write``) and says in the README which
+(``python tests/virtual/test_fingerprints.py --write``) and says in the README which
 number moved and why.
 """
 

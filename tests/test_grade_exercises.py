@@ -21,7 +21,8 @@ from simkit.grade import EXERCISE_SEEDS, EXERCISES, ExerciseGrade, exercise
 from simkit.model import Backoff, Close, CloseCode, Deliver, Registry
 from simkit.runtime.census import Census
 
-pytestmark = pytest.mark.timeout(300)
+# About a minute of virtual runs: in make test, not in make test-fast.
+pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
 
 
 def failed_checks(g: ExerciseGrade) -> set[tuple[str, str]]:
