@@ -659,6 +659,8 @@ def _where_task(task: asyncio.Task[Any]) -> str:
 
 
 def _where_callable(callback: Any) -> str:
+    while isinstance(callback, functools.partial):
+        callback = callback.func
     func = getattr(callback, "__func__", callback)
     name = getattr(func, "__qualname__", None) or repr(func)
     code = getattr(func, "__code__", None)
@@ -748,7 +750,11 @@ def run(
     """
     if not asyncio.iscoroutine(main):
         raise ValueError(f"a coroutine was expected, got {main!r}")
-    loop = VirtualLoop(start=start, stall_steps=stall_steps, context=context)
+    try:
+        loop = VirtualLoop(start=start, stall_steps=stall_steps, context=context)
+    except BaseException:
+        main.close()  # never to run: no "coroutine was never awaited" warning on top
+        raise
     stalled = False
     try:
         return loop.run_until_complete(main)
@@ -766,8 +772,8 @@ def run(
             for task in leftovers:
                 if not task.cancelled() and task.exception() is not None:
                     message = "unhandled exception during virtual run() shutdown"
-                    context = {"message": message, "exception": task.exception(), "task": task}
-                    loop.call_exception_handler(context)
+                    error = {"message": message, "exception": task.exception(), "task": task}
+                    loop.call_exception_handler(error)
             loop.run_until_complete(loop.shutdown_asyncgens())
         except SimulationStalled:
             # Cancelling did not end the storm either (a task that ignores cancellation, or
