@@ -581,14 +581,15 @@ class _StallWatch:
         for (kind, what), members in ranked[:shown]:
             count = len(members)
             labels = [label for label in members.values() if label is not None]
-            if kind == "task":
+            if kind == "<task>":
                 noun, verb = ("task", "keeps") if count == 1 else ("tasks", "keep")
                 parts.append(f"{count} {noun} ({_names(labels)}) {verb} waking in {what}")
             elif id(None) in members:
                 parts.append(f"callback {what} keeps running")
             else:
                 owners = f" ({_names(labels)})" if labels else ""
-                parts.append(f"callback {what} keeps running for {count} {kind}{owners}")
+                noun = "object" if count == 1 else "objects"
+                parts.append(f"callback {what} keeps running for {count} {kind} {noun}{owners}")
         if len(ranked) > shown:
             parts.append(f"and {len(ranked) - shown} more")
         return "; ".join(parts) if parts else "nothing identifiable (no handle is due)"
@@ -614,16 +615,17 @@ def _due(ready: deque[asyncio.Handle], timers: list[tuple], now: float) -> Itera
 
 
 def _describe(callback: Any, args: tuple) -> list[tuple[str, str, Any, str | None]]:
-    """``(kind, what, member, member label)`` for what ``callback(*args)`` wakes: the
+    """``(kind, what, member, member label)`` for what ``callback(*args)`` wakes (kind:
+    "<task>", "<callback>" with no owner, else the owner's class name): the
     task(s) it steps or whose future it completes, else the callback itself and its owner."""
     tasks = _tasks_woken(callback, args)
     if tasks:
-        return [("task", _where_task(task), task, task.get_name()) for task in tasks]
+        return [("<task>", _where_task(task), task, task.get_name()) for task in tasks]
     owner = getattr(callback, "__self__", None)
     what = _where_callable(callback)
     if owner is None or isinstance(owner, type(sys)):
-        return [("callback", what, None, None)]
-    return [(f"{type(owner).__name__} objects", what, owner, _owner_label(owner))]
+        return [("<callback>", what, None, None)]
+    return [(type(owner).__name__, what, owner, _owner_label(owner))]
 
 
 def _tasks_woken(callback: Any, args: tuple) -> list[asyncio.Task[Any]]:

@@ -85,6 +85,12 @@ def test_callbacks_rescheduling_at_the_same_instant_are_named_with_their_owners(
             Pinger(loop, index).ping()
         await asyncio.sleep(1)
 
+    async def one() -> None:
+        loop = asyncio.get_running_loop()
+        assert isinstance(loop, VirtualLoop)
+        Pinger(loop, 5).ping()
+        await asyncio.sleep(1)
+
     error, _ = _stalled(main(), stall_steps=5_000)
     assert error.now == 7.0
     assert re.search(
@@ -92,6 +98,8 @@ def test_callbacks_rescheduling_at_the_same_instant_are_named_with_their_owners(
         r"3 Pinger objects \('Pinger 0', 'Pinger 1', 'Pinger 2'\)",
         error.culprits,
     ), error.culprits
+    error, _ = _stalled(one(), stall_steps=5_000)
+    assert "keeps running for 1 Pinger object ('Pinger 5')" in error.culprits
 
 
 def test_a_plain_function_posted_again_and_again_is_named() -> None:
