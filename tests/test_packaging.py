@@ -7,13 +7,25 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# conda-forge names for the same packages
+CONDA_NAMES = {"redis-py": "redis"}
+
+
 def _name(spec: str) -> str:
-    return re.split(r"[<>=!~ ]", spec.strip(), maxsplit=1)[0].lower()
+    name = re.split(r"[<>=!~ \[]", spec.strip(), maxsplit=1)[0].lower()
+    return CONDA_NAMES.get(name, name)
+
+
+def _names(spec: str) -> set[str]:
+    """A pip requirement's package and the packages its extras name (``dask[distributed]``
+    is ``dask`` and ``distributed`` on conda-forge)."""
+    extras = re.search(r"\[(.*?)\]", spec)
+    return {_name(spec)} | ({e.strip().lower() for e in extras.group(1).split(",")} if extras else set())
 
 
 def test_environment_yml_lists_exactly_the_runtime_dependencies() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    runtime = {_name(spec) for spec in project["dependencies"]}
+    runtime = set().union(*(_names(spec) for spec in project["dependencies"]))
     dev = {_name(spec) for spec in project["optional-dependencies"]["dev"]}
     lines = (ROOT / "environment.yml").read_text().splitlines()
     start = lines.index("dependencies:")
