@@ -197,27 +197,12 @@ class RawChromium:
         await self.stop()
 
     async def start(self) -> RawCDP:
-        import subprocess
-        import tempfile
+        from simkit.browser.chromium import launch
 
-        from simkit.browser.chromium import CHROMIUM, FLAGS
-
-        self.profile = tempfile.mkdtemp(prefix="simkit-rawcdp-")
-        self.proc = subprocess.Popen(
-            [CHROMIUM, *FLAGS, *self.extra_flags, f"--user-data-dir={self.profile}", "about:blank"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
+        self.proc, self.profile, _ = await launch(
+            self.extra_flags, self.start_timeout, prefix="simkit-rawcdp-"
         )
         try:
-            port_file = Path(self.profile) / "DevToolsActivePort"
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + self.start_timeout
-            while not (port_file.exists() and port_file.read_text().split()):
-                if self.proc.poll() is not None or loop.time() > deadline:
-                    raise RuntimeError("chromium did not start for raw CDP")
-                await asyncio.sleep(0.05)
             self.cdp = await RawCDP(self.profile).__aenter__()
             return self.cdp
         except BaseException:
@@ -233,16 +218,7 @@ class RawChromium:
             self._kill()
 
     def _kill(self) -> None:
-        import os
-        import shutil
-        import signal
-        import subprocess
+        from simkit.browser.chromium import kill_group
 
         proc, self.proc = self.proc, None
-        if proc is not None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=10)
-        if self.profile:
-            shutil.rmtree(self.profile, ignore_errors=True)
+        kill_group(proc, self.profile)

@@ -55,6 +55,49 @@ def browser_missing() -> str | None:
     return None
 
 
+async def launch(
+    extra_flags: tuple[str, ...] = (), start_timeout: float = 20.0, prefix: str = "simkit-chromium-"
+) -> tuple[subprocess.Popen[bytes], str, int]:
+    """Start headless Chromium in its own process group with a fresh profile; wait (at most
+    ``start_timeout`` s) for its DevTools port. Returns (process, profile dir, port). On
+    failure the process group is killed and the profile deleted before the error is raised,
+    so a caller never inherits a half-started browser."""
+    profile = tempfile.mkdtemp(prefix=prefix)
+    proc = subprocess.Popen(
+        [CHROMIUM, *FLAGS, *extra_flags, f"--user-data-dir={profile}", "about:blank"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: one killpg reaches every child
+    )
+    try:
+        port_file = Path(profile) / "DevToolsActivePort"
+        deadline = time.monotonic() + start_timeout
+        while True:
+            lines = port_file.read_text().split() if port_file.exists() else []
+            if lines:
+                return proc, profile, int(lines[0])
+            if proc.poll() is not None:
+                raise RuntimeError(f"chromium exited at start with status {proc.returncode}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"chromium did not start within {start_timeout} s")
+            await asyncio.sleep(0.05)
+    except BaseException:
+        kill_group(proc, profile)
+        raise
+
+
+def kill_group(proc: subprocess.Popen[bytes] | None, profile: str | None) -> None:
+    """SIGKILL every process of Chromium's group, reap the main one, delete the profile."""
+    if proc is not None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=10)
+    if profile:
+        shutil.rmtree(profile, ignore_errors=True)
+
+
 def chromium_version() -> str:
     try:
         out = subprocess.run(
@@ -97,28 +140,7 @@ class Chromium:
     async def start(self) -> None:
         from playwright.async_api import async_playwright
 
-        self.profile = tempfile.mkdtemp(prefix="simkit-chromium-")
-        args = [CHROMIUM, *FLAGS, *self.extra_flags, f"--user-data-dir={self.profile}"]
-        self.proc = subprocess.Popen(
-            [*args, "about:blank"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,  # its own process group: kill_group() reaches every child
-        )
-        port_file = Path(self.profile) / "DevToolsActivePort"
-        deadline = time.monotonic() + self.start_timeout
-        while True:
-            if port_file.exists():
-                lines = port_file.read_text().split()
-                if lines:
-                    port = int(lines[0])
-                    break
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"chromium exited at start with status {self.proc.returncode}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"chromium did not start within {self.start_timeout} s")
-            await asyncio.sleep(0.05)
+        self.proc, self.profile, port = await launch(self.extra_flags, self.start_timeout)
         self.playwright = await async_playwright().start()
         self.browser = await self.playwright.chromium.connect_over_cdp(
             f"http://127.0.0.1:{port}", timeout=self.start_timeout * 1000
