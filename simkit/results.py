@@ -145,21 +145,38 @@ class Comparison:
             len(metrics), 1, figsize=(8, 2.0 * len(metrics) + 0.6), sharex=True
         )
         axes = [axes] if len(metrics) == 1 else list(axes)
+        first = next(iter(self.results.values()))
         for ax, metric in zip(axes, metrics, strict=True):
-            for name, result in self.results.items():
-                ax.plot(result.timeseries["t"], result.timeseries[metric], label=name, lw=1.2)
+            if metric == "open_sockets":
+                # the reference a correct strategy converges to: one socket per live tab
+                ts = first.timeseries
+                ax.plot(ts["t"], ts["live_tabs"], color="grey", lw=0.8, ls="--", label="live tabs")
+            for i, (name, result) in enumerate(self.results.items()):
+                # Strategies often coincide (e.g. 'before' and 'postmortem' on open sockets):
+                # a line style and a width per strategy keep the lower one visible.
+                ax.plot(
+                    result.timeseries["t"],
+                    result.timeseries[metric],
+                    label=name,
+                    lw=2.4 - 0.5 * (i % 3),
+                    ls=LINE_STYLES[i % len(LINE_STYLES)],
+                    alpha=0.9,
+                )
             ax.set_ylabel(metric, fontsize="small")
-            first = next(iter(self.results.values()))
             _mark_workload_end(ax, first.summary)
-        axes[0].legend(loc="upper left", fontsize="small", ncols=len(self.results))
+        # lower right: where counts start at zero and curves have long left it
+        axes[0].legend(loc="lower right", fontsize="small", ncols=2)
         axes[0].set_title(f"scenario: {self.scenario}")
         axes[-1].set_xlabel("time (s)")
         fig.tight_layout()
         return fig
 
 
+LINE_STYLES = ("-", "--", "-.", ":")
+
+
 def _mark_workload_end(ax: Any, summary: dict[str, Any]) -> None:
-    ax.axvline(summary["duration"], color="grey", linestyle=":", linewidth=1)
+    ax.axvline(summary["duration"], color="grey", linestyle=":", linewidth=1, label="workload ends")
 
 
 def summarise(

@@ -134,3 +134,23 @@ def test_the_timeline_refuses_what_it_cannot_draw(race_run) -> None:
     untraced = simkit.run("reload-storm", KICK_OLD, tabs=2, duration=5, progress=False)
     with pytest.raises(simkit.ConfigError, match="trace=True"):
         untraced.plot_timeline([1])
+
+
+def test_comparison_plot_keeps_coinciding_strategies_apart_and_marks_live_tabs() -> None:
+    """A room must tell overlapping strategies apart (``before`` and ``postmortem`` draw the
+    same open sockets) and see what a correct strategy converges to."""
+    import matplotlib.pyplot as plt
+
+    c = simkit.compare("reload-storm", ["before", "postmortem", "postmortem-safe"], tabs=20,
+                       duration=60)  # fmt: skip
+    fig = c.plot()
+    try:
+        top = fig.axes[0]
+        labels = [line.get_label() for line in top.get_lines()]
+        assert labels[:4] == ["live tabs", "before", "postmortem", "postmortem-safe"]
+        styles = [(line.get_linestyle(), line.get_linewidth()) for line in top.get_lines()[1:4]]
+        assert len(set(styles)) == 3, styles
+        legend = [t.get_text() for t in top.get_legend().get_texts()]
+        assert {"live tabs", "workload ends", "before", "postmortem"} <= set(legend)
+    finally:
+        plt.close(fig)
