@@ -42,9 +42,9 @@ class Runtime(ABC):
     """What one runtime adds to the run core. Subclass it, override what differs.
 
     The core calls, in this order: :meth:`execute` (with the coroutine of the whole run),
-    then inside it :meth:`start`, :meth:`census`, :meth:`network`, :meth:`prepare`,
-    :meth:`tab` for each tab, and after the run :meth:`check` and :meth:`summary`;
-    :meth:`stop` always runs, even when the run fails or is cancelled.
+    then inside it :meth:`start`, :meth:`census`, :meth:`network`, :meth:`server_actor`,
+    :meth:`prepare`, :meth:`tab` for each tab, and after the run :meth:`check` and
+    :meth:`summary`; :meth:`stop` always runs, even when the run fails or is cancelled.
     """
 
     name: ClassVar[str]
@@ -64,6 +64,13 @@ class Runtime(ABC):
     @abstractmethod
     def network(self, loop: asyncio.AbstractEventLoop, census: Census) -> Network:
         """How this runtime's tabs reach the server."""
+
+    def server_actor(self, env: Env) -> Server:
+        """The server-side actor the run observes and pushes through. The kit's own servers
+        play :class:`Server` (the strategy's registry); a runtime playing against a server
+        that is not the kit's (``simkit.live.target``) returns one that only mirrors what it
+        can see of that server."""
+        return Server(env)
 
     async def prepare(self, env: Env, people: list[str]) -> None:  # noqa: B027 (an optional hook)
         """Last set-up once the actors exist and before the clock starts (e.g. one browser
@@ -125,7 +132,7 @@ async def play(
             trace=[] if trace else None,
             start=loop.time(),
         )
-        server = Server(env)
+        server = runtime.server_actor(env)
         network.server = server
         sc = scenario.with_(duration=duration)
         people = sc.people(tabs, env.rng("people"))

@@ -44,21 +44,11 @@ class LiveLink:
 
     async def run(self) -> None:
         net = self.net
-        query = {"user": self.user, "link": self.id}
-        if self.session:
-            query["session"] = self.session
-        url = f"ws://127.0.0.1:{net.proxy.port}/ws?{urlencode(query)}"
+        url, options = net.dial(self)
         try:
-            ws = await connect(
-                url,
-                proxy=None,
-                ping_interval=None,  # browsers do not ping; the server's keepalive does
-                open_timeout=10.0 * net.scale + 1.0,
-                close_timeout=net.close_timeout * net.scale,
-                compression=None,
-                max_size=2**16,
-            )
-        except (OSError, InvalidHandshake, TimeoutError):
+            ws = await connect(url, **options)
+        except (OSError, InvalidHandshake, TimeoutError) as error:
+            net.refused(self, error)
             self._closed(int(CloseCode.ABNORMAL))
             return
         if self.client == "closed":  # the page dropped it while connecting
@@ -68,10 +58,11 @@ class LiveLink:
         self.ws = ws
         self.port = ws.transport.get_extra_info("sockname")[1]
         self.client = "open"
+        net.opened(self)
         self.tab.on_open(self)
         try:
             async for raw in ws:
-                message = json.loads(raw)
+                message = net.decode(self, raw)
                 kind = message.get("t")
                 if kind == "push":
                     self.tab.on_message(self, ("push", message["id"]))
@@ -83,7 +74,9 @@ class LiveLink:
         except ConnectionClosed:
             pass
         rcvd = ws.protocol.close_rcvd
-        self._closed(rcvd.code if rcvd is not None else int(CloseCode.ABNORMAL))
+        code = rcvd.code if rcvd is not None else int(CloseCode.ABNORMAL)
+        net.ended(self, code, bool(ws.protocol.close_rcvd_then_sent))
+        self._closed(code)
 
     async def _pong(self, ws: ClientConnection) -> None:
         with contextlib.suppress(ConnectionClosed):
@@ -140,7 +133,7 @@ class LiveNetwork:
         self,
         loop: asyncio.AbstractEventLoop,
         census: Any,
-        server: LocalServer,
+        server: LocalServer | None,
         proxy: FaultProxy,
         *,
         scale: float,
@@ -152,7 +145,8 @@ class LiveNetwork:
         self.proxy = proxy
         self.scale = scale
         self.close_timeout = close_timeout
-        self.links = server.clients
+        # Without a LocalServer (a target of the user's) nothing else looks links up.
+        self.links = server.clients if server is not None else {}
         self._prune_at = self.PRUNE_FLOOR
         self._next_id = 0
         self._tasks: set[asyncio.Task] = set()
@@ -162,6 +156,38 @@ class LiveNetwork:
     @property
     def open_links(self) -> dict[int, Any]:
         return self.local.open_links
+
+    # -- hooks a network without a LocalServer overrides (simkit.live.target) -------------
+
+    def dial(self, link: LiveLink) -> tuple[str, dict[str, Any]]:
+        """Where ``link`` connects and the options of its ``connect``: the LocalServer's
+        route through the proxy, carrying the run's link id."""
+        query: dict[str, Any] = {"user": link.user, "link": link.id}
+        if link.session:
+            query["session"] = link.session
+        return f"ws://127.0.0.1:{self.proxy.port}/ws?{urlencode(query)}", {
+            "proxy": None,
+            "ping_interval": None,  # browsers do not ping; the server's keepalive does
+            "open_timeout": 10.0 * self.scale + 1.0,
+            "close_timeout": self.close_timeout * self.scale,
+            "compression": None,
+            "max_size": 2**16,
+        }
+
+    def opened(self, link: LiveLink) -> None:
+        """``link``'s handshake completed, just before its tab hears of it (the LocalServer
+        has already told the census)."""
+
+    def refused(self, link: LiveLink, error: BaseException) -> None:
+        """``link``'s handshake failed (refused, unreachable or timed out)."""
+
+    def decode(self, link: LiveLink, raw: str | bytes) -> dict[str, Any]:
+        """One message from the server as the page's script reads it."""
+        return json.loads(raw)  # type: ignore[no-any-return]
+
+    def ended(self, link: LiveLink, code: int, by_server: bool) -> None:
+        """``link`` closed for the page with ``code`` (``by_server``: the server sent the
+        first close frame), just before its tab hears of it."""
 
     @property
     def server(self) -> Any:
@@ -199,7 +225,7 @@ class LiveNetwork:
         (about 11 kB) until the run ended, and a long run makes hundreds of thousands.
         Only links that opened: the server looked them up at their handshake, and will not
         again; a link whose handshake failed might still reach it late, so it stays."""
-        open_at_server = self.local.open_links
+        open_at_server = self.open_links
         done = [
             conn
             for conn, link in self.links.items()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -148,6 +149,9 @@ class FaultProxy:
         self._server: asyncio.Server | None = None
         self._idle_task: asyncio.Task | None = None
         self.idle_cuts = 0
+        # Told each connection that is over at both ends (a target run counts the server's
+        # open sockets from here: the upstream connections the proxy still holds).
+        self.on_closed: Callable[[Piped], None] | None = None
 
     async def __aenter__(self) -> FaultProxy:
         self._server = await asyncio.start_server(self._accept, self.host, self.port)
@@ -199,6 +203,8 @@ class FaultProxy:
                 del self.connections[port]
             for writer in (cw, sw):  # both directions are done: release the sockets now
                 writer.transport.abort()
+            if self.on_closed is not None:
+                self.on_closed(piped)
 
     async def _reap_idle(self) -> None:
         loop = asyncio.get_running_loop()
