@@ -42,6 +42,8 @@ FLOORS: list[tuple[str, int]] = [
     ("simkit.api", 4),
     ("simkit.grade", 4),
     ("simkit.cli", 4),
+    ("simkit.sweep", 4),
+    ("simkit.widgets", 4),
     ("simkit.__main__", 4),
     ("simkit", 4),
 ]
