@@ -1,7 +1,7 @@
 """simkit: simulate WebSocket session management across page reloads.
 
-Start with :func:`run` and :func:`compare`; ``python -m simkit list`` names every scenario,
-strategy and policy.
+Start with :func:`run` and :func:`compare`, then :func:`sweep` for parameter studies (on
+Dask); ``python -m simkit list`` names every scenario, strategy and policy.
 """
 
 from simkit.api import compare, run
@@ -19,6 +19,7 @@ from simkit.model.latency import Latency
 from simkit.model.strategy import STRATEGIES
 from simkit.results import Comparison, Result
 from simkit.scenarios import SCENARIOS, Scenario
+from simkit.sweep import Sweep, sweep
 
 __all__ = [
     "SCENARIOS",
@@ -35,8 +36,10 @@ __all__ = [
     "Result",
     "Scenario",
     "Strategy",
+    "Sweep",
     "compare",
     "grade",
     "make_strategy",
     "run",
+    "sweep",
 ]
