@@ -289,7 +289,7 @@ class Sweep:
         :func:`simkit.plots.against`."""
         from simkit.plots import against as plot_against
 
-        return plot_against(self.runs, metric, self._key(against), **options)
+        return plot_against(self.summary, metric, self._key(against), **options)
 
     def tradeoff(self, x: str, y: str, *, label: str | None = None, **options: Any) -> Any:
         """Mean ``y`` against mean ``x`` per combination, points joined in the order of grid
@@ -297,7 +297,7 @@ class Sweep:
         marked; see :func:`simkit.plots.tradeoff`."""
         from simkit.plots import tradeoff
 
-        return tradeoff(self.runs, x, y, self._key(label), **options)
+        return tradeoff(self.summary, x, y, self._key(label), **options)
 
     def _key(self, key: str | None) -> str:
         if key is None:
