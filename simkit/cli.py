@@ -18,6 +18,7 @@ from simkit.model.liveness import LIVENESS
 from simkit.model.registry import REGISTRIES
 from simkit.model.strategy import STRATEGIES
 from simkit.scenarios import SCENARIOS
+from simkit.sweep import KNOBS
 
 DEMO_STRATEGIES = ("before", "postmortem", "postmortem-safe")
 
@@ -34,6 +35,7 @@ def _sections() -> list[tuple[str, dict[str, str]]]:
         ("connect guard", GUARDS),
         ("on resume / pageshow", LIFECYCLES),
         ("backoff", BACKOFFS),
+        ("sweep grid keys (--grid KEY=V1,V2)", KNOBS),
     ]
 
 
@@ -130,6 +132,74 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """A parameter study (``simkit.sweep``): runs.csv (one row per run), summary.csv (mean
+    and 95 % interval per combination and metric, long form) and sweep.png."""
+    from simkit.sweep import sweep
+
+    grid = dict(_grid_item(item) for item in args.grid or [])
+    study = sweep(
+        [s for s in args.scenarios.split(",") if s],
+        [s for s in args.strategies.split(",") if s],
+        grid=grid,
+        seeds=args.seeds,
+        tabs=args.tabs,
+        duration=args.duration,
+        scheduler=args.scheduler,
+        workers=args.workers,
+        progress=True,
+    )
+    out = _outdir(args.out)
+    study.runs.to_csv(out / "runs.csv", index=False)
+    study.tidy().to_csv(out / "summary.csv", index=False)
+    written = ["runs.csv", "summary.csv"]
+    if not study.failures.empty:
+        study.failures.to_csv(out / "failures.csv", index=False)
+        written.append("failures.csv")
+    if not study.runs.empty:
+        if study.keys:
+            fig = study.plot(args.metric)
+        else:
+            fig = _bars(study.metric(args.metric), args.metric)
+        _save(fig, out / "sweep.png")
+        written.append("sweep.png")
+        print(study.metric(args.metric)[["mean", "ci95", "n"]].round(4).to_string())
+    done = f"{len(study.runs)} runs, {len(study.failures)} failed"
+    print(f"\n{done}; wrote {out}/" + ", ".join(written))
+    return 1 if not study.failures.empty else 0
+
+
+def _grid_item(text: str) -> tuple[str, list[Any]]:
+    """``heartbeat=10,20,40`` -> ("heartbeat", [10, 20, 40]); numbers become numbers and
+    ``none`` None (e.g. ``idle_timeout=none,30``); anything else stays a name."""
+    key, sep, values = text.partition("=")
+    if not sep or not key or not values:
+        raise SimkitError(f"--grid takes KEY=V1,V2,..., got {text!r}")
+    return key.strip(), [_grid_value(v.strip()) for v in values.split(",") if v.strip()]
+
+
+def _grid_value(text: str) -> Any:
+    if text.lower() == "none":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _bars(stats: Any, metric: str) -> Any:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 0.5 + 0.45 * len(stats)))
+    labels = [" / ".join(map(str, key)) for key in stats.index]
+    ax.barh(labels, stats["mean"], xerr=stats["ci95"].fillna(0), capsize=3)
+    ax.set_xlabel(f"{metric} (mean, 95 % interval over seeds)")
+    fig.tight_layout()
+    return fig
+
+
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from simkit.browser import browser_missing
     from simkit.browser.calibrate import DEFAULT_OUT, calibrate
@@ -199,6 +269,28 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--strategy", default="postmortem-safe", choices=list(STRATEGIES))
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8765)
+    p = sub.add_parser("sweep", help="a parameter study: every combination x seeds, on Dask")
+    p.add_argument("--scenarios", default="reload-storm", help="comma-separated")
+    p.add_argument("--strategies", default=",".join(DEMO_STRATEGIES), help="comma-separated")
+    p.add_argument(
+        "--grid",
+        action="append",
+        metavar="KEY=V1,V2",
+        help="a knob and its values, e.g. heartbeat=10,20,40 (repeatable; python -m simkit "
+        "list names the knobs)",
+    )
+    p.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 for every combination")
+    p.add_argument("--tabs", type=int, default=None, help="tabs per run (default: scenario's)")
+    p.add_argument("--duration", type=float, default=None, help="workload seconds per run")
+    p.add_argument(
+        "--scheduler",
+        default=None,
+        help="tcp://host:8786 for an existing Dask cluster, or synchronous (this process); "
+        "default: a LocalCluster here, one worker per core",
+    )
+    p.add_argument("--workers", type=int, default=None, help="the LocalCluster's workers")
+    p.add_argument("--metric", default="mean_stale", help="what sweep.png plots")
+    p.add_argument("--out", default="sweep-output", help="folder for the csv and png files")
     p = sub.add_parser("calibrate", help="measure real Chromium's closes; write calibration")
     p.add_argument("--reps", type=int, default=20, help="repetitions of each case")
     p.add_argument("--out", default=None, help="JSON file (default: simkit/calibration.json)")
@@ -212,6 +304,7 @@ COMMANDS = {
     "demo": cmd_demo,
     "serve": cmd_serve,
     "calibrate": cmd_calibrate,
+    "sweep": cmd_sweep,
 }
 
 
