@@ -206,6 +206,11 @@ class Client:
     on_resume: str = "reconnect"
     on_pageshow: str = "reconnect"
     backoff: Backoff = field(default_factory=lambda: BACKOFF_PRESETS["exponential"])
+    # The post-mortem's connection manager: its guard polls for the connection in flight
+    # every ``guard_poll`` s (0: woken at once), and before opening a socket it closes any
+    # existing one and waits ``replace_wait`` s (0: no wait).
+    guard_poll: float = 0.0
+    replace_wait: float = 0.0
 
     def __post_init__(self) -> None:
         for kind, value, allowed in (
@@ -222,6 +227,10 @@ class Client:
             raise ConfigError(f"unload_runs is a probability in [0, 1], got {self.unload_runs!r}")
         if not (self.guard_wait >= 0 and math.isfinite(self.guard_wait)):
             raise ConfigError(f"guard_wait must be >= 0 seconds, got {self.guard_wait!r}")
+        for label in ("guard_poll", "replace_wait"):
+            value = getattr(self, label)
+            if not (value >= 0 and math.isfinite(value)):
+                raise ConfigError(f"{label} must be >= 0 seconds, got {value!r}")
 
     def closes_on_unload(self, rng: random.Random, *, page_close: bool = False) -> bool:
         """Does this page load's unload handler close the socket itself (code 1000)?

@@ -261,6 +261,38 @@ class KickOldSafe(KickOld):
         return []
 
 
+class CloseDeleteRegister(_OneEntry):
+    """The post-mortem's handler as written: close the old socket, delete, then register.
+
+    ``if user_id in conns: try: await old.close() finally: del conns[user_id]``, then
+    ``conns[user_id] = websocket``; on ``WebSocketDisconnect`` (and on any other exception)
+    ``if user_id in conns: del conns[user_id]``, blind. It closes with 1000 (Starlette's
+    default), not kick-old's 4000. As a pure policy the close returns at once, which is
+    what uvicorn's ``websockets-sansio`` and ``wsproto`` implementations do: the old
+    handler's blind delete then always removes the new entry. On the FastAPI server this
+    registry's ``map`` is the handler's own ``conns`` dict, written by the handler itself.
+    """
+
+    name = "close-delete-register"
+    summary = (
+        "the post-mortem's handler: close the old socket (1000), del, register; "
+        "blind del on disconnect"
+    )
+
+    def connect(self, hello: Hello, now: float) -> list[Action]:
+        old = self.map.get(hello.user)
+        actions: list[Action] = []
+        if old is not None and old != hello.conn:
+            actions.append(Close(old, CloseCode.NORMAL, ""))
+            del self.map[hello.user]
+        self.map[hello.user] = hello.conn
+        return actions
+
+    def disconnect(self, conn: int, user: str, now: float) -> list[Action]:
+        self._forget_blindly(user)
+        return []
+
+
 class RejectNew(_OneEntry):
     """First connection wins; a second one for the same user is refused.
 
@@ -490,5 +522,6 @@ class Resume(Registry):
 
 
 REGISTRIES: dict[str, type[Registry]] = {
-    cls.name: cls for cls in (Naive, KickOld, KickOldSafe, RejectNew, Multi, Resume)
+    cls.name: cls
+    for cls in (Naive, KickOld, KickOldSafe, CloseDeleteRegister, RejectNew, Multi, Resume)
 }

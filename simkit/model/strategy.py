@@ -1,9 +1,12 @@
 """A strategy is one complete design: client policy + registry policy + liveness policy.
 
 Presets tell the post-mortem's story in order: ``before`` (what it started with),
-``postmortem`` (exactly the fixes it shipped, flaws included), ``postmortem-safe`` (the same
-intent done right), and two designs for products that need more (``multi-heartbeat``,
-``resume``). Build your own with :func:`make_strategy` and score it with the same harness.
+``postmortem`` (exactly the fixes it shipped, flaws included), ``seed`` and
+``seed-uvicorn-defaults`` (the post-mortem's handler and client as written, for its own
+stack, FastAPI on uvicorn, without and with uvicorn's default keepalive),
+``postmortem-safe`` (the same intent done right), and two designs for products that need
+more (``multi-heartbeat``, ``resume``). Build your own with :func:`make_strategy` and
+score it with the same harness.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from simkit.model.client import BACKOFF_PRESETS, Backoff, Client
+from simkit.model.cluster import CLUSTER_POLICIES
 from simkit.model.errors import ConfigError, choice
 from simkit.model.liveness import LIVENESS, Liveness, liveness
 from simkit.model.registry import REGISTRIES, Registry
@@ -29,6 +33,9 @@ class Strategy:
     registry: RegistryFactory
     liveness: Liveness
     summary: str = ""
+    # The cross-node policy (simkit.model.cluster) when the strategy is a design for several
+    # nodes; None: a one-node design (on several nodes each node keeps its own registry).
+    cluster: str | None = None
 
     def replace(self, **changes: object) -> Strategy:
         """A copy with some parts changed; names are resolved as in :func:`make_strategy`."""
@@ -38,6 +45,7 @@ class Strategy:
             "registry": self.registry,
             "liveness": self.liveness,
             "summary": self.summary,
+            "cluster": self.cluster,
         }
         client_changes = {k: changes.pop(k) for k in list(changes) if k in _CLIENT_FIELDS}
         parts.update(changes)
@@ -68,6 +76,7 @@ def make_strategy(
     registry: str | RegistryFactory = "kick-old-safe",
     liveness: str | Liveness = "websockets",
     summary: str = "",
+    cluster: str | None = None,
     **client_fields: object,
 ) -> Strategy:
     """Build a strategy from parts given as names or objects.
@@ -75,6 +84,7 @@ def make_strategy(
     ``registry`` may be a preset name or any callable returning a fresh
     :class:`~simkit.model.registry.Registry` (e.g. your own subclass). Extra keyword
     arguments set fields of the client policy (``identity="per-tab"``, ``backoff="rfc6455"``).
+    ``cluster`` names a cross-node policy (:data:`simkit.model.cluster.CLUSTER_POLICIES`).
     """
     if isinstance(registry, str):
         if registry not in REGISTRIES:
@@ -92,7 +102,9 @@ def make_strategy(
     base = client if client is not None else Client()
     if client_fields:
         base = _client_with(base, dict(client_fields))
-    return Strategy(name, base, registry, rule, summary)
+    if cluster is not None and cluster not in CLUSTER_POLICIES:
+        raise choice("cross-node policy", cluster, list(CLUSTER_POLICIES))
+    return Strategy(name, base, registry, rule, summary, cluster)
 
 
 def _liveness_of(value: str | Liveness) -> Liveness:
@@ -130,6 +142,39 @@ def _presets() -> dict[str, Strategy]:
             "disconnect when hidden, connect guard, kick-old with blind delete",
         ),
         make_strategy(
+            "seed",
+            registry="close-delete-register",
+            liveness="off",
+            identity="fresh-per-load",
+            unload="beforeunload",
+            visibility="disconnect-when-hidden",
+            guard="single-flight",
+            guard_wait=3.0,
+            guard_poll=0.1,
+            replace_wait=0.1,
+            on_resume="none",
+            on_pageshow="none",
+            summary="the post-mortem's code as written, keepalive off (uvicorn started with "
+            "ws_ping_interval=None): close-delete-register handler, fresh id per load, "
+            "beforeunload, hidden -> close, 3 s guard polling 100 ms, close-then-wait 100 ms",
+        ),
+        make_strategy(
+            "seed-uvicorn-defaults",
+            registry="close-delete-register",
+            liveness="websockets",
+            identity="fresh-per-load",
+            unload="beforeunload",
+            visibility="disconnect-when-hidden",
+            guard="single-flight",
+            guard_wait=3.0,
+            guard_poll=0.1,
+            replace_wait=0.1,
+            on_resume="none",
+            on_pageshow="none",
+            summary="seed as deployed with `uvicorn app:app`: uvicorn's default keepalive "
+            "(ws_ping_interval=20, ws_ping_timeout=20)",
+        ),
+        make_strategy(
             "postmortem-safe",
             registry="kick-old-safe",
             liveness="websockets",
@@ -158,6 +203,21 @@ def _presets() -> dict[str, Strategy]:
             summary="resumable sessions: missed pushes replayed on reconnect within 120 s",
         ),
     ]
+    # Designs for several nodes (python -m simkit run --nodes 3): postmortem-safe's client
+    # and heartbeat on every node; what differs is what the nodes share.
+    for name, policy in CLUSTER_POLICIES.items():
+        presets.append(
+            make_strategy(
+                name,
+                registry="kick-old" if name == "shared-kick-old" else "kick-old-safe",
+                liveness="websockets",
+                identity="shared",
+                unload="pagehide",
+                guard="single-flight",
+                cluster=name,
+                summary=f"several nodes: {policy.summary}",
+            )
+        )
     return {s.name: s for s in presets}
 
 

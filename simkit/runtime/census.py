@@ -105,6 +105,9 @@ class Census:
     _entries_total: int = 0
     _dangling_total: int = 0
     _audited: object = None  # the registry the caches describe (a restart makes a new one)
+    # -- several nodes (simkit.actors.cluster); both stay empty on one node --
+    cluster: dict[str, float] = field(default_factory=dict)  # counters, e.g. cross_node_kicks
+    node_rows: dict[str, list[int]] = field(default_factory=dict)  # per-sample node columns
 
     # -- tabs ------------------------------------------------------------------------------
 
@@ -226,6 +229,28 @@ class Census:
                 del per_tab[side.tab]
             else:
                 del self.user_tabs[side.user]
+
+    def registry_changed(self, user: str) -> None:
+        """A handler changed ``user``'s registry entry outside ``on_open``/``on_close`` (the
+        post-mortem's handler on the FastAPI server writes its own dict): re-count it."""
+        self._dirty_users.add(user)
+
+    def registry_replaced(self) -> None:
+        """The registry changed wholesale (a node died or came back, so what routes where
+        changed for many users at once): the next audit re-counts everything."""
+        self._audited = None
+
+    def count_cluster(self, what: str, n: float = 1) -> None:
+        """A cross-node event: ``cross_node_kicks``, ``pushes_via_other_node``,
+        ``store_errors``, ``node_crashes``, ..."""
+        self.cluster[what] = self.cluster.get(what, 0) + n
+
+    def sample_nodes(self, columns: dict[str, int]) -> None:
+        """Per-sample numbers of a run on several nodes (open sockets per node, entries held
+        for dead nodes), one value per column, taken with :meth:`sample`."""
+        rows = self.node_rows
+        for name, value in columns.items():
+            rows.setdefault(name, []).append(value)
 
     def _mark_stale(self, conn: int) -> None:
         side = self.servers.get(conn)
