@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from simkit.actors.play import Runtime, play
@@ -44,6 +44,7 @@ def run(
     settle: float | None = None,
     trace: bool = False,
     progress: bool | None = None,
+    on_sample: Callable[[dict[str, float]], None] | None = None,
     scale: float | None = None,
 ) -> Result:
     """Run one scenario under one strategy and measure the ground truth.
@@ -52,7 +53,10 @@ def run(
     gives the same numbers, bit for bit, in any process. ``settle`` (default: long enough
     for every timeout) runs on after ``duration`` with no new workload, so the final row
     shows what the strategy leaves behind. ``progress`` shows a bar (default: only for runs
-    of more than 2 million tab-seconds).
+    of more than 2 million tab-seconds). ``on_sample(row)`` is called with each new row of
+    the time series as it is sampled (a dict, column -> value), in every runtime: a live
+    plot (:func:`simkit.widgets.live_plot`) draws the counts as they happen. In the live
+    and browser runtimes it runs on the run's own thread; keep it quick.
 
     ``runtime="live"`` plays the same actors over real WebSockets: a :class:`LocalServer`
     on 127.0.0.1 behind a fault proxy, with every duration multiplied by ``scale`` (default
@@ -93,6 +97,7 @@ def run(
                 seed=seed,
                 trace=trace,
                 progress=tick,
+                on_sample=on_sample,
             )
         )
     finally:

@@ -113,8 +113,12 @@ async def play(
     seed: int,
     trace: bool = False,
     progress: Callable[[float], None] | None = None,
+    on_sample: Callable[[dict[str, float]], None] | None = None,
 ) -> Played:
-    """Play ``scenario`` under ``strategy`` on ``runtime`` until ``duration + settle``."""
+    """Play ``scenario`` under ``strategy`` on ``runtime`` until ``duration + settle``.
+
+    ``progress(t)`` and ``on_sample(row)`` are called after every sample, on the run's loop:
+    the time, and the new row of the time series (column -> value)."""
     loop = asyncio.get_running_loop()
     await runtime.start()
     tasks: list[asyncio.Task[None]] = []
@@ -147,7 +151,7 @@ async def play(
         if sc.control is not None:
             tasks.append(loop.create_task(sc.control(env, sc), name="control"))
         end = duration + settle
-        observe(env, server, sc.step, end, progress)
+        observe(env, server, sc.step, end, progress, on_sample)
         if sc.push_rate > 0:
             people_once = sorted(set(people), key=people.index)
             push_source(env, server, people_once, sc.push_rate * tabs)
@@ -173,7 +177,12 @@ async def play(
 
 
 def observe(
-    env: Env, server: Server, step: float, end: float, progress: Callable[[float], None] | None
+    env: Env,
+    server: Server,
+    step: float,
+    end: float,
+    progress: Callable[[float], None] | None,
+    on_sample: Callable[[dict[str, float]], None] | None = None,
 ) -> None:
     """Sample the census every ``step`` scenario seconds from 0 to ``end`` inclusive."""
     n = 0
@@ -184,6 +193,8 @@ def observe(
         env.census.sample(t, server.registry)
         if progress is not None:
             progress(t)
+        if on_sample is not None:
+            on_sample({column: values[-1] for column, values in env.census.rows.items()})
         n += 1
         if n * step <= end:
             env.loop.call_at(env.start + n * step * env.scale, sample)
