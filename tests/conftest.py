@@ -49,6 +49,7 @@ def folder_markers(path: Path) -> list[str]:
     return [marker]
 
 
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by marker
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         for name in folder_markers(Path(str(item.path))):
