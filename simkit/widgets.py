@@ -1,0 +1,300 @@
+"""Notebooks that answer as you move a slider, and live runs you can watch.
+
+:func:`explore` puts a scenario's knobs on ipywidgets controls: every change re-runs the
+virtual run (about 0.1 s at 100 tabs) and redraws its plot, so a question such as "what
+does a 10 s heartbeat do to stale sockets here?" is answered by moving a slider.
+
+:func:`live_plot` draws a live run's counts as they are sampled
+(``simkit.run(..., runtime="live", on_sample=plot)``), instead of a blank cell for the
+whole run. The run calls it on its own thread, every sample (every 50 ms at the default
+scale); it only records the row there and a drawing thread redraws as fast as it can,
+so drawing never slows the run's clock.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import ipywidgets as w
+
+from simkit.api import run
+from simkit.model.client import BACKOFF_PRESETS
+from simkit.model.errors import ConfigError
+from simkit.model.strategy import STRATEGIES
+from simkit.model.strategy import strategy as strategy_of
+from simkit.results import Result
+from simkit.scenarios import Scenario
+from simkit.scenarios import scenario as scenario_of
+from simkit.sweep import apply_knobs
+
+__all__ = ["Explorer", "LivePlot", "explore", "live_plot"]
+
+PRESET = "preset"  # a control left at "preset" keeps the strategy's own value
+SHOWN = ("mean_open_sockets", "mean_stale", "mean_unroutable", "delivery_ratio", "connects")
+
+
+class Explorer(w.VBox):
+    """The controls, the plot and the numbers of one scenario; see :func:`explore`.
+
+    ``controls`` maps each knob to its widget; ``knobs()`` is what they say now (as
+    ``simkit.sweep`` grid keys); ``result`` is the last run. Set a control's ``value`` from
+    code and the run and the plot follow, as they do when a person moves it.
+    """
+
+    def __init__(
+        self,
+        scenario: str | Scenario = "reload-storm",
+        strategy: str = "postmortem-safe",
+        *,
+        tabs: int = 100,
+        duration: float = 120.0,
+        seed: int = 0,
+        metrics: Sequence[str] = ("open_sockets", "live_tabs", "stale", "unroutable"),
+    ) -> None:
+        self.scenario = scenario_of(scenario)
+        if strategy not in STRATEGIES:
+            strategy_of(strategy)  # raises the usual ConfigError naming the presets
+        self.duration = duration
+        self.metrics = tuple(metrics)
+        self.result: Result | None = None
+        self.figure: Any = None
+        self.runs = 0
+        sc = self.scenario
+        slow = {"continuous_update": False}  # re-run on release, not on every pixel
+        self.controls: dict[str, Any] = {
+            "strategy": w.Dropdown(
+                options=list(STRATEGIES), value=strategy, description="strategy"
+            ),
+            "heartbeat": w.SelectionSlider(
+                options=[(PRESET, PRESET), ("off", None)]
+                + [(f"{s} s", float(s)) for s in (5, 10, 15, 20, 30, 45, 60)],
+                value=PRESET,
+                description="heartbeat",
+                **slow,
+            ),
+            "backoff": w.Dropdown(
+                options=[PRESET, *BACKOFF_PRESETS], value=PRESET, description="backoff"
+            ),
+            "guard_wait": w.SelectionSlider(
+                options=[(PRESET, PRESET)]
+                + [(f"{s:g} s", float(s)) for s in (0, 0.5, 1, 2, 3, 5, 10)],
+                value=PRESET,
+                description="guard wait",
+                **slow,
+            ),
+            "latency": w.FloatSlider(
+                value=sc.latency.base,
+                min=0.0,
+                max=0.5,
+                step=0.01,
+                description="latency (s)",
+                **slow,
+            ),
+            "jitter": w.FloatSlider(
+                value=sc.latency.jitter,
+                min=0.0,
+                max=1.0,
+                step=0.01,
+                description="jitter (s)",
+                **slow,
+            ),
+            "push_rate": w.FloatSlider(
+                value=sc.push_rate, min=0.0, max=0.5, step=0.01, description="pushes/tab/s", **slow
+            ),
+            "tabs": w.IntSlider(value=tabs, min=10, max=1000, step=10, description="tabs", **slow),
+            "seed": w.IntSlider(value=seed, min=0, max=19, description="seed", **slow),
+        }
+        self.output = w.Output()
+        self.numbers = w.HTML()
+        for control in self.controls.values():
+            control.observe(self._changed, names="value")
+        left = list(self.controls.values())[:5]
+        right = list(self.controls.values())[5:]
+        super().__init__([w.HBox([w.VBox(left), w.VBox(right)]), self.numbers, self.output])
+        self.update()
+
+    def knobs(self) -> dict[str, Any]:
+        """The controls' values as ``simkit.sweep`` grid keys (a knob at ``preset`` is left
+        out, so the strategy keeps its own)."""
+        values = {name: control.value for name, control in self.controls.items()}
+        knobs = {
+            k: values[k]
+            for k in ("heartbeat", "backoff", "guard_wait", "latency", "jitter", "push_rate")
+            if values[k] != PRESET
+        }
+        return knobs
+
+    def update(self) -> Result:
+        """Run with what the controls say now, redraw the plot and the numbers."""
+        values = {name: control.value for name, control in self.controls.items()}
+        sc, strat = apply_knobs(self.scenario, strategy_of(values["strategy"]), self.knobs())
+        result = run(
+            sc,
+            strat,
+            tabs=values["tabs"],
+            duration=self.duration,
+            seed=values["seed"],
+            progress=False,
+        )
+        self.result, self.runs = result, self.runs + 1
+        s = result.summary
+        self.numbers.value = " &nbsp; ".join(f"<b>{k}</b> {s[k]:.3g}" for k in SHOWN) + (
+            f" &nbsp; <b>invariants_hold</b> {s['invariants_hold']}"
+        )
+        self._draw(result)
+        return result
+
+    def _changed(self, change: dict[str, Any]) -> None:
+        self.update()
+
+    def _draw(self, result: Result) -> None:
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(8, 3.2))
+        result.plot(self.metrics, ax=fig.subplots())
+        self.figure = fig
+        if _in_ipython():  # outside a kernel there is no output area to draw into
+            with self.output:
+                self.output.clear_output(wait=True)
+                _display(fig)
+
+
+def explore(
+    scenario: str | Scenario = "reload-storm", strategy: str = "postmortem-safe", **options: Any
+) -> Explorer:
+    """Controls for the strategy and the knobs of ``scenario`` (heartbeat, backoff, connect
+    guard, latency, jitter, push rate, tabs, seed); every change re-runs the virtual run and
+    redraws its plot. Display it as a cell's last expression. ``options``: ``tabs``,
+    ``duration``, ``seed``, ``metrics`` (what the plot draws)."""
+    return Explorer(scenario, strategy, **options)
+
+
+class LivePlot:
+    """A figure that follows a running run: pass it as ``on_sample``.
+
+    Each call records one row (cheap, on the run's thread); a drawing thread redraws the
+    figure whenever new rows have come, coalescing those that arrive while it draws. Use it
+    as a context manager so the last rows are drawn and the thread stops when the run ends::
+
+        with simkit.widgets.live_plot() as plot:
+            r = simkit.run("reload-storm", "before", runtime="live", on_sample=plot)
+
+    ``display`` shows a figure and returns a handle with ``update(fig)`` (default:
+    IPython's ``display(..., display_id=True)``; outside IPython nothing is shown and the
+    rows are still recorded).
+    """
+
+    def __init__(
+        self,
+        metrics: Sequence[str] = ("open_sockets", "live_tabs", "stale", "unroutable"),
+        *,
+        title: str = "live run",
+        display: Callable[[Any], Any] | None = None,
+    ) -> None:
+        if isinstance(metrics, str) or not metrics:
+            raise ConfigError(f"metrics must be a list of column names, got {metrics!r}")
+        self.metrics = tuple(metrics)
+        self.title = title
+        self.rows: list[dict[str, float]] = []
+        self.draws = 0
+        self._drawn = 0
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._show = display if display is not None else _display_handle
+        self._handle: Any = None
+        self._thread: threading.Thread | None = None
+
+    def __call__(self, row: dict[str, float]) -> None:
+        missing = [m for m in self.metrics if m not in row]
+        if missing:
+            raise ConfigError(f"unknown metric {missing[0]!r}; choose from: {', '.join(row)}")
+        self.rows.append(row)
+        self._wake.set()
+
+    def __enter__(self) -> LivePlot:
+        self._handle = self._show(self.figure())
+        self._thread = threading.Thread(target=self._loop, name="simkit-live-plot", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.redraw()
+
+    def figure(self) -> Any:
+        """The counts recorded so far, one line per metric."""
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(8, 3.2))
+        ax = fig.subplots()
+        rows = list(self.rows)
+        t = [row["t"] for row in rows]
+        for metric in self.metrics:
+            ax.plot(t, [row[metric] for row in rows], label=metric, lw=1.2)
+        ax.set_xlabel("time (s)")
+        ax.set_ylabel("count")
+        ax.set_title(f"{self.title}: {len(rows)} samples" + (f", t = {t[-1]:g} s" if t else ""))
+        ax.legend(loc="upper left", fontsize="small", ncols=2)
+        fig.tight_layout()
+        return fig
+
+    def redraw(self) -> None:
+        """Draw what has been recorded (if anything came since the last draw)."""
+        with self._lock:
+            if len(self.rows) == self._drawn and self.draws:
+                return
+            self._drawn = len(self.rows)
+            fig = self.figure()
+            if self._handle is not None:
+                self._handle.update(fig)
+            self.draws += 1
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait()
+            self._wake.clear()
+            if not self._stop.is_set():
+                self.redraw()
+
+
+def live_plot(
+    metrics: Sequence[str] = ("open_sockets", "live_tabs", "stale", "unroutable"),
+    *,
+    title: str = "live run",
+) -> LivePlot:
+    """A figure in the notebook that a live run redraws as it samples; see :class:`LivePlot`."""
+    return LivePlot(metrics, title=title)
+
+
+def _in_ipython() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    return get_ipython() is not None
+
+
+def _display(fig: Any) -> None:
+    if _in_ipython():
+        from IPython.display import display
+
+        display(fig)
+
+
+class _NoHandle:
+    def update(self, fig: Any) -> None:
+        """Nothing to show outside a notebook."""
+
+
+def _display_handle(fig: Any) -> Any:
+    if not _in_ipython():
+        return _NoHandle()
+    from IPython.display import display
+
+    return display(fig, display_id=True)
