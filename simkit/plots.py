@@ -148,7 +148,7 @@ def against(
         axes = list(axes) if isinstance(axes, list | tuple) else [axes]
         fig = axes[0].figure
     for ax, scenario in zip(axes, scenarios, strict=True):
-        part = summary.xs(scenario, level="scenario")
+        part = pd.DataFrame(summary.xs(scenario, level="scenario"))
         xs, ticks = _positions(part.index.get_level_values(param))
         for n, (label, line) in enumerate(_lines(part, param)):
             values = list(line.index.get_level_values(param))
@@ -199,7 +199,7 @@ def tradeoff(
         axes = list(axes) if isinstance(axes, list | tuple) else [axes]
         fig = axes[0].figure
     for ax, scenario in zip(axes, scenarios, strict=True):
-        part = summary.xs(scenario, level="scenario")
+        part = pd.DataFrame(summary.xs(scenario, level="scenario"))
         xs, _ = _positions(part.index.get_level_values(param))
         points: list[tuple[float, float]] = []
         for n, (label, line) in enumerate(_lines(part, param)):
@@ -259,7 +259,7 @@ def _check_study(summary: pd.DataFrame, metric: str, params: list[str]) -> None:
     metrics = list(dict.fromkeys(summary.columns.get_level_values(0)))
     if metric not in metrics:
         raise ConfigError(f"unknown metric {metric!r}; choose one of: {', '.join(metrics)}")
-    keys = [n for n in summary.index.names if n not in ("scenario", "strategy")]
+    keys = [str(n) for n in summary.index.names if n not in ("scenario", "strategy")]
     for param in params:
         if param not in keys:
             raise ConfigError(

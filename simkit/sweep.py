@@ -133,7 +133,7 @@ def _strategy_with(strat: Strategy, params: Mapping[str, Any]) -> Strategy:
             raise choice("backoff", kind, list(BACKOFF_PRESETS))
     numbers = {f: _number(k, params[k]) for k, f in _BACKOFF_FIELDS.items() if k in params}
     if numbers:
-        backoff = dataclasses.replace(backoff, **numbers)
+        backoff = dataclasses.replace(backoff, **numbers)  # type: ignore[arg-type]
     if backoff is not strat.client.backoff:
         client["backoff"] = backoff
     changes.update(client)
@@ -281,7 +281,7 @@ class Sweep:
         metrics = list(self.summary.columns.get_level_values(0).unique())
         if name not in metrics:
             raise choice("metric", name, metrics)
-        return self.summary[name]
+        return pd.DataFrame(self.summary[name])
 
     def plot(self, metric: str, against: str | None = None, **options: Any) -> Any:
         """``metric`` (mean and 95 % band over seeds) against grid key ``against`` (default:
@@ -399,7 +399,7 @@ def _plan(
             raise ConfigError(f"seeds must be a number >= 1 or a list of seeds, got {seeds!r}")
         seed_list = list(range(seeds))
     else:
-        seed_list = list(seeds)
+        seed_list = list(seeds)  # type: ignore[arg-type]  # a bool is refused just below
         bad = [s for s in seed_list if not isinstance(s, int) or isinstance(s, bool)]
         if bad or not seed_list or len(set(seed_list)) != len(seed_list):
             raise ConfigError(f"seeds must be distinct whole numbers, got {seed_list!r}")
