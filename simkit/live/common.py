@@ -124,7 +124,7 @@ class ServerLink:
         text = encode(message)
         if self.closing:
             return
-        if self.pending >= self.owner.max_queue:
+        if self.pending >= self.owner.max_queue or self.backlogged():
             # A client that never reads would make the server hold every push for it:
             # memory without bound. Cut it loose. Not with a close frame: it would queue
             # behind the unread data and wait forever; reset the TCP connection instead.
@@ -145,6 +145,11 @@ class ServerLink:
         if not self.closing:
             self.closing = True
             self.owner.spawn(self.close_socket(code, reason))
+
+    def backlogged(self) -> bool:
+        """Has the stack buffered more for this peer than ``max_queue`` full messages?
+        (For stacks whose sends return before the data left, so ``pending`` stays low.)"""
+        return False
 
     async def write(self, text: str) -> None:
         raise NotImplementedError

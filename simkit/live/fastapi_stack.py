@@ -53,6 +53,11 @@ from simkit.model.strategy import Strategy
 with warnings.catch_warnings():  # uvicorn deprecates its legacy implementation on import
     warnings.simplefilter("ignore")
     from uvicorn.protocols.websockets.websockets_impl import WebSocketProtocol
+# ... and websockets' legacy server warns about uvicorn's handler signature on every
+# connection; the kit runs that implementation on purpose (it is the post-mortem's era's).
+warnings.filterwarnings(
+    "ignore", message="remove second argument of ws_handler", category=DeprecationWarning
+)
 
 _quiet = logging.getLogger("simkit.live.uvicorn")
 _quiet.addHandler(logging.NullHandler())
@@ -164,6 +169,13 @@ class FastAPILink(ServerLink):
         with contextlib.suppress(Exception):
             await self.ws.close(code, reason)
 
+    def backlogged(self) -> bool:
+        # uvicorn's legacy implementation returns from a send before the data is written
+        # (measured: 116 MB buffered for a client that never reads), so count bytes too.
+        transport = protocol_of(self.ws).transport
+        limit = self.owner.max_queue * MAX_MESSAGE
+        return transport is not None and transport.get_write_buffer_size() > limit
+
     def abort(self) -> None:
         transport = protocol_of(self.ws).transport
         if transport is not None:
@@ -173,15 +185,19 @@ class FastAPILink(ServerLink):
 def handler_close_code(websocket: WebSocket, asgi_code: int | None) -> int:
     """The code a handler's cleanup reports, as the ``websockets`` server reports it: the
     close frame received, else 1011 if the keepalive gave up, else the code the server sent
-    if it closed (uvicorn's sansio and wsproto let the handler go before the echo), else
-    1006 (no close frame: ASGI says 1005 or 1006 there)."""
+    if it closed (uvicorn's sansio and wsproto let the handler go before the echo; legacy
+    stops reading after a protocol failure such as 1009), else 1006 (no close frame: ASGI
+    says 1005 or 1006 there)."""
     proto = protocol_of(websocket)
     rcvd = proto.simkit_rcvd()
     if rcvd is not None:
         return rcvd
     if proto.simkit_reaped:
         return int(CloseCode.KEEPALIVE_TIMEOUT)
-    if getattr(proto, "close_sent", None) and asgi_code not in (None, 1005, 1006):
+    sent = getattr(proto, "close_sent", None)
+    if sent is not None and hasattr(sent, "code"):  # legacy: the Close frame it sent
+        return int(sent.code)
+    if sent and asgi_code not in (None, 1005, 1006):
         return int(asgi_code)
     return int(CloseCode.ABNORMAL)
 
