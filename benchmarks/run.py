@@ -1,10 +1,12 @@
 """``make bench`` (``python -m benchmarks``): both halves, one report, one table.
 
 The virtual runtime against SimPy (:mod:`benchmarks.virtual`), then the live runtime
-against raw websockets (:mod:`benchmarks.live`), on the same machine in the same run; every
-figure with its min/median/max, the machine and its load average alongside, so a number in
-the README can be traced to the run that produced it. ``--quick`` is the development run
-(about half a minute), written apart from the full figures the README quotes.
+against raw websockets (:mod:`benchmarks.live`), then a parameter study on a Dask
+LocalCluster against a plain loop (:mod:`benchmarks.sweep`), on the same machine in the
+same run; every figure with its min/median/max, the machine and its load average
+alongside, so a number in the README can be traced to the run that produced it.
+``--quick`` is the development run (about half a minute), written apart from the full
+figures the README quotes.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import live as live_bench
+from benchmarks import sweep as sweep_bench
 from benchmarks import virtual
 from benchmarks.common import RESULTS, loadavg, machine, versions, write_json
 
@@ -31,9 +34,11 @@ def run_bench(
     scale: tuple[int, float] | None,
     quick: bool,
     live: bool = False,
+    sweep: bool = False,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """The virtual part; with ``live``, the live part after it (the report's ``"live"``)."""
+    """The virtual part; with ``live``, the live part after it (the report's ``"live"``);
+    with ``sweep``, a parameter study on a LocalCluster against a loop (``"sweep"``)."""
     started = time.perf_counter()
     report: dict[str, Any] = {"machine": machine(), "versions": versions(), "quick": quick}
     if report["machine"]["shared"]:
@@ -46,10 +51,14 @@ def run_bench(
     if live:
         load = loadavg()
         report["live"] = {**live_bench.run_live_bench(quick=quick, log=log), "loadavg": load}
+    if sweep:
+        report["sweep"] = sweep_bench.run_sweep_bench(quick=quick, log=log)
     report["loadavg_at_end"] = loadavg()
     seen = [row["loadavg"] for row in report["timing"] + report["scale"]]
     if live:
         seen.append(report["live"]["loadavg"])
+    if sweep:
+        seen.extend(r["loadavg"] for r in report["sweep"]["rounds"])
     seen.append(report["loadavg_at_end"])
     report["machine"]["shared_during"] = any(load and load[0] > 1.0 for load in seen)
     report["bench_wall_s"] = time.perf_counter() - started
@@ -68,6 +77,8 @@ def table(report: dict[str, Any]) -> str:
     lines.extend(virtual.virtual_table(report))
     if "live" in report:
         lines.append(live_bench.live_table(report["live"]))
+    if "sweep" in report:
+        lines.extend(sweep_bench.sweep_table(report["sweep"]))
     return "\n".join(lines)
 
 
@@ -99,10 +110,12 @@ def main(argv: list[str] | None = None) -> int:
         scale=None if quick else virtual.SCALE,
         quick=quick,
         live=True,
+        sweep=True,
         log=lambda line: print(line, flush=True),
     )
     write_json(report, out)
     print()
     print(table(report))
     print(f"\nbench took {report['bench_wall_s']:.0f} s; wrote {out}")
-    return 0 if report["agreement"]["agree"] and not report["live"]["problems"] else 1
+    trusted = not report["live"]["problems"] and not report.get("sweep", {}).get("problems")
+    return 0 if report["agreement"]["agree"] and trusted else 1

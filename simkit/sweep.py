@@ -40,7 +40,17 @@ from simkit.model.strategy import strategy as strategy_of
 from simkit.scenarios import Scenario, check_size
 from simkit.scenarios import scenario as scenario_of
 
-__all__ = ["KNOBS", "SCHEDULERS", "Sweep", "SweepWarning", "apply_knobs", "play_one", "sweep"]
+__all__ = [
+    "KNOBS",
+    "SCHEDULERS",
+    "Spec",
+    "Sweep",
+    "SweepWarning",
+    "apply_knobs",
+    "plan",
+    "play_one",
+    "sweep",
+]
 
 # name -> what it sets; the order is the order `python -m simkit list` shows them in.
 KNOBS: dict[str, str] = {
@@ -347,7 +357,7 @@ def sweep(
     arguments and error, and a :class:`SweepWarning` names it. ``progress`` shows a bar
     (``tqdm.auto``; default: when the sweep plays more than 2 million tab-seconds).
     """
-    specs, keys = _plan(scenarios, strategies, grid, seeds, tabs, duration, settle)
+    specs, keys = plan(scenarios, strategies, grid, seeds, tabs, duration, settle)
     if progress is None:
         progress = sum(s.tabs * s.duration for s in specs) > 2_000_000
     outcomes = _execute(specs, client=client, scheduler=scheduler, workers=workers, bar=progress)
@@ -363,7 +373,7 @@ def _as_list(value: Any, kind: str) -> list[Any]:
     return items
 
 
-def _plan(
+def plan(
     scenarios: Any,
     strategies: Any,
     grid: Mapping[str, Sequence[Any]] | None,
@@ -372,7 +382,8 @@ def _plan(
     duration: float | None,
     settle: float | None,
 ) -> tuple[list[Spec], list[str]]:
-    """Every run's :class:`Spec`, checked, in the frame's order."""
+    """Every run's :class:`Spec` (checked, in the frame's order) and the grid keys: what
+    :func:`sweep` will play, without playing it (``len(plan(...)[0])`` counts the runs)."""
     scs = [scenario_of(s) for s in _as_list(scenarios, "scenario")]
     strats = [strategy_of(s) for s in _as_list(strategies, "strategy")]
     for kind, names in (
