@@ -3,10 +3,13 @@
 Virtual runs are exact; live runs are real sockets at the live runtime's scale; browser
 runs are real Chromium pages at scale 0.5 (Chromium's own page operations take tens to
 hundreds of milliseconds, so a smaller scale would test the driver, not the contract).
-A later server, target or set of nodes joins by adding its runtime here.
+FastAPI on uvicorn joins as the live runtime with ``stack="fastapi"``, once per WebSocket
+implementation. A later server, target or set of nodes joins by adding its runtime here.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 
@@ -15,6 +18,13 @@ from simkit.conformance import CHECKS, runner_for
 RUNTIMES = [
     pytest.param("virtual", {}, id="virtual"),
     pytest.param("live", {}, id="live", marks=pytest.mark.live),
+    # the post-mortem's own stack, under each of uvicorn's WebSocket implementations
+    *(
+        pytest.param(
+            "live", {"stack": "fastapi", "ws": ws}, id=f"fastapi-{ws}", marks=pytest.mark.live
+        )
+        for ws in ("websockets-sansio", "websockets", "wsproto")
+    ),
     pytest.param("browser", {"scale": 0.5}, id="browser", marks=pytest.mark.browser),
 ]
 
@@ -22,7 +32,7 @@ RUNTIMES = [
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize("check", list(CHECKS))
 @pytest.mark.parametrize(("runtime", "options"), RUNTIMES)
-def test_runtime_conforms(runtime: str, options: dict[str, float], check: str) -> None:
+def test_runtime_conforms(runtime: str, options: dict[str, Any], check: str) -> None:
     CHECKS[check](runner_for(runtime, **options))
 
 

@@ -1,6 +1,7 @@
 """The ``live`` runtime: the run core over real sockets, on a real clock.
 
-A :class:`~simkit.live.server.LocalServer` on 127.0.0.1 serves the run's server actor,
+A :class:`~simkit.live.server.LocalServer` on 127.0.0.1 serves the run's server actor
+(``stack="fastapi"``: FastAPI on uvicorn, with ``ws`` its WebSocket implementation),
 behind a :class:`~simkit.live.proxy.FaultProxy` that plays the scenario's latency, idle
 timeout and silent links; each tab's socket is a real ``websockets`` client
 (:class:`~simkit.live.network.LiveNetwork`). Every duration is multiplied by ``scale``
@@ -14,9 +15,10 @@ import asyncio
 import contextlib
 import math
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from simkit.actors.play import Runtime
+from simkit.live.common import BaseServer, check_stack
 from simkit.live.network import LiveNetwork
 from simkit.live.proxy import FaultProxy, Toxics
 from simkit.live.server import LocalServer
@@ -55,20 +57,23 @@ class LiveRuntime(Runtime):
         scale: float | None = None,
         seed: int = 0,
         close_timeout: float = CLOSE_TIMEOUT,
+        stack: str | None = None,
+        ws: str | None = None,
     ) -> None:
+        self.stack, self.ws = check_stack("websockets" if stack is None else stack, ws)
         self.scenario = scenario
         self.strategy = strategy
         self.scale = check_scale(self.default_scale if scale is None else scale)
         self.seed = seed
         self.close_timeout = close_timeout
-        self.local: LocalServer | None = None
+        self.local: BaseServer | None = None
         self.proxy: FaultProxy | None = None
         self.networks: list[LiveNetwork] = []
 
     default_scale = LIVE_SCALE
 
     @property
-    def server(self) -> LocalServer:
+    def server(self) -> BaseServer:
         """The run's LocalServer (once :meth:`start` has run)."""
         if self.local is None:
             raise RuntimeError(f"the {self.name} runtime has not started")
@@ -96,6 +101,8 @@ class LiveRuntime(Runtime):
             close_timeout=self.close_timeout,
             own_core=False,
             clients=self.clients(),
+            stack=self.stack,
+            ws=self.ws,
         )
         await self.local.start()
         toxics = Toxics(latency=sc.latency.base * scale, jitter=sc.latency.jitter * scale)
@@ -105,8 +112,14 @@ class LiveRuntime(Runtime):
 
     def network(self, loop: asyncio.AbstractEventLoop, census: Census) -> LiveNetwork:
         assert self.local is not None and self.proxy is not None, "start() first"
+        # LiveNetwork is typed for LocalServer; any BaseServer (FastAPI too) has what it uses
         net = LiveNetwork(
-            loop, census, self.local, self.proxy, scale=self.scale, close_timeout=self.close_timeout
+            loop,
+            census,
+            cast(LocalServer, self.local),
+            self.proxy,
+            scale=self.scale,
+            close_timeout=self.close_timeout,
         )
         self.networks.append(net)
         return net
