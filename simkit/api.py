@@ -46,6 +46,8 @@ def run(
     progress: bool | None = None,
     on_sample: Callable[[dict[str, float]], None] | None = None,
     scale: float | None = None,
+    stack: str | None = None,
+    ws: str | None = None,
 ) -> Result:
     """Run one scenario under one strategy and measure the ground truth.
 
@@ -62,6 +64,11 @@ def run(
     on 127.0.0.1 behind a fault proxy, with every duration multiplied by ``scale`` (default
     0.05: a 300 s scenario takes 15 s). Live numbers vary from run to run; compare them on
     invariants and tolerances, not exactly.
+
+    ``stack="fastapi"`` (with ``runtime="live"``) serves the run with FastAPI on uvicorn,
+    the post-mortem's own stack, instead of the ``websockets`` server; ``ws`` picks
+    uvicorn's WebSocket implementation (``websockets-sansio``, its default, ``websockets``
+    or ``wsproto``). ``summary["stack"]`` and ``summary["ws"]`` record them.
     """
     sc = scenario_of(scenario)
     if strategy is None:
@@ -83,7 +90,7 @@ def run(
     if not (settle >= 0 and math.isfinite(settle)):
         raise ConfigError(f"settle must be >= 0 seconds, got {settle!r}")
 
-    chosen = make_runtime(runtime, sc, strat, tabs=tabs, seed=seed, scale=scale)
+    chosen = make_runtime(runtime, sc, strat, tabs=tabs, seed=seed, scale=scale, stack=stack, ws=ws)
     bar, tick = _progress(progress, tabs * duration, duration + settle, chosen.name == "virtual")
     try:
         played = chosen.execute(
@@ -113,6 +120,8 @@ def run(
         "settle": float(settle),
         "scale": float(chosen.scale),
     }
+    if stack is not None:
+        info["stack"], info["ws"] = getattr(chosen, "stack", stack), getattr(chosen, "ws", ws)
     timeseries, summary = summarise(played.census, played.server, info)
     summary.update(played.extra)
     return Result(sc.name, strat.name, timeseries, summary, trace_frame(played.env.trace))
@@ -126,8 +135,15 @@ def make_runtime(
     tabs: int,
     seed: int = 0,
     scale: float | None = None,
+    stack: str | None = None,
+    ws: str | None = None,
 ) -> Runtime:
     """The adapter for runtime ``name`` (one of :data:`RUNTIMES`)."""
+    if (stack, ws) != (None, None) and name != "live":
+        raise ConfigError(
+            "stack= and ws= choose the live runtime's own server: use runtime='live', "
+            f"not runtime={name!r}"
+        )
     if name == "virtual":
         from simkit.virtual.runtime import VirtualRuntime
 
@@ -137,7 +153,7 @@ def make_runtime(
     if name == "live":
         from simkit.live.runtime import LiveRuntime
 
-        return LiveRuntime(scenario, strategy, scale=scale, seed=seed)
+        return LiveRuntime(scenario, strategy, scale=scale, seed=seed, stack=stack, ws=ws)
     if name == "browser":
         from simkit.browser.runtime import BrowserRuntime
 
