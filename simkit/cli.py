@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from simkit.api import RUNTIMES
+from simkit.live.common import STACKS
 from simkit.model.client import BACKOFFS, GUARDS, IDENTITIES, LIFECYCLES, UNLOADS, VISIBILITIES
 from simkit.model.errors import SimkitError
 from simkit.model.liveness import LIVENESS
@@ -61,6 +62,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         runtime=args.runtime,
         progress=None,
         scale=args.scale,
+        **_stack(args),
     )
     out = _outdir(args.out)
     result.timeseries.to_csv(out / "timeseries.csv", index=False)
@@ -87,6 +89,7 @@ def cmd_compare(args: argparse.Namespace, strategies: list[str] | None = None) -
         seed=args.seed,
         runtime=args.runtime,
         scale=args.scale,
+        **_stack(args),
     )
     out = _outdir(args.out)
     table = comparison.table
@@ -117,9 +120,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from simkit.live.server import LocalServer
 
     async def serve() -> None:
-        async with LocalServer(args.strategy, host=args.host, port=args.port) as server:
+        async with LocalServer(
+            args.strategy, host=args.host, port=args.port, stack=args.stack, ws=args.ws
+        ) as server:
             print(
-                f"simkit serving '{args.strategy}' on {server.http_url} (WebSocket "
+                f"simkit serving '{args.strategy}' ({server.stack}, {server.ws_impl}) on "
+                f"{server.http_url} (WebSocket "
                 f"{server.url}); open the page, reload it, watch /stats. Ctrl-C stops.",
                 flush=True,
             )
@@ -220,6 +226,27 @@ def _outdir(path: str) -> Path:
     return out
 
 
+def _stack(args: argparse.Namespace) -> dict[str, str]:
+    """``--stack``/``--ws`` as run()'s keywords, only when given (the live server's stack)."""
+    return {k: v for k, v in (("stack", args.stack), ("ws", args.ws)) if v is not None}
+
+
+def _stack_options(p: argparse.ArgumentParser, default: str | None) -> None:
+    p.add_argument(
+        "--stack",
+        default=default,
+        choices=list(STACKS),
+        help="the live server: websockets, or fastapi (FastAPI on uvicorn, the post-mortem's)",
+    )
+    p.add_argument(
+        "--ws",
+        default=None,
+        choices=sorted({impl for impls in STACKS.values() for impl in impls}),
+        help="uvicorn's WebSocket implementation with --stack fastapi (default "
+        "websockets-sansio, uvicorn's own default)",
+    )
+
+
 def _save(fig: Any, path: Path) -> None:
     import matplotlib.pyplot as plt
 
@@ -246,6 +273,7 @@ def _common(p: argparse.ArgumentParser, *, scenario: str, tabs: int | None, dura
         default=None,
         help="live and browser only: wall seconds per scenario second",
     )
+    _stack_options(p, None)
     p.add_argument("--out", default="simkit-output", help="folder for csv, json and png files")
 
 
@@ -269,6 +297,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--strategy", default="postmortem-safe", choices=list(STRATEGIES))
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8765)
+    _stack_options(p, "websockets")
     p = sub.add_parser("sweep", help="a parameter study: every combination x seeds, on Dask")
     p.add_argument("--scenarios", default="reload-storm", help="comma-separated")
     p.add_argument("--strategies", default=",".join(DEMO_STRATEGIES), help="comma-separated")
