@@ -6,6 +6,7 @@ import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from simkit.actors.cluster import cluster_spec
 from simkit.actors.play import Runtime, play
 from simkit.model.errors import ConfigError, choice
 from simkit.model.liveness import CLOSE_TIMEOUT
@@ -45,6 +46,8 @@ def run(
     trace: bool = False,
     progress: bool | None = None,
     on_sample: Callable[[dict[str, float]], None] | None = None,
+    nodes: int | None = None,
+    balancer: str | None = None,
     scale: float | None = None,
     stack: str | None = None,
     ws: str | None = None,
@@ -64,6 +67,12 @@ def run(
     on 127.0.0.1 behind a fault proxy, with every duration multiplied by ``scale`` (default
     0.05: a 300 s scenario takes 15 s). Live numbers vary from run to run; compare them on
     invariants and tolerances, not exactly.
+
+    ``nodes=N`` plays N server nodes behind a load balancer (``balancer``: round-robin,
+    random, sticky or least-connections) that share the registry as the strategy's
+    cross-node policy says (``local`` for a one-node design); default: the scenario's
+    (1 for all but the multi-node ones). One node and a one-node design is the same run
+    as before nodes existed, bit for bit.
 
     ``stack="fastapi"`` (with ``runtime="live"``) serves the run with FastAPI on uvicorn,
     the post-mortem's own stack, instead of the ``websockets`` server; ``ws`` picks
@@ -91,6 +100,9 @@ def run(
         raise ConfigError(f"settle must be >= 0 seconds, got {settle!r}")
 
     chosen = make_runtime(runtime, sc, strat, tabs=tabs, seed=seed, scale=scale, stack=stack, ws=ws)
+    chosen.cluster = cluster_spec(
+        sc.nodes if nodes is None else nodes, balancer, strat, chosen.name
+    )
     bar, tick = _progress(progress, tabs * duration, duration + settle, chosen.name == "virtual")
     try:
         played = chosen.execute(

@@ -13,7 +13,9 @@ from typing import Any
 
 from simkit.api import RUNTIMES
 from simkit.live.common import STACKS
+from simkit.model.balancer import BALANCERS
 from simkit.model.client import BACKOFFS, GUARDS, IDENTITIES, LIFECYCLES, UNLOADS, VISIBILITIES
+from simkit.model.cluster import CLUSTER_POLICIES
 from simkit.model.errors import SimkitError
 from simkit.model.liveness import LIVENESS
 from simkit.model.registry import REGISTRIES
@@ -30,6 +32,8 @@ def _sections() -> list[tuple[str, dict[str, str]]]:
         ("strategies (presets)", {n: s.summary for n, s in STRATEGIES.items()}),
         ("registry policies", {n: c.summary for n, c in REGISTRIES.items()}),
         ("liveness presets", {n: r.summary for n, r in LIVENESS.items()}),
+        ("cross-node policies (--nodes N)", {n: p.summary for n, p in CLUSTER_POLICIES.items()}),
+        ("load balancers (--balancer)", {n: b.summary for n, b in BALANCERS.items()}),
         ("identity", IDENTITIES),
         ("unload", UNLOADS),
         ("visibility", VISIBILITIES),
@@ -62,6 +66,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         runtime=args.runtime,
         progress=None,
         scale=args.scale,
+        nodes=args.nodes,
+        balancer=args.balancer,
         **_stack(args),
     )
     out = _outdir(args.out)
@@ -89,6 +95,8 @@ def cmd_compare(args: argparse.Namespace, strategies: list[str] | None = None) -
         seed=args.seed,
         runtime=args.runtime,
         scale=args.scale,
+        nodes=args.nodes,
+        balancer=args.balancer,
         **_stack(args),
     )
     out = _outdir(args.out)
@@ -272,6 +280,15 @@ def _common(p: argparse.ArgumentParser, *, scenario: str, tabs: int | None, dura
         type=float,
         default=None,
         help="live and browser only: wall seconds per scenario second",
+    )
+    p.add_argument(
+        "--nodes", type=int, default=None, help="server nodes (default: scenario's, mostly 1)"
+    )
+    p.add_argument(
+        "--balancer",
+        default=None,
+        choices=list(BALANCERS),
+        help="load balancer in front of several nodes (default: round-robin)",
     )
     _stack_options(p, None)
     p.add_argument("--out", default="simkit-output", help="folder for csv, json and png files")

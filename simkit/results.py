@@ -238,7 +238,24 @@ def summarise(
         and summary["final_open_sockets"] == summary["final_connected_tabs"]
         and summary["final_disconnected_tabs"] == 0
     )
+    if census.node_rows:  # several nodes: per-node columns and the cross-node numbers
+        _several_nodes(ts, summary, census, server)
     return ts, summary
+
+
+def _several_nodes(ts: pd.DataFrame, summary: dict[str, Any], census: Census, server: Any) -> None:
+    """A run on several nodes (a Cluster) adds columns ``node<i>_open`` (open sockets per
+    node) and ``dead_node_entries`` (registry entries held for nodes that are down), and
+    summary keys; a one-node run has none of them, so its outputs stay what they were."""
+    for name, values in census.node_rows.items():
+        ts[name] = pd.Series(values, dtype="int64")
+    summary.update(server.summary())
+    nodes = [c for c in census.node_rows if c.startswith("node")]
+    summary["peak_node_open_sockets"] = int(ts[nodes].max().max())
+    dead = ts["dead_node_entries"]
+    summary["peak_dead_node_entries"] = int(dead.max())
+    summary["mean_dead_node_entries"] = round(float(dead.mean()), 6)
+    summary["final_dead_node_entries"] = int(dead.iloc[-1])
 
 
 def _mean(values: list[float]) -> float:

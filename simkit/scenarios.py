@@ -42,6 +42,7 @@ class Scenario:
     control: Control | None = None  # server-side events (restart)
     strategy: Strategy | None = None  # a scenario that carries its own design
     step: float = 1.0
+    nodes: int = 1  # server nodes unless simkit.run(nodes=...) says otherwise
 
     def people(self, tabs: int, rng: random.Random) -> list[str]:
         low, high = self.tabs_per_person
@@ -244,3 +245,98 @@ def check_size(tabs: object, duration: object) -> None:
         raise ConfigError(f"tabs must be a whole number >= 1, got {tabs!r}")
     if not isinstance(duration, int | float) or not duration > 0 or duration == float("inf"):
         raise ConfigError(f"duration must be a positive number of seconds, got {duration!r}")
+
+
+# --- several server nodes (simkit.actors.cluster) -----------------------------------------
+# Each control falls back to the one-node equivalent when the run has a single Server.
+
+
+async def reload_across_nodes(tab: Tab, sc: Scenario) -> None:
+    """Frequent reloads; behind a round-robin balancer the new page's socket lands on
+    another node than the old one, so the kick and the cleanup cross nodes."""
+    rng = tab.work_rng
+    await _arrive(tab)
+    async for _ in _every(tab, sc, 20.0):
+        await tab.reload(rng.uniform(0.05, 0.5), vanish=rng.random() < 0.05)
+
+
+async def churn_with_background(tab: Tab, sc: Scenario) -> None:
+    """Reloads, and background tabs the browser freezes; a third of those are closed while
+    frozen, so if their node died meanwhile nobody ever cleans up their entry."""
+    rng = tab.work_rng
+    await _arrive(tab)
+    async for _ in _every(tab, sc, 40.0):
+        if rng.random() < 0.6:
+            await tab.reload(rng.uniform(0.05, 0.5))
+            continue
+        tab.freeze()
+        await _for_a_while(tab, sc, 40.0)
+        if rng.random() < 0.33:
+            tab.close()
+            return
+        tab.resume()
+
+
+async def crash_a_node(env: Env, sc: Scenario) -> None:
+    """Node 0 is killed at 40 % of the workload (SIGKILL: no handler runs) and is back
+    30 s later."""
+    await env.sleep(sc.duration * 0.4)
+    server = env.network.server
+    if hasattr(server, "crash_node"):
+        server.crash_node(0, 30.0)
+    else:
+        env.network.restart_server(30.0)
+
+
+async def deploy_one_by_one(env: Env, sc: Scenario) -> None:
+    """A rolling deploy from a quarter of the workload on: each node in turn leaves the
+    balancer, closes its sockets (4003), exits 5 s later and is back 10 s after that."""
+    await env.sleep(sc.duration / 4)
+    server = env.network.server
+    if not hasattr(server, "drain_node"):
+        env.network.restart_server(10.0)
+        return
+    for index in range(len(server.nodes)):
+        server.drain_node(index, 5.0, 10.0)
+        await env.sleep(min(30.0, sc.duration / (2 * len(server.nodes))))
+
+
+async def store_blip(env: Env, sc: Scenario) -> None:
+    """The shared store is unreachable for 5 s at half time (Redis failing over)."""
+    await env.sleep(sc.duration / 2)
+    store = getattr(env.network.server, "store", None)
+    if store is not None:
+        store.down_for(5.0)
+
+
+for _scenario in (
+    Scenario(
+        "multi-node-reload",
+        "3 nodes, round-robin: a reload's new socket lands on another node than the old one",
+        reload_across_nodes,
+        latency=Latency(0.01, 0.2),
+        nodes=3,
+    ),
+    Scenario(
+        "node-crash",
+        "3 nodes; node 0 is killed at 40 % (sockets reset, no cleanup) and back 30 s later",
+        churn_with_background,
+        control=crash_a_node,
+        nodes=3,
+    ),
+    Scenario(
+        "rolling-deploy",
+        "3 nodes drained and restarted one at a time: the reconnect herd moves around",
+        reload_across_nodes,
+        control=deploy_one_by_one,
+        nodes=3,
+    ),
+    Scenario(
+        "redis-blip",
+        "3 nodes; the shared store is unreachable for 5 s at half time",
+        reload_across_nodes,
+        control=store_blip,
+        nodes=3,
+    ),
+):
+    SCENARIOS[_scenario.name] = _scenario

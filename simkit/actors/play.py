@@ -24,6 +24,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+from simkit.actors.cluster import ClusterSpec
 from simkit.actors.env import Env
 from simkit.actors.server import Server
 from simkit.actors.tab import Tab
@@ -49,6 +50,9 @@ class Runtime(ABC):
 
     name: ClassVar[str]
     scale: float = 1.0  # loop seconds per scenario second
+    # Several server nodes (set by simkit.api.make_runtime when nodes > 1 or the strategy is
+    # a cross-node design): the server actor is then a Cluster. None: one node, a Server.
+    cluster: ClusterSpec | None = None
 
     @abstractmethod
     def execute(self, main: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -69,8 +73,16 @@ class Runtime(ABC):
         """The server-side actor the run observes and pushes through. The kit's own servers
         play :class:`Server` (the strategy's registry); a runtime playing against a server
         that is not the kit's (``simkit.live.target``) returns one that only mirrors what it
-        can see of that server."""
+        can see of that server. With :attr:`cluster` set it is a :class:`Cluster` of nodes
+        sharing :meth:`cluster_store`."""
+        if self.cluster is not None:
+            return self.cluster.build(env, self.cluster_store(env))  # type: ignore[return-value]
         return Server(env)
+
+    def cluster_store(self, env: Env) -> Any:
+        """The store several nodes share (None: a virtual store on the run's clock; the live
+        runtime returns a real Redis)."""
+        return None
 
     async def prepare(self, env: Env, people: list[str]) -> None:  # noqa: B027 (an optional hook)
         """Last set-up once the actors exist and before the clock starts (e.g. one browser
@@ -186,11 +198,14 @@ def observe(
 ) -> None:
     """Sample the census every ``step`` scenario seconds from 0 to ``end`` inclusive."""
     n = 0
+    per_node = getattr(server, "on_sample", None)  # a Cluster's numbers per node
 
     def sample() -> None:
         nonlocal n
         t = n * step
         env.census.sample(t, server.registry)
+        if per_node is not None:
+            per_node(t)
         if progress is not None:
             progress(t)
         if on_sample is not None:
