@@ -4,9 +4,11 @@ Start with :func:`run` and :func:`compare`, then :func:`sweep` for parameter stu
 Dask); ``python -m simkit list`` names every scenario, strategy and policy.
 """
 
-from simkit.api import compare, run
-from simkit.grade import Grade, grade
-from simkit.live import FaultProxy, LocalServer
+import sys
+from importlib import import_module
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
 from simkit.model import (
     Client,
     ConfigError,
@@ -17,9 +19,57 @@ from simkit.model import (
 )
 from simkit.model.latency import Latency
 from simkit.model.strategy import STRATEGIES
-from simkit.results import Comparison, Result
-from simkit.scenarios import SCENARIOS, Scenario
-from simkit.sweep import Sweep, sweep
+
+# The rest is imported on first use (PEP 562), so that importing a light module of the
+# package (``simkit.adapters``, inside someone's web app) does not pull pandas, matplotlib
+# or the live server with it. ``from simkit import run`` works as before.
+_LAZY = {
+    "compare": "simkit.api",
+    "run": "simkit.api",
+    "Grade": "simkit.grade",
+    "grade": "simkit.grade",
+    "FaultProxy": "simkit.live",
+    "LocalServer": "simkit.live",
+    "Comparison": "simkit.results",
+    "Result": "simkit.results",
+    "SCENARIOS": "simkit.scenarios",
+    "Scenario": "simkit.scenarios",
+    "Sweep": "simkit.sweep",
+    "sweep": "simkit.sweep",
+}
+
+if TYPE_CHECKING:
+    from simkit.api import compare, run
+    from simkit.grade import Grade, grade
+    from simkit.live import FaultProxy, LocalServer
+    from simkit.results import Comparison, Result
+    from simkit.scenarios import SCENARIOS, Scenario
+    from simkit.sweep import Sweep, sweep
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'simkit' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+class _Package(ModuleType):
+    """``simkit.grade`` and ``simkit.sweep`` are functions named like their modules: when
+    the module is first imported, Python binds it on the package; the function stays."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, ModuleType) and callable(self.__dict__.get(name)):
+            return
+        if isinstance(value, ModuleType) and name in ("grade", "sweep"):
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+
 
 __all__ = [
     "SCENARIOS",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from simkit.actors.cluster import cluster_spec
@@ -34,6 +34,18 @@ def default_settle(strategy: Strategy) -> float:
     )
 
 
+def settle_for(strategy: Strategy, target: str | None, keepalive: float | None) -> float:
+    """The default settle: :func:`default_settle`, or against a target its keepalive in
+    place of the strategy's heartbeat (which the target does not run)."""
+    if target is None:
+        return default_settle(strategy)
+    from simkit.live.target import TARGET_KEEPALIVE, check_keepalive, target_settle
+
+    return target_settle(
+        strategy, check_keepalive(TARGET_KEEPALIVE if keepalive is None else keepalive)
+    )
+
+
 def run(
     scenario: str | Scenario = "reload-storm",
     strategy: str | Strategy | None = None,
@@ -49,6 +61,9 @@ def run(
     nodes: int | None = None,
     balancer: str | None = None,
     scale: float | None = None,
+    target: str | None = None,
+    auth: Callable[[str], Mapping[str, str]] | None = None,
+    target_keepalive: float | None = None,
     stack: str | None = None,
     ws: str | None = None,
 ) -> Result:
@@ -74,6 +89,14 @@ def run(
     (1 for all but the multi-node ones). One node and a one-node design is the same run
     as before nodes existed, bit for bit.
 
+    ``target="ws://HOST:PORT/PATH"`` (with ``runtime="live"``) plays the tabs against your
+    own server instead, at scale 1, through the fault proxy (README "Test your own
+    server"): ``{user}`` in the URL is the id a tab claims (else ``?user=`` is appended),
+    ``auth(user)`` returns extra handshake headers, ``target_keepalive`` is how long your
+    server takes to close a silent socket (ping interval + timeout; default 40 s, uvicorn's).
+    What the kit cannot see without your server's help is NaN, and
+    ``summary["unknown_metrics"]`` says why.
+
     ``stack="fastapi"`` (with ``runtime="live"``) serves the run with FastAPI on uvicorn,
     the post-mortem's own stack, instead of the ``websockets`` server; ``ws`` picks
     uvicorn's WebSocket implementation (``websockets-sansio``, its default, ``websockets``
@@ -95,11 +118,29 @@ def run(
         raise ConfigError(f"seed must be a whole number, got {seed!r}")
     if runtime not in RUNTIMES:
         raise choice("runtime", runtime, list(RUNTIMES))
-    settle = default_settle(strat) if settle is None else settle
+    if target is not None and runtime != "live":
+        raise ConfigError(
+            f"target= plays real sockets against your server: use runtime='live', not {runtime!r}"
+        )
+    if target is None and (auth is not None or target_keepalive is not None):
+        raise ConfigError("auth= and target_keepalive= only apply with target=")
+    settle = settle_for(strat, target, target_keepalive) if settle is None else settle
     if not (settle >= 0 and math.isfinite(settle)):
         raise ConfigError(f"settle must be >= 0 seconds, got {settle!r}")
 
-    chosen = make_runtime(runtime, sc, strat, tabs=tabs, seed=seed, scale=scale, stack=stack, ws=ws)
+    chosen = make_runtime(
+        runtime,
+        sc,
+        strat,
+        tabs=tabs,
+        seed=seed,
+        scale=scale,
+        target=target,
+        auth=auth,
+        target_keepalive=target_keepalive,
+        stack=stack,
+        ws=ws,
+    )
     chosen.cluster = cluster_spec(
         sc.nodes if nodes is None else nodes, balancer, strat, chosen.name
     )
@@ -136,6 +177,9 @@ def run(
         info["stack"], info["ws"] = getattr(chosen, "stack", stack), getattr(chosen, "ws", ws)
     timeseries, summary = summarise(played.census, played.server, info)
     summary.update(played.extra)
+    for column in summary.get("unknown_metrics", {}):
+        if column in timeseries.columns:  # a runtime that cannot know a metric says so
+            timeseries[column] = math.nan
     return Result(sc.name, strat.name, timeseries, summary, trace_frame(played.env.trace))
 
 
@@ -147,14 +191,25 @@ def make_runtime(
     tabs: int,
     seed: int = 0,
     scale: float | None = None,
+    target: str | None = None,
+    auth: Callable[[str], Mapping[str, str]] | None = None,
+    target_keepalive: float | None = None,
     stack: str | None = None,
     ws: str | None = None,
 ) -> Runtime:
-    """The adapter for runtime ``name`` (one of :data:`RUNTIMES`)."""
-    if (stack, ws) != (None, None) and name != "live":
+    """The adapter for runtime ``name`` (one of :data:`RUNTIMES`); with ``target``, the
+    live runtime's tabs against that server (:class:`~simkit.live.target.TargetRuntime`)."""
+    if (stack, ws) != (None, None) and (name != "live" or target is not None):
         raise ConfigError(
-            "stack= and ws= choose the live runtime's own server: use runtime='live', "
-            f"not runtime={name!r}"
+            "stack= and ws= choose the live runtime's own server: use runtime='live' "
+            f"without target=, not runtime={name!r}" + (" with target=" if target else "")
+        )
+    if target is not None and name == "live":
+        from simkit.live.target import TARGET_KEEPALIVE, TargetRuntime
+
+        keepalive = TARGET_KEEPALIVE if target_keepalive is None else target_keepalive
+        return TargetRuntime(
+            scenario, strategy, target, auth=auth, keepalive=keepalive, seed=seed, scale=scale
         )
     if name == "virtual":
         from simkit.virtual.runtime import VirtualRuntime
@@ -183,7 +238,8 @@ def compare(
     chosen = [strategy_of(item) for item in strategies]
     if kwargs.get("settle") is None and chosen:
         # One time axis for all: settle as long as the slowest strategy needs.
-        kwargs["settle"] = max(default_settle(s) for s in chosen)
+        target, keepalive = kwargs.get("target"), kwargs.get("target_keepalive")
+        kwargs["settle"] = max(settle_for(s, target, keepalive) for s in chosen)
     results: dict[str, Result] = {}
     for item in chosen:
         result = run(sc, item, **kwargs)

@@ -141,7 +141,7 @@ class LiveNetwork:
     ) -> None:
         self.loop = loop
         self.census = census
-        self.local = server
+        self.local = server  # None: a target's network (it overrides what uses this)
         self.proxy = proxy
         self.scale = scale
         self.close_timeout = close_timeout
@@ -155,6 +155,7 @@ class LiveNetwork:
 
     @property
     def open_links(self) -> dict[int, Any]:
+        assert self.local is not None
         return self.local.open_links
 
     # -- hooks a network without a LocalServer overrides (simkit.live.target) -------------
@@ -191,10 +192,12 @@ class LiveNetwork:
 
     @property
     def server(self) -> Any:
+        assert self.local is not None
         return self.local.core
 
     @server.setter
     def server(self, core: Any) -> None:
+        assert self.local is not None
         self.local.core = core
         self.env = core.env
 
@@ -239,6 +242,7 @@ class LiveNetwork:
         """Nothing to settle at the end of a run: live heartbeats run for real."""
 
     def restart_server(self, downtime: float) -> None:
+        assert self.local is not None
         self.spawn(self.local.restart(downtime * self.scale))
 
     async def aclose(self) -> None:

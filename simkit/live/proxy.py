@@ -45,11 +45,18 @@ class Piped:
         self._cw, self._sw = cw, sw
         self.last_traffic = asyncio.get_running_loop().time()
         self.closed = False
+        self.server_gone = False  # the server's side has ended (see FaultProxy.on_closed)
         self._writers: list[asyncio.Task] = []
         self._tasks = [
             asyncio.create_task(self._pump(cr, sw, self.up)),
             asyncio.create_task(self._pump(sr, cw, self.down)),
         ]
+        self._tasks[1].add_done_callback(self._server_side_done)
+
+    def _server_side_done(self, task: asyncio.Task) -> None:
+        self.server_gone = True
+        if self.proxy.on_closed is not None:
+            self.proxy.on_closed(self)
 
     def blackhole(self) -> None:
         """The network dies silently: both directions swallow everything from now on."""
@@ -149,8 +156,8 @@ class FaultProxy:
         self._server: asyncio.Server | None = None
         self._idle_task: asyncio.Task | None = None
         self.idle_cuts = 0
-        # Told each connection that is over at both ends (a target run counts the server's
-        # open sockets from here: the upstream connections the proxy still holds).
+        # Told each connection whose server side has ended (its server -> client direction
+        # is over: FIN, reset or cut); a target run counts the server's open sockets so.
         self.on_closed: Callable[[Piped], None] | None = None
 
     async def __aenter__(self) -> FaultProxy:
@@ -203,8 +210,6 @@ class FaultProxy:
                 del self.connections[port]
             for writer in (cw, sw):  # both directions are done: release the sockets now
                 writer.transport.abort()
-            if self.on_closed is not None:
-                self.on_closed(piped)
 
     async def _reap_idle(self) -> None:
         loop = asyncio.get_running_loop()

@@ -1,0 +1,1 @@
+"""Standalone apps to point ``simkit.run(..., target=...)`` at (``uvicorn examples.X:app``)."""
