@@ -16,6 +16,10 @@ from simkit.model import make_strategy
 from simkit.model.tokens import TokenError, TokenSigner
 
 LIMIT = 30
+# uvicorn's legacy implementation on websockets' legacy server warns on every connection
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:remove second argument of ws_handler:DeprecationWarning"
+)
 
 STACKS = [
     pytest.param({}, id="websockets"),
