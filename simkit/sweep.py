@@ -472,8 +472,9 @@ def _execute(
 
 def local_cluster(workers: int | None = None) -> Any:
     """The default cluster: ``workers`` processes (default: one per core this process may
-    use), one thread each (a run holds the GIL), scheduler and workers on 127.0.0.1 only,
-    no dashboard, and quiet (workers log errors only: a notebook compares stderr).
+    use), one thread each (a run holds the GIL), scheduler, workers and the scheduler's
+    HTTP endpoint on 127.0.0.1 only (a free port), and quiet (workers log errors only: a
+    notebook compares stderr).
 
     Use it as a context manager, or keep one open across several sweeps::
 
@@ -490,7 +491,8 @@ def local_cluster(workers: int | None = None) -> Any:
         threads_per_worker=1,
         processes=True,
         host="127.0.0.1",
-        dashboard_address=None,
+        # its HTTP server starts even without a dashboard: a free port, never 8787 taken
+        dashboard_address="127.0.0.1:0",
         silence_logs=logging.ERROR,
     )
 
