@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lab bench soak lint clean browser
+.PHONY: demo test test-fast lab bench soak lint clean browser redis
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,7 +24,15 @@ browser:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium missing and not installable here: browser tests will be skipped"; fi; }
 
-test: $(STAMP) browser
+# Several-node tests need Debian's redis-server: installed the same way when missing.
+redis:
+	@command -v redis-server >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing redis-server (Debian package) for the several-node tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
+	  else echo "redis-server missing and not installable here: redis tests will be skipped"; fi; }
+
+test: $(STAMP) browser redis
 	$(PY) -m ruff check simkit tests benchmarks
 	$(PY) -m mypy
 	$(PY) -m pytest

@@ -144,6 +144,10 @@ def run(
     chosen.cluster = cluster_spec(
         sc.nodes if nodes is None else nodes, balancer, strat, chosen.name
     )
+    if chosen.cluster is not None and chosen.name == "live":
+        from simkit.live.nodes import live_cluster
+
+        chosen = live_cluster(chosen, sc, strat, chosen.cluster, seed=seed)
     bar, tick = _progress(progress, tabs * duration, duration + settle, chosen.name == "virtual")
     try:
         played = chosen.execute(

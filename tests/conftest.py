@@ -80,6 +80,26 @@ def require_browser() -> None:
     pytest.skip(f"browser tests: {reason}")
 
 
+def redis_missing() -> str | None:
+    """Why the tests that need a real Redis cannot run here, or None."""
+    from simkit.live.redis import HOW_TO_START, redis_binary
+
+    return None if redis_binary() else f"redis-server is not installed; {HOW_TO_START}"
+
+
+def require_redis() -> None:
+    """Skip the calling test, with the reason, when redis-server is missing; fail instead
+    when ``SIMKIT_REQUIRE_REDIS`` is set (``.ci/run`` sets it). The only copy of this check."""
+    reason = redis_missing()
+    if reason is None:
+        return
+    if os.environ.get("SIMKIT_REQUIRE_REDIS", "").strip().lower() not in ("", "0", "false"):
+        pytest.fail(f"SIMKIT_REQUIRE_REDIS is set but {reason}", pytrace=False)
+    pytest.skip(f"redis tests: {reason}")
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     if item.get_closest_marker("browser") is not None:
         require_browser()
+    if item.get_closest_marker("redis") is not None:
+        require_redis()

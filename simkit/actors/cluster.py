@@ -245,7 +245,9 @@ class Cluster:
         self.pending: dict[int, int] = {}  # buffered push -> how many buffers hold it
         self.restarts = 0
         self.entry_rng = env.rng("push-entry")
-        self.kill: Callable[[Node], None] = self._reset_sockets
+        # How a node's process dies (for ``downtime`` seconds): here its sockets reset; the
+        # live runtime crashes the node's real server instead.
+        self.kill: Callable[[Node, float], None] = self._reset_sockets
         if policy.refresh is not None:
             for node in self.nodes:
                 env.call_later(policy.refresh, self._refresh, node)
@@ -282,15 +284,23 @@ class Cluster:
     def up(self) -> list[int]:
         return [n.index for n in self.nodes if n.alive and n.accepting]
 
-    def on_open(self, link: Any) -> None:
-        env = self.env
+    def pick(self, user: str) -> int | None:
+        """The load balancer's choice for a new connection of ``user`` (None: no node up)."""
         up = self.up()
-        if not up:  # no node to take it: the balancer resets the connection
+        if not up:
+            return None
+        return self.balancer.pick(user, up, {n.index: len(n.links) for n in self.nodes})
+
+    def on_open(self, link: Any, at: int | None = None) -> None:
+        """A handshake reached the server side: on node ``at`` if a balancer in front
+        already chose it (the live runtime's proxies), else the balancer chooses now."""
+        env = self.env
+        index = self.pick(link.user) if at is None else at
+        if index is None:  # no node to take it: the balancer resets the connection
             env.census.count_refusal()
             link.server_dies()
             return
-        load = {n.index: len(n.links) for n in self.nodes}
-        node = self.nodes[self.balancer.pick(link.user, up, load)]
+        node = self.nodes[index]
         node.links[link.id] = link
         self.node_of[link.id] = node
         now = env.now()
@@ -511,7 +521,7 @@ class Cluster:
 
     # -- nodes failing and coming back ------------------------------------------------------
 
-    def _reset_sockets(self, node: Node) -> None:
+    def _reset_sockets(self, node: Node, downtime: float) -> None:
         for link in list(node.links.values()):
             link.server_dies()  # the OS resets every socket; no handler runs
 
@@ -522,7 +532,7 @@ class Cluster:
         if not node.alive:
             return
         self.env.census.count_cluster("node_crashes")
-        self._die(node)
+        self._die(node, downtime)
         self.env.call_later(downtime, self._back, node)
 
     def drain_node(self, index: int, grace: float, downtime: float) -> None:
@@ -541,7 +551,7 @@ class Cluster:
 
     def _exit(self, node: Node, downtime: float) -> None:
         if node.alive:
-            self._die(node)
+            self._die(node, downtime)
         self.env.call_later(downtime, self._back, node)
 
     def _node(self, index: int) -> Node:
@@ -549,10 +559,10 @@ class Cluster:
             raise ConfigError(f"node must be 0..{len(self.nodes) - 1}, got {index!r}")
         return self.nodes[index]
 
-    def _die(self, node: Node) -> None:
+    def _die(self, node: Node, downtime: float) -> None:
         self._forget(node)
         node.alive = node.accepting = False
-        self.kill(node)
+        self.kill(node, downtime)
         for conn in node.links:
             self.node_of.pop(conn, None)
         node.links.clear()

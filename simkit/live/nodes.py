@@ -1,0 +1,204 @@
+"""Several live server nodes sharing a real Redis, the kit's proxies as the load balancer.
+
+Each node is a real :class:`~simkit.live.server.LocalServer` on its own port behind its own
+:class:`~simkit.live.proxy.FaultProxy`; a tab's socket goes to the node the run's load
+balancer picks when the tab dials (an L4 balancer chooses at connect time too, and a
+sticky one by the user in the URL). The nodes run in the run's process and share one
+:class:`~simkit.actors.cluster.Cluster` actor, whose registry lives in a real Redis
+(:class:`~simkit.live.redis.RedisStore`) started for the run and stopped after it.
+
+Why in one process: the census keeps the truth of both ends of every socket as it happens;
+a node in another process would report its opens and closes late (the browser runtime
+shows what a late census costs), and the kit's conformance suite holds a runtime to the
+census's view. A node crash is still real where it matters: the node's server aborts every
+socket (the clients get a TCP reset, as from a SIGKILLed process), stops listening (new
+connections to its port are refused), runs no handler's cleanup, forgets its memory, and
+comes back on the same port; what it wrote to Redis stays there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import ChainMap
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+from simkit.actors.cluster import Cluster, ClusterSpec, Node
+from simkit.live.network import LiveLink, LiveNetwork
+from simkit.live.proxy import FaultProxy, Toxics
+from simkit.live.redis import RedisServer, RedisStore
+from simkit.live.runtime import LiveRuntime
+from simkit.live.server import LocalServer
+from simkit.model.cluster import cluster_policy
+from simkit.model.errors import ConfigError
+from simkit.model.liveness import CLOSE_TIMEOUT
+from simkit.model.strategy import Strategy
+from simkit.runtime.census import Census
+
+if TYPE_CHECKING:
+    from simkit.scenarios import Scenario
+
+
+class NodeCore:
+    """What one node's LocalServer calls: the shared Cluster actor, told which node."""
+
+    def __init__(self, cluster: Cluster, index: int) -> None:
+        self.cluster = cluster
+        self.index = index
+        self.env = cluster.env
+        self.registry = cluster.registry
+
+    def on_open(self, link: Any) -> None:
+        self.cluster.on_open(link, self.index)
+
+    def on_close(self, link: Any, code: int) -> None:
+        self.cluster.on_close(link, code)
+
+    def restart(self) -> None:
+        """The node's process died: the Cluster already counted it (crash_node)."""
+
+
+class ClusterNetwork(LiveNetwork):
+    """Tabs dial the node the balancer picks, through that node's proxy."""
+
+    def __init__(
+        self, runtime: LiveClusterRuntime, loop: asyncio.AbstractEventLoop, census: Census
+    ):
+        super().__init__(
+            loop,
+            census,
+            runtime.locals[0],
+            runtime.proxies[0],
+            scale=runtime.scale,
+            close_timeout=runtime.close_timeout,
+        )
+        self.runtime = runtime
+        self.cluster: Cluster | None = None
+
+    @property
+    def open_links(self) -> Any:
+        return ChainMap(*(local.open_links for local in self.runtime.locals))
+
+    @property
+    def server(self) -> Any:
+        return self.cluster
+
+    @server.setter
+    def server(self, cluster: Any) -> None:
+        self.cluster = cluster
+        self.env = cluster.env
+        for index, local in enumerate(self.runtime.locals):
+            local.core = NodeCore(cluster, index)
+        cluster.kill = self.runtime.kill_node
+
+    def dial(self, link: LiveLink) -> tuple[str, dict[str, Any]]:
+        _, options = super().dial(link)
+        assert self.cluster is not None
+        index = self.cluster.pick(link.user)
+        port = self.runtime.proxies[0 if index is None else index].port
+        query: dict[str, Any] = {"user": link.user, "link": link.id}
+        if link.session:
+            query["session"] = link.session
+        return f"ws://127.0.0.1:{port}/ws?{urlencode(query)}", options
+
+    def restart_server(self, downtime: float) -> None:
+        for local in self.runtime.locals:
+            self.spawn(local.restart(downtime * self.scale))
+
+
+class LiveClusterRuntime(LiveRuntime):
+    """``runtime="live"`` with ``nodes=N``: N LocalServers, N proxies, one real Redis."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        strategy: Strategy,
+        spec: ClusterSpec,
+        *,
+        scale: float | None = None,
+        seed: int = 0,
+        close_timeout: float = CLOSE_TIMEOUT,
+    ) -> None:
+        super().__init__(scenario, strategy, scale=scale, seed=seed, close_timeout=close_timeout)
+        self.cluster = spec
+        self.policy = cluster_policy(strategy.cluster or "local")
+        self.locals: list[LocalServer] = []
+        self.proxies: list[FaultProxy] = []
+        self.redis: RedisServer | None = None
+        self.store: RedisStore | None = None
+        self.shared_clients: dict[int, Any] = {}
+
+    async def start(self) -> None:
+        if self.policy.shared:
+            self.redis = RedisServer()
+            await self.redis.start()
+        sc, scale = self.scenario, self.scale
+        toxics = Toxics(latency=sc.latency.base * scale, jitter=sc.latency.jitter * scale)
+        idle = None if sc.idle_timeout is None else sc.idle_timeout * scale
+        for index in range(self.cluster.nodes):
+            local = LocalServer(
+                self.strategy,
+                scale=scale,
+                close_timeout=self.close_timeout,
+                own_core=False,
+                clients=self.shared_clients,
+            )
+            self.locals.append(local)
+            await local.start()
+            proxy = FaultProxy(
+                local.port, defaults=toxics, idle_timeout=idle, seed=self.seed + index
+            )
+            self.proxies.append(proxy)
+            await proxy.__aenter__()
+        self.local, self.proxy = self.locals[0], self.proxies[0]
+
+    def cluster_store(self, env: Any) -> Any:
+        if self.redis is None:
+            return None  # nothing shared: the nodes need no store (a virtual one idles)
+        self.store = RedisStore(env, self.policy, self.redis)
+        return self.store
+
+    async def prepare(self, env: Any, people: list[str]) -> None:
+        if self.store is not None:
+            await self.store.check()
+
+    def network(self, loop: asyncio.AbstractEventLoop, census: Census) -> LiveNetwork:
+        net = ClusterNetwork(self, loop, census)
+        self.networks.append(net)
+        return net
+
+    def kill_node(self, node: Node, downtime: float) -> None:
+        """A real crash of the node's server: every socket aborted (the clients get a TCP
+        reset), the port closed (new connections refused), no handler's cleanup, its memory
+        gone; it listens again on the same port ``downtime`` scenario seconds later."""
+        self.networks[-1].spawn(self.locals[node.index].restart(downtime * self.scale))
+
+    def summary(self) -> dict[str, Any]:
+        return {"redis": self.redis is not None}
+
+    async def stop(self) -> None:
+        for net in self.networks:
+            await net.aclose()
+        if self.store is not None:
+            await self.store.aclose()
+        for proxy in self.proxies:
+            with contextlib.suppress(Exception):
+                await proxy.close()
+        for local in self.locals:
+            with contextlib.suppress(Exception):
+                await local.stop()
+        if self.redis is not None:
+            await self.redis.stop()
+
+
+def live_cluster(
+    chosen: Any, scenario: Scenario, strategy: Strategy, spec: ClusterSpec, *, seed: int
+) -> LiveClusterRuntime:
+    """The live runtime for several nodes, in place of ``chosen`` (a one-node LiveRuntime)."""
+    if type(chosen) is not LiveRuntime:
+        raise ConfigError(
+            "nodes= and cross-node strategies play the kit's own servers; a target server "
+            "is one deployment of yours: point target= at its load balancer and use nodes=1"
+        )
+    return LiveClusterRuntime(scenario, strategy, spec, scale=chosen.scale, seed=seed)
