@@ -69,6 +69,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         nodes=args.nodes,
         balancer=args.balancer,
         **_stack(args),
+        **_target(args),
     )
     out = _outdir(args.out)
     result.timeseries.to_csv(out / "timeseries.csv", index=False)
@@ -77,6 +78,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     width = max(map(len, result.summary))
     for key, value in result.summary.items():
         print(f"{key:<{width}}  {value}")
+    _say_unknown(result.summary)
     print(f"\nwrote {out}/timeseries.csv, summary.json, connections.png")
     return 0
 
@@ -98,6 +100,7 @@ def cmd_compare(args: argparse.Namespace, strategies: list[str] | None = None) -
         nodes=args.nodes,
         balancer=args.balancer,
         **_stack(args),
+        **_target(args),
     )
     out = _outdir(args.out)
     table = comparison.table
@@ -105,6 +108,8 @@ def cmd_compare(args: argparse.Namespace, strategies: list[str] | None = None) -
     _save(comparison.plot(), out / "comparison.png")
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         print(table.T.to_string())
+    for result in comparison.results.values():
+        _say_unknown(result.summary, f"{result.strategy}: ")
     print(f"\nwrote {out}/comparison.csv and {out}/comparison.png")
     return 0
 
@@ -215,6 +220,13 @@ def _bars(stats: Any, metric: str) -> Any:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
+    if args.stack == "fastapi":
+        from simkit.live import calibrate_fastapi
+
+        out = Path(args.out) if args.out else calibrate_fastapi.DEFAULT_OUT
+        calibrate_fastapi.calibrate(args.reps, out=out, log=print)
+        print(f"wrote {out}")
+        return 0
     from simkit.browser import browser_missing
     from simkit.browser.calibrate import DEFAULT_OUT, calibrate
 
@@ -294,6 +306,42 @@ def _common(p: argparse.ArgumentParser, *, scenario: str, tabs: int | None, dura
     p.add_argument("--out", default="simkit-output", help="folder for csv, json and png files")
 
 
+def _target_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--target",
+        default=None,
+        metavar="ws://HOST:PORT/PATH",
+        help="play the tabs against your own server (live, scale 1); {user} in the URL is "
+        "the claimed id, else ?user= is appended",
+    )
+    p.add_argument(
+        "--target-keepalive",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="with --target: how long your server takes to close a silent socket (ping "
+        "interval + timeout; default 40, uvicorn's); sets the settle time",
+    )
+
+
+def _target(args: argparse.Namespace) -> dict[str, Any]:
+    """run()/compare()'s target options; --target implies the live runtime."""
+    if getattr(args, "target", None) is None:
+        if getattr(args, "target_keepalive", None) is not None:
+            raise SimkitError("--target-keepalive needs --target")
+        return {}
+    return {"target": args.target, "target_keepalive": args.target_keepalive}
+
+
+def _say_unknown(summary: dict[str, Any], prefix: str = "") -> None:
+    """What a target run could not measure, and what to look at first, in sentences."""
+    for note in summary.get("notes", []):
+        print(f"{prefix}note: {note}")
+    unknown = summary.get("unknown_metrics", {})
+    if unknown:
+        print(f"{prefix}unknown (NaN, not guessed): {', '.join(unknown)}")
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="python -m simkit",
@@ -303,9 +351,11 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="every scenario, strategy and policy, one line each")
     p = sub.add_parser("run", help="one scenario under one strategy")
     _common(p, scenario="reload-storm", tabs=None, duration=None)
+    _target_options(p)
     p.add_argument("--strategy", default=None, choices=list(STRATEGIES))
     p = sub.add_parser("compare", help="one scenario under several strategies")
     _common(p, scenario="reload-storm", tabs=None, duration=None)
+    _target_options(p)
     p.add_argument("--strategies", default=",".join(DEMO_STRATEGIES), help="comma-separated")
     p = sub.add_parser("demo", help="the README's first command")
     _common(p, scenario="reload-storm", tabs=100, duration=200.0)
@@ -339,7 +389,19 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="sweep-output", help="folder for the csv and png files")
     p = sub.add_parser("calibrate", help="measure real Chromium's closes; write calibration")
     p.add_argument("--reps", type=int, default=20, help="repetitions of each case")
-    p.add_argument("--out", default=None, help="JSON file (default: simkit/calibration.json)")
+    p.add_argument(
+        "--stack",
+        default="chromium",
+        choices=["chromium", "fastapi"],
+        help="what to measure: real Chromium's closes, or FastAPI on uvicorn under the "
+        "post-mortem's handler (per WebSocket implementation)",
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        help="JSON file (default: simkit/calibration.json, with --stack fastapi "
+        "simkit/calibration_fastapi.json)",
+    )
     return root
 
 
@@ -362,6 +424,8 @@ def main(argv: list[str] | None = None) -> int:
             parser().error(
                 f"unknown strategy {unknown[0]!r}; choose one of: {', '.join(STRATEGIES)}"
             )
+    if getattr(args, "target", None) is not None and args.runtime == "virtual":
+        args.runtime = "live"  # a target is a real server: --target implies --runtime live
     try:
         return COMMANDS[args.command](args)
     except SimkitError as error:
