@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from simkit.conformance import CHECKS, runner_for
+from simkit.model.strategy import strategy as strategy_of
 
 RUNTIMES = [
     pytest.param("virtual", {}, id="virtual"),
@@ -26,13 +27,37 @@ RUNTIMES = [
         for ws in ("websockets-sansio", "websockets", "wsproto")
     ),
     pytest.param("browser", {"scale": 0.5}, id="browser", marks=pytest.mark.browser),
+    # several nodes: the suite's designs with a cross-node policy, 3 nodes, round-robin
+    pytest.param("virtual", {"nodes": 3, "cross_node": "presence-ttl"}, id="virtual-3-nodes"),
+    pytest.param(
+        "virtual", {"nodes": 3, "cross_node": "shared-kick-old-safe"}, id="virtual-3-nodes-cad"
+    ),
+    pytest.param(
+        "live",
+        {"nodes": 3, "cross_node": "presence-ttl"},
+        id="live-3-nodes-redis",
+        marks=[pytest.mark.live, pytest.mark.redis],
+    ),
 ]
+
+
+def nodes_runner(runtime: str, cross_node: str, **options: Any) -> Any:
+    """The suite's runner with each of its strategies made a design for several nodes."""
+    base = runner_for(runtime, **options)
+
+    def run(scenario: Any, strategy: Any = None, **kwargs: Any) -> Any:
+        return base(scenario, strategy_of(strategy).replace(cluster=cross_node), **kwargs)
+
+    return run
 
 
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize("check", list(CHECKS))
 @pytest.mark.parametrize(("runtime", "options"), RUNTIMES)
 def test_runtime_conforms(runtime: str, options: dict[str, Any], check: str) -> None:
+    if "cross_node" in options:
+        CHECKS[check](nodes_runner(runtime, **options))
+        return
     CHECKS[check](runner_for(runtime, **options))
 
 

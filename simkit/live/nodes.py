@@ -103,8 +103,11 @@ class ClusterNetwork(LiveNetwork):
         return f"ws://127.0.0.1:{port}/ws?{urlencode(query)}", options
 
     def restart_server(self, downtime: float) -> None:
+        """Every node's process dies at once and comes back (the store lives on)."""
         for local in self.runtime.locals:
             self.spawn(local.restart(downtime * self.scale))
+        if self.cluster is not None:
+            self.cluster.restart()
 
 
 class LiveClusterRuntime(LiveRuntime):
