@@ -80,6 +80,7 @@ class _Message:
 
 
 MESSAGE = _Message()
+WAKE = _Message()  # heap entry ``(when, seq, WAKE, actor, generation)``: a sleeping actor's alarm
 
 
 class VirtualDeadlock(RuntimeError):
@@ -114,6 +115,7 @@ class VirtualLoop(asyncio.AbstractEventLoop):
         debug: bool = False,
         stall_steps: int | None = STALL_STEPS,
         context: str = "",
+        actors: bool = False,
     ) -> None:
         start = float(start)
         if not -_INF < start < _INF:
@@ -129,6 +131,10 @@ class VirtualLoop(asyncio.AbstractEventLoop):
         # ``context`` (e.g. "scenario 'x', strategy 'y'") starts the stall's message.
         self.stall_steps = stall_steps
         self.context = context
+        # ``actors``: create_task() makes an _Actor (a lean task the loop steps itself)
+        # instead of an asyncio.Task; ``_actor`` is the one stepping now, if any.
+        self.actors = actors
+        self._actor: _Actor | None = None
         self._stall_watch: _StallWatch | None = None
         self._now = start
         self._ready: deque[asyncio.Handle] = deque()
@@ -207,6 +213,8 @@ class VirtualLoop(asyncio.AbstractEventLoop):
             return asyncio.sleep(delay)
         if delay == _INF:
             raise ValueError(f"delay must be a finite number of virtual seconds, got {delay!r}")
+        if self.actors:
+            return _Sleep(self, self._now + delay)
         future = asyncio.Future(loop=self)
         heapq.heappush(self._timers, (self._now + delay, self._seq(), MESSAGE, _wake, (future,)))
         return future
@@ -255,14 +263,17 @@ class VirtualLoop(asyncio.AbstractEventLoop):
 
     def create_task(
         self, coro: Coroutine[Any, Any, _T], *, name: str | None = None, context: _Context = None
-    ) -> asyncio.Task[_T]:
+    ) -> asyncio.Task[_T]:  # an _Actor when ``actors``: it quacks as a Task
         """Like asyncio's, but default names count per loop, so they repeat from run to run."""
         self._check_closed()
         if name is None:
             name = f"Task-{self._task_names()}"
-        task = asyncio.Task(coro, loop=self, name=name, context=context)
+        if self.actors:
+            task: asyncio.Future[_T] = _Actor(coro, self, name, context)
+        else:
+            task = asyncio.Task(coro, loop=self, name=name, context=context)
         self._task_order[task] = self._seq()
-        return task
+        return task  # type: ignore[return-value]
 
     # -- running -----------------------------------------------------------------------------
     def run_forever(self) -> None:
@@ -344,6 +355,25 @@ class VirtualLoop(asyncio.AbstractEventLoop):
                         continue
                     heappop(timers)
                     handle = entry[2]
+                    if handle is WAKE:  # a sleeping actor's alarm: it steps next iteration,
+                        actor = entry[3]  # where an asyncio task's wake-up handle would go,
+                        if actor._generation != entry[4]:
+                            continue  # (cancelled since)
+                        actor._sleeping = False
+                        if ready or (timers and timers[0][0] <= now and timers[0][1] < cutoff):
+                            ready.append(actor)
+                            continue
+                        # ... unless nothing else would run before it there (nothing is ready,
+                        # nothing left in this iteration): then it steps now, in the same
+                        # order, and an iteration of this loop is saved.
+                        steps += 1
+                        try:
+                            actor._context.run(actor._step)
+                        except (SystemExit, KeyboardInterrupt):
+                            raise
+                        except BaseException as exc:
+                            failed(actor._step, (), exc, None)
+                        continue
                     if handle is MESSAGE:  # from post_at(): no handle, no context
                         steps += 1
                         try:
@@ -607,7 +637,10 @@ def _due(ready: deque[asyncio.Handle], timers: list[tuple], now: float) -> Itera
         if i >= size or timers[i][0] > now:
             continue
         entry = timers[i]
-        if entry[2] is MESSAGE:
+        if entry[2] is WAKE:
+            if entry[3]._generation == entry[4]:
+                yield entry[3]._step, ()
+        elif entry[2] is MESSAGE:
             yield entry[3], entry[4]
         elif not entry[2]._cancelled:
             yield entry[2]._callback, entry[2]._args
@@ -630,12 +663,12 @@ def _describe(callback: Any, args: tuple) -> list[tuple[str, str, Any, str | Non
 
 def _tasks_woken(callback: Any, args: tuple) -> list[asyncio.Task[Any]]:
     owner = getattr(callback, "__self__", None)
-    if isinstance(owner, asyncio.Task):
+    if isinstance(owner, asyncio.Task | _Actor):
         return [owner]  # a task's step or wake-up
     if args and asyncio.isfuture(args[0]):  # completes a future (a sleep): who waits on it?
         waiters = getattr(args[0], "_callbacks", None) or ()
         found = [getattr(cb, "__self__", None) for cb, *_ in waiters]
-        return [task for task in found if isinstance(task, asyncio.Task)]
+        return [task for task in found if isinstance(task, asyncio.Task | _Actor)]
     return []
 
 
@@ -650,6 +683,8 @@ def _where_task(task: asyncio.Task[Any]) -> str:
         if coro is None:
             break
         code = getattr(coro, "cr_code", None) or getattr(coro, "gi_code", None)
+        if code is _SLEEP_CODE:
+            break  # an actor's sleep: where it waits is the frame that awaits it
         if code is not None and not code.co_filename.startswith(_ASYNCIO_DIR):
             frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
             found = (code, code.co_firstlineno if frame is None else frame.f_lineno)
@@ -715,6 +750,188 @@ def _names(labels: list[str]) -> str:
     return f"{ordered[0]!r}..{ordered[-1]!r}"
 
 
+class _Sleep:
+    """What ``VirtualLoop.sleep`` returns on a loop with ``actors``: awaited by an actor, it
+    is yielded to the actor itself, which files its own alarm (no future, no handle, no
+    callback); awaited by anything else (an asyncio task), it is an ordinary future."""
+
+    __slots__ = ("loop", "when")
+
+    def __init__(self, loop: VirtualLoop, when: float) -> None:
+        self.loop, self.when = loop, when
+
+    def __await__(self) -> Iterator[Any]:
+        loop = self.loop
+        if loop._actor is None:  # not an actor's own await: the future way
+            future = asyncio.Future(loop=loop)
+            heapq.heappush(loop._timers, (self.when, loop._seq(), MESSAGE, _wake, (future,)))
+            return (yield from future)
+        yield self  # to _Actor._step
+
+
+_SLEEP_CODE = _Sleep.__await__.__code__
+
+
+class _Actor(asyncio.Future):  # type: ignore[type-arg]
+    """A task the VirtualLoop steps itself (``VirtualLoop(actors=True)``, as the virtual
+    runtime makes it). It behaves as an ``asyncio.Task`` does for what a simulation's
+    coroutines do (sleep, await futures, tasks and gathers, bare yields, be cancelled, fail,
+    ``asyncio.current_task()``), in the same event order, but a sleep costs no future, no
+    wake-up handle and no callback: the actor files a heap entry that, when due, puts the
+    actor itself on the ready queue (where the task's wake-up handle would have gone), and
+    the loop steps it from there. A tab sleeps twice per reload; this was a fifth of a big
+    run (and the message, future, set_result and handle a wake cost).
+
+    It looks enough like a Handle to sit on the ready queue (``_callback``, ``_args``,
+    ``_context``, ``_cancelled``)."""
+
+    _cancelled = False  # as a Handle: never skipped (a cancelled actor steps to raise)
+    _args = ()
+
+    @property
+    def _callback(self) -> Callable[..., None]:  # as a Handle (a property: no ref cycle)
+        return self._step
+
+    def __init__(
+        self, coro: Coroutine[Any, Any, Any], loop: VirtualLoop, name: str, context: _Context
+    ) -> None:
+        super().__init__(loop=loop)
+        if not asyncio.iscoroutine(coro):
+            raise TypeError(f"a coroutine was expected, got {coro!r}")
+        self._coro = coro
+        self._name = name
+        self._vloop = loop
+        self._context = _copy_context() if context is None else context
+        self._waiter: asyncio.Future[Any] | None = None
+        self._generation = 0  # bumped by cancel(): an alarm filed before is ignored
+        self._sleeping = False
+        self._must_cancel = False
+        self._cancel_message: str | None = None
+        self._cancels = 0
+        loop.call_soon(self._step, context=self._context)
+        asyncio.tasks._register_task(self)  # type: ignore[attr-defined]
+
+    def __repr__(self) -> str:
+        return f"<_Actor {self._name!r} {self._state.lower()}>"  # type: ignore[attr-defined]
+
+    # -- what a Task offers --------------------------------------------------------------
+    def get_name(self) -> str:
+        return self._name
+
+    def set_name(self, value: object) -> None:
+        self._name = str(value)
+
+    def get_coro(self) -> Coroutine[Any, Any, Any]:
+        return self._coro
+
+    def get_context(self) -> contextvars.Context:
+        return self._context
+
+    def get_stack(self, *, limit: int | None = None) -> list[Any]:
+        frame = getattr(self._coro, "cr_frame", None)
+        return [] if frame is None else [frame]
+
+    def cancelling(self) -> int:
+        return self._cancels
+
+    def uncancel(self) -> int:
+        if self._cancels > 0:
+            self._cancels -= 1
+        return self._cancels
+
+    def cancel(self, msg: Any = None) -> bool:
+        if self.done():
+            return False
+        self._cancels += 1
+        if self._waiter is not None and self._waiter.cancel(msg=msg):
+            return True  # its wake-up raises CancelledError into the coroutine
+        if self._sleeping:  # as a cancelled sleep future would: wake now, with the error
+            self._sleeping = False
+            self._generation += 1
+            self._vloop.call_soon(self._step, asyncio.CancelledError(msg), context=self._context)
+            return True
+        self._must_cancel = True
+        self._cancel_message = msg
+        return True
+
+    # -- stepping --------------------------------------------------------------------------
+    def _step(self, exc: BaseException | None = None) -> None:
+        if self.done():
+            return
+        if self._must_cancel:
+            if not isinstance(exc, asyncio.CancelledError):
+                exc = asyncio.CancelledError(self._cancel_message)
+            self._must_cancel = False
+        loop = self._vloop
+        self._waiter = None
+        loop._actor = self
+        asyncio.tasks._enter_task(loop, self)  # type: ignore[attr-defined]
+        try:
+            result = self._coro.send(None) if exc is None else self._coro.throw(exc)
+        except StopIteration as stop:
+            if self._must_cancel:
+                self._must_cancel = False
+                super().cancel(msg=self._cancel_message)
+            else:
+                super().set_result(stop.value)
+        except asyncio.CancelledError as error:
+            super().cancel(msg=error.args[0] if error.args else None)
+        except (KeyboardInterrupt, SystemExit) as error:
+            super().set_exception(error)
+            raise
+        except BaseException as error:
+            # Without this frame in its traceback (as a C task's): the frame holds the actor,
+            # a cycle that would keep a failed actor alive past its last reference, and its
+            # "exception was never retrieved" would come at some later collection, not now.
+            error.__traceback__ = error.__traceback__.tb_next  # type: ignore[union-attr]
+            super().set_exception(error)
+            del error
+        else:
+            if result.__class__ is _Sleep:
+                self._sleeping = True
+                heapq.heappush(
+                    loop._timers, (result.when, loop._seq(), WAKE, self, self._generation)
+                )
+            elif result is None:  # a bare yield (asyncio.sleep(0))
+                loop.call_soon(self._step, context=self._context)
+            elif getattr(result, "_asyncio_future_blocking", None) is not None:
+                self._await_future(result)
+            else:
+                error = RuntimeError(f"actor {self._name!r} got a bad yield: {result!r}")
+                loop.call_soon(self._step, error, context=self._context)
+        finally:
+            asyncio.tasks._leave_task(loop, self)  # type: ignore[attr-defined]
+            loop._actor = None
+
+    def _await_future(self, future: Any) -> None:
+        loop = self._vloop
+        if asyncio.futures._get_loop(future) is not loop:  # type: ignore[attr-defined]
+            error = RuntimeError(f"actor {self._name!r} awaits {future!r} of another loop")
+            loop.call_soon(self._step, error, context=self._context)
+            return
+        if not future._asyncio_future_blocking:
+            error = RuntimeError(f"yield was used instead of yield from in {self._name!r}")
+            loop.call_soon(self._step, error, context=self._context)
+            return
+        if future is self:
+            error = RuntimeError(f"actor {self._name!r} cannot await itself")
+            loop.call_soon(self._step, error, context=self._context)
+            return
+        future._asyncio_future_blocking = False
+        future.add_done_callback(self._wakeup, context=self._context)
+        self._waiter = future
+        if self._must_cancel and future.cancel(msg=self._cancel_message):
+            self._must_cancel = False
+
+    def _wakeup(self, future: asyncio.Future[Any]) -> None:
+        try:
+            future.result()
+        except BaseException as error:
+            self._step(error)
+        else:
+            self._step()
+
+
 def _wake(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
@@ -741,6 +958,7 @@ def run(
     start: float = 0.0,
     context: str = "",
     stall_steps: int | None = STALL_STEPS,
+    actors: bool = False,
 ) -> _T:
     """Run ``main`` on a fresh :class:`VirtualLoop` and return its result, like ``asyncio.run``.
 
@@ -748,12 +966,13 @@ def run(
     generators are closed and the loop is closed.  Callable from inside a running loop (Jupyter).
     A run whose clock stops advancing raises :class:`SimulationStalled` after ``stall_steps``
     steps at one instant (``None``: never); its message starts with ``context`` (e.g.
-    "scenario 'server-restart', strategy 'before'").
+    "scenario 'server-restart', strategy 'before'"). ``actors``: tasks are :class:`_Actor`
+    s the loop steps itself (what the virtual runtime plays on).
     """
     if not asyncio.iscoroutine(main):
         raise ValueError(f"a coroutine was expected, got {main!r}")
     try:
-        loop = VirtualLoop(start=start, stall_steps=stall_steps, context=context)
+        loop = VirtualLoop(start=start, stall_steps=stall_steps, context=context, actors=actors)
     except BaseException:
         main.close()  # never to run: no "coroutine was never awaited" warning on top
         raise

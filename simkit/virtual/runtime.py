@@ -43,7 +43,9 @@ class VirtualRuntime(Runtime):
         gc.set_threshold(100_000, 50, 100)
         try:
             context = f"scenario {self.scenario.name!r}, strategy {self.strategy.name!r}"
-            return virtual_loop.run(main(), context=context)
+            # actors=True: the scripts' tasks are stepped by the loop itself (_Actor), in the
+            # same order as asyncio tasks, without a future and a handle per sleep.
+            return virtual_loop.run(main(), context=context, actors=True)
         finally:
             gc.set_threshold(*thresholds)
             gc.unfreeze()
