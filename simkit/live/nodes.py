@@ -124,7 +124,7 @@ class LiveClusterRuntime(LiveRuntime):
         close_timeout: float = CLOSE_TIMEOUT,
     ) -> None:
         super().__init__(scenario, strategy, scale=scale, seed=seed, close_timeout=close_timeout)
-        self.cluster = spec
+        self.cluster = self.spec = spec
         self.policy = cluster_policy(strategy.cluster or "local")
         self.locals: list[LocalServer] = []
         self.proxies: list[FaultProxy] = []
@@ -139,7 +139,7 @@ class LiveClusterRuntime(LiveRuntime):
         sc, scale = self.scenario, self.scale
         toxics = Toxics(latency=sc.latency.base * scale, jitter=sc.latency.jitter * scale)
         idle = None if sc.idle_timeout is None else sc.idle_timeout * scale
-        for index in range(self.cluster.nodes):
+        for index in range(self.spec.nodes):
             local = LocalServer(
                 self.strategy,
                 scale=scale,

@@ -28,6 +28,9 @@ class Balancer:
     name: ClassVar[str] = "custom"
     summary: ClassVar[str] = ""
 
+    def __init__(self, rng: random.Random | None = None) -> None:
+        """``rng``: the run's stream for this balancer (only ``random`` draws from it)."""
+
     def pick(self, user: str, up: Sequence[int], load: Mapping[int, int]) -> int:
         """The node for a new connection of ``user``; ``load`` maps node -> open sockets."""
         raise NotImplementedError

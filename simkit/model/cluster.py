@@ -202,8 +202,10 @@ def cluster_policy(value: str | ClusterPolicy) -> ClusterPolicy:
 
 # --- the shortest failure -----------------------------------------------------------------
 
+Event = tuple[str, int]  # (kind, node or socket index); a tick's number is unused
+
 # Abstract events over two nodes and one user: ("open", node), ("cleanup", k) for the k-th
-# socket opened, ("crash", node), ("tick",) = time passes beyond every TTL.
+# socket opened, ("crash", node), ("tick", 0) = time passes beyond every TTL.
 
 
 @dataclass
@@ -216,7 +218,7 @@ class _World:
     now: float = 0.0
 
 
-def _apply(policy: ClusterPolicy, world: _World, event: tuple) -> str:
+def _apply(policy: ClusterPolicy, world: _World, event: Event) -> str:
     kind = event[0]
     if kind == "open":
         node = event[1]
@@ -267,7 +269,7 @@ def _violation(world: _World, invariant: str) -> str | None:
 INVARIANTS = ("unroutable", "dead-node-entry")
 
 
-def _events(world: _World, depth_left: int) -> Iterator[tuple]:
+def _events(world: _World, depth_left: int) -> Iterator[Event]:
     up = [n for n in (0, 1) if n not in world.dead]
     for node in up:
         if len(world.opened) < 3:
@@ -277,7 +279,7 @@ def _events(world: _World, depth_left: int) -> Iterator[tuple]:
             yield ("cleanup", k)
     for node in up:
         yield ("crash", node)
-    yield ("tick",)
+    yield ("tick", 0)
 
 
 def counterexample(policy: str | ClusterPolicy, invariant: str, max_steps: int = 6) -> str | None:
@@ -290,13 +292,13 @@ def counterexample(policy: str | ClusterPolicy, invariant: str, max_steps: int =
         raise choice("invariant", invariant, list(INVARIANTS))
     if not pol.shared:
         return None  # nothing shared, nothing to break across nodes
-    queue: deque[tuple[tuple, ...]] = deque([()])
+    queue: deque[tuple[Event, ...]] = deque([()])
     while queue:
         path = queue.popleft()
         world = _World(Store(), [], {}, {}, {})
         lines = [_apply(pol, world, event) for event in path]
         problem = _violation(world, invariant)
-        if problem is not None and (invariant != "dead-node-entry" or path[-1] == ("tick",)):
+        if problem is not None and (invariant != "dead-node-entry" or path[-1][0] == "tick"):
             steps = "\n".join(f"  {i}. {line}" for i, line in enumerate(lines, 1))
             return f"{pol.name} breaks {invariant!r} in {len(path)} steps:\n{steps}\n  => {problem}"
         if len(path) < max_steps:
