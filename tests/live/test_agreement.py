@@ -33,8 +33,19 @@ FROZEN_SIZE = {"tabs": 30, "duration": 200, "seed": 3}
 
 
 def agreement_strategy(scenario: str) -> str:
+    """The design that keeps the registry true on ``scenario``: the settled state is then
+    all zeros in both runtimes, so a live run that strands or leaks anything shows."""
+    if simkit.SCENARIOS[scenario].nodes > 1:  # a one-node design strands tabs across nodes
+        return "presence-ttl"
     # multi-tab: a shared id under kick-old-safe makes tabs fight; use the multi design there
     return "multi-heartbeat" if scenario == "multi-tab" else "postmortem-safe"
+
+
+def agreement_case(scenario: str) -> object:
+    """Several live nodes share a real Redis: without redis-server the case is skipped
+    (tests/conftest.py; a failure under SIMKIT_REQUIRE_REDIS)."""
+    needs_redis = simkit.SCENARIOS[scenario].nodes > 1
+    return pytest.param(scenario, marks=[pytest.mark.redis] if needs_redis else [])
 
 
 # Every live run a test below compares, by key: (scenario, strategy, size).
@@ -127,14 +138,17 @@ def live(request: pytest.FixtureRequest) -> Iterator[LiveRuns]:
         runs.close()
 
 
-@pytest.mark.parametrize("scenario", SCENARIOS)
+@pytest.mark.parametrize("scenario", [agreement_case(name) for name in SCENARIOS])
 @uses("agree/{scenario}")
 def test_live_agrees_with_virtual(live: LiveRuns, scenario: str) -> None:
     summary = live[f"agree/{scenario}"]
     virtual = simkit.run(scenario, agreement_strategy(scenario), **SIZE).summary
     for key in ("final_stale", "final_dangling", "final_unroutable"):
         assert summary[key] == virtual[key] == 0, (key, summary, virtual)
-    assert summary["final_open_sockets"] == summary["final_connected_tabs"] == SIZE["tabs"]
+    # every tab still open at the end is connected (some scenarios close tabs for good)
+    assert summary["final_live_tabs"] == virtual["final_live_tabs"] > 0
+    assert summary["final_open_sockets"] == summary["final_connected_tabs"]
+    assert summary["final_connected_tabs"] == summary["final_live_tabs"]
     assert summary["connects"] == pytest.approx(virtual["connects"], rel=0.05)
     assert summary["mean_open_sockets"] == pytest.approx(virtual["mean_open_sockets"], rel=0.05)
     assert summary["scale"] == 0.05 and summary["runtime"] == "live"
