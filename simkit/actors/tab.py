@@ -21,6 +21,8 @@ from simkit.model.client import Storage, claim
 from simkit.model.codes import CloseCode
 from simkit.model.page import Page, step
 
+_EMPTY: frozenset[int] = frozenset()  # stands for an empty set until one is needed
+
 
 class Tab:
     """One tab. ``person`` is who uses it; the id it claims depends on the identity policy."""
@@ -40,11 +42,13 @@ class Tab:
         self.attempt = 0
         self.retry: asyncio.TimerHandle | None = None
         self.waiting_since: float | None = None  # single-flight: a connect() is waiting
-        self.close_when_open: set[int] = set()
+        # Sets made on first use: most tabs never need them (216 bytes each when empty).
+        self.close_when_open: set[int] = _EMPTY  # type: ignore[assignment]
         self.deaf_since: float | None = None  # page runs no code (frozen, bfcached) since
         self.closed_while_deaf = False  # its socket closed while the page ran no code
         self.received = 0
-        self.seen: set[int] = set()  # push ids this tab's pages received (membership only)
+        self.seen: set[int] = _EMPTY  # type: ignore[assignment]  # push ids this tab's pages received (membership only)
+        self._client_skip = 0  # words the client stream drew before it was dropped
 
     # Streams made on first use: each is derived from the seed and its key alone, so when it
     # is made changes no draw; a policy or network that never draws costs no 2.9 kB state.
@@ -54,7 +58,34 @@ class Tab:
 
     @functools.cached_property
     def client_rng(self) -> random.Random:
-        return self.env.rng("tab", self.index, "client")
+        rng = self.env.rng("tab", self.index, "client")
+        if self._client_skip:  # it drew a per-tab token and was dropped: draw the same again
+            rng.getrandbits(32 * self._client_skip)
+        return rng
+
+    def _claim(self, identity: str) -> str:
+        """The id this load claims. A per-tab token is usually the client stream's only draw
+        (a policy that closes on unload or backs off draws more, later): the stream is made,
+        drawn from and dropped, remembering how many 32-bit words it gave, and made again
+        and advanced as far if it is ever needed (a Mersenne Twister is 2.5 kB a tab; half
+        of a big ``reference`` run's memory was random streams)."""
+        if identity == "shared":
+            return claim(identity, self.person, self.storage, None)
+        if (
+            identity == "per-tab"
+            and "client_rng" not in self.__dict__
+            and "tab_id" not in self.storage.session
+            and not self._client_skip
+        ):
+            rng = self.env.rng("tab", self.index, "client")
+            user = claim(identity, self.person, self.storage, rng)
+            drawn = rng.getstate()[1][-1]  # the state's index: words drawn since seeding
+            if 0 < drawn < 624:  # (one block, no second twist: a plain skip reproduces it)
+                self._client_skip = drawn
+            else:
+                self.client_rng = rng  # type: ignore[misc]  # keep it as it is
+            return user
+        return claim(identity, self.person, self.storage, self.client_rng)
 
     # -- lifecycle verbs (called by scenario scripts) --------------------------------------
 
@@ -62,9 +93,7 @@ class Tab:
         """A new page load: claim an id, then connect. React StrictMode in development runs
         the connect effect, its cleanup and the effect again."""
         self.page = step(self.page, "load")
-        identity = self.policy.identity
-        rng = None if identity == "shared" else self.client_rng  # only tokens draw
-        self.user = claim(identity, self.person, self.storage, rng)
+        self.user = self._claim(self.policy.identity)
         self.env.census.page_loaded(self.truth, self.user)
         self.want = True
         self.attempt = 0
@@ -281,7 +310,7 @@ class Tab:
         if link.client == "connecting" and self.policy.guard == "single-flight":
             # A connection manager closes a socket only once it is open; until then it is
             # still "in flight" and a new connect() waits for it.
-            self.close_when_open.add(link.id)
+            self._close_when_open(link.id)
             return
         self.link = None
         self.env.census.set_current(self.truth, None)
@@ -301,8 +330,13 @@ class Tab:
         current = self.link
         if current is None or (current is link and link.client != "open"):
             if current is not None:  # then it is ``link``, the slow one: never orphan it
-                self.close_when_open.add(current.id)
+                self._close_when_open(current.id)
             self._open()  # waited guard_wait seconds: give up on the one in flight
+
+    def _close_when_open(self, conn: int) -> None:
+        if self.close_when_open is _EMPTY:
+            self.close_when_open = set()
+        self.close_when_open.add(conn)
 
     def _forget_connection(self) -> None:
         if self.retry is not None:
@@ -361,6 +395,8 @@ class Tab:
             if message[1] in self.seen:
                 self.env.census.count_duplicate_push()  # resume must deliver exactly once
             else:
+                if self.seen is _EMPTY:
+                    self.seen = set()
                 self.seen.add(message[1])
         self.received += 1
 
