@@ -322,15 +322,25 @@ def _target_options(p: argparse.ArgumentParser) -> None:
         help="with --target: how long your server takes to close a silent socket (ping "
         "interval + timeout; default 40, uvicorn's); sets the settle time",
     )
+    p.add_argument(
+        "--settle",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="seconds to keep watching after the workload (default: long enough for every timeout)",
+    )
 
 
 def _target(args: argparse.Namespace) -> dict[str, Any]:
-    """run()/compare()'s target options; --target implies the live runtime."""
+    """run()/compare()'s target and settle options; --target implies the live runtime."""
+    options: dict[str, Any] = {}
+    if getattr(args, "settle", None) is not None:
+        options["settle"] = args.settle
     if getattr(args, "target", None) is None:
         if getattr(args, "target_keepalive", None) is not None:
             raise SimkitError("--target-keepalive needs --target")
-        return {}
-    return {"target": args.target, "target_keepalive": args.target_keepalive}
+        return options
+    return {**options, "target": args.target, "target_keepalive": args.target_keepalive}
 
 
 def _say_unknown(summary: dict[str, Any], prefix: str = "") -> None:

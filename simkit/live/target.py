@@ -433,7 +433,7 @@ async def fetch_registry(
         reader, writer = await asyncio.open_connection(host, port)
         try:
             request = (
-                f"GET {STATS_PATH} HTTP/1.0\r\nHost: {host}:{port}\r\n"
+                f"GET {STATS_PATH} HTTP/1.1\r\nHost: {host}:{port}\r\n"
                 "Accept: application/json\r\nConnection: close\r\n\r\n"
             )
             writer.write(request.encode("ascii"))
@@ -462,6 +462,8 @@ async def fetch_registry(
         raise StatsUnavailable(
             f"GET {STATS_PATH} answered HTTP {status[1].decode(errors='replace')}"
         )
+    if b"transfer-encoding: chunked" in head.lower():
+        body = dechunk(body)
     try:
         document = json.loads(body)
     except ValueError:
@@ -474,6 +476,22 @@ async def fetch_registry(
             f'GET {STATS_PATH} must answer {{"entries": [[user, simkit_conn], ...]}}'
         )
     return [(user, conn) for user, conn in entries]
+
+
+def dechunk(body: bytes) -> bytes:
+    """The payload of an HTTP/1.1 chunked body (what a server may send instead of a length)."""
+    out, rest = [], body
+    while rest:
+        size_line, _, rest = rest.partition(b"\r\n")
+        try:
+            size = int(size_line.split(b";")[0], 16)
+        except ValueError:
+            raise StatsUnavailable(f"GET {STATS_PATH} sent a malformed chunked body") from None
+        if size == 0:
+            break
+        out.append(rest[:size])
+        rest = rest[size + 2 :]
+    return b"".join(out)
 
 
 # -- the runtime ---------------------------------------------------------------------------

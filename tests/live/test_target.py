@@ -1,0 +1,273 @@
+"""Target mode against the examples, each a separate uvicorn process, and through the CLI.
+
+The issue's "done when": against the post-mortem's backend (``examples/postmortem_app.py``,
+its handler as written) ``flaky-network`` shows unroutable tabs; against the same app with
+the adapter (``examples/fixed_app.py``) it settles with none and no stale socket; a CLI run
+against a server without the stats route writes the client-side metrics and says which are
+unknown. Also the URL template, the stats protocol's parsing and the snapshot rule, which
+need no server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import simkit
+from simkit.cli import main
+from simkit.live.target import Mirror, parse_target
+from simkit.model.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def uvicorn_app(name: str, *options: str) -> Iterator[int]:
+    """``uvicorn examples.<name>:app`` on a free loopback port; killed however the test ends."""
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", f"examples.{name}:app", "--host", "127.0.0.1"]
+    proc = subprocess.Popen(
+        [*command, "--port", str(port), "--log-level", "warning", *options],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"uvicorn {name} exited: {proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"uvicorn {name} did not listen within 30 s") from None
+                time.sleep(0.1)
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+@contextlib.contextmanager
+def serving(start: Callable[[], Awaitable[Any]]) -> Iterator[int]:
+    """Run ``await start()`` (a server with ``sockets`` and ``close``) on a loop of its own in
+    a thread; yield its port; close it however the test ends."""
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    box: dict[str, Any] = {}
+
+    async def main_() -> None:
+        stop = asyncio.Event()
+        box["stop"] = stop
+        try:
+            server = await start()
+        except BaseException as error:
+            box["error"] = error
+            ready.set()
+            return
+        box["port"] = server.sockets[0].getsockname()[1]
+        ready.set()
+        await stop.wait()
+        server.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(server.wait_closed(), 5)
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(main_(),), daemon=True)
+    thread.start()
+    try:
+        assert ready.wait(10), "the test server did not start"
+        if "error" in box:
+            raise box["error"]
+        yield box["port"]
+    finally:
+        if "stop" in box:
+            loop.call_soon_threadsafe(box["stop"].set)
+        thread.join(10)
+        loop.close()
+
+
+# -- no server needed ------------------------------------------------------------------------
+
+
+def test_the_url_template_claims_the_user_and_carries_the_conn_id():
+    plain = parse_target("ws://127.0.0.1:8000/ws")
+    assert plain.url_for("u 1", 7) == "ws://127.0.0.1:8000/ws?user=u+1&simkit_conn=7"
+    in_path = parse_target("ws://localhost:9/rooms/{user}/socket?v=2")
+    assert in_path.url_for("a/b", 3) == "ws://localhost:9/rooms/a%2Fb/socket?v=2&simkit_conn=3"
+    in_query = parse_target("ws://h/ws?token=x&uid={user}")
+    assert in_query.port == 80
+    assert (
+        in_query.url_for("bob", 1, "s1") == "ws://h:80/ws?token=x&uid=bob&simkit_conn=1&session=s1"
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://127.0.0.1:8000/ws", "scheme must be ws://"),
+        ("wss://example.org/ws", "wss:// is not supported"),
+        ("ws:///ws", "names no host"),
+        ("ws://127.0.0.1:99999/ws", "bad port"),
+        (8000, "must be a ws:// URL"),
+    ],
+)
+def test_a_bad_target_is_a_config_error_naming_it(url, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_target(url)
+
+
+def test_target_needs_the_live_runtime_and_scale_one():
+    with pytest.raises(ConfigError, match="runtime='live'"):
+        simkit.run("reload-storm", "postmortem-safe", target="ws://127.0.0.1:1/ws")
+    with pytest.raises(ConfigError, match="scale must be 1"):
+        simkit.run(
+            "reload-storm", "postmortem-safe", runtime="live", scale=0.05, target="ws://h:1/ws"
+        )
+    with pytest.raises(ConfigError, match="only apply with target="):
+        simkit.run("reload-storm", "postmortem-safe", target_keepalive=3)
+    with pytest.raises(ConfigError, match="target_keepalive"):
+        simkit.run(
+            "reload-storm", "postmortem-safe", runtime="live", target="ws://h:1/ws",
+            target_keepalive=-1,
+        )  # fmt: skip
+
+
+def test_a_mirror_speaks_only_for_what_its_answer_saw():
+    open_now = {1, 3}
+    raw = [("alice", "1"), ("bob", "2"), ("carol", None), ("dave", "99999")]
+    mirror = Mirror.of(
+        raw, lambda c: c < 100, before=frozenset({1, 2}), is_open=open_now.__contains__
+    )
+    assert mirror.foreign == 2  # no id, or not one of the run's
+    assert mirror.route("alice") == (1,)
+    assert mirror.route("bob") == ()  # its socket closed after the answer: not dangling yet
+    assert mirror.routes_to("erin", 3)  # opened after the answer: not called unroutable
+    assert not mirror.routes_to("alice", 2)
+
+
+def test_an_unreachable_target_says_so_at_once():
+    port = free_port()  # nothing listens there
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match=rf"unreachable.*127\.0\.0\.1:{port}"):
+        simkit.run(
+            "reload-storm", "postmortem-safe", runtime="live", target=f"ws://127.0.0.1:{port}/ws"
+        )
+    assert time.monotonic() - started < 10
+
+
+# -- the examples, as uvicorn processes --------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_flaky_network_strands_tabs_on_the_postmortem_app_and_not_on_the_fixed_one():
+    """uvicorn's default keepalive (20 s/20 s, the post-mortem's deployment): a tab whose
+    network came back reconnects while its old socket is still registered."""
+
+    def play(port: int) -> simkit.Result:
+        return simkit.run(
+            "flaky-network",
+            "postmortem-safe",
+            runtime="live",
+            target=f"ws://127.0.0.1:{port}/ws",
+            tabs=20,
+            duration=30,
+            settle=15,  # the kicked half-open sockets close within uvicorn's 10 s close timeout
+        )
+
+    with (
+        uvicorn_app("postmortem_app") as broken,
+        uvicorn_app("fixed_app") as fixed,
+        ThreadPoolExecutor(2) as pool,
+    ):
+        before, after = pool.map(play, [broken, fixed])
+    b, a = before.summary, after.summary
+    assert b["peak_unroutable"] > 0, b
+    assert b["stats_failures"] == 0 and a["stats_failures"] == 0
+    assert not b["invariants_hold"]
+    assert a["final_unroutable"] == 0 and a["final_stale"] == 0 and a["final_dangling"] == 0, a
+    assert a["invariants_hold"] is True
+    assert a["final_connected_tabs"] == a["final_live_tabs"] == 20
+    assert a["messages_received"] > 0 and a["starved_tabs"] == 0
+    assert "registry_entries" not in a["unknown_metrics"]
+    assert after.timeseries["registry_entries"].iloc[-1] == 20
+
+
+# -- the CLI against a server without the stats route ----------------------------------------
+
+
+@pytest.mark.slow
+def test_cli_against_a_server_without_stats_writes_client_metrics_and_names_the_unknown(
+    tmp_path, capsys
+):
+    from websockets.asyncio.server import serve
+    from websockets.exceptions import ConnectionClosed
+
+    async def handler(ws: Any) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            await ws.send(json.dumps({"t": "hello"}))
+            async for _ in ws:
+                pass
+
+    with serving(lambda: serve(handler, "127.0.0.1", 0)) as port:
+        code = main(
+            [
+                "run",
+                "--scenario",
+                "reload-storm",
+                "--strategy",
+                "postmortem-safe",
+                "--tabs",
+                "4",
+                "--duration",
+                "5",
+                "--settle",
+                "2",
+                "--target",
+                f"ws://127.0.0.1:{port}/anything",
+                "--target-keepalive",
+                "0",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "unknown (NaN, not guessed): registry_entries, dangling, unroutable" in out
+    assert "no stats route (GET /simkit/registry answered HTTP 426)" in out
+    summary = json.loads((tmp_path / "summary.json").read_text().replace("NaN", "null"))
+    assert summary["runtime"] == "live" and summary["scale"] == 1.0
+    assert summary["connects"] >= 4 and summary["final_connected_tabs"] == 4
+    # (a tab that reloaded after its link died leaves a stale socket: no keepalive here)
+    assert summary["final_open_sockets"] == 4 + summary["final_stale"]
+    assert summary["final_unroutable"] is None and summary["invariants_hold"] is None
+    assert summary["client_invariants_hold"] is (summary["final_stale"] == 0)
+    assert summary["messages_received"] >= 4
+    ts = (tmp_path / "timeseries.csv").read_text().splitlines()
+    header = ts[0].split(",")
+    last = dict(zip(header, ts[-1].split(","), strict=True))
+    assert int(last["open_sockets"]) == summary["final_open_sockets"]
+    assert last["unroutable"] == "" and last["dangling"] == ""  # NaN: an empty cell
