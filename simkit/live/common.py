@@ -326,6 +326,10 @@ class BaseServer:
     def log(self) -> pd.DataFrame:
         return pd.DataFrame(self.events, columns=["t", "event", "conn", "user", "detail"])
 
+    def elapsed(self) -> float:
+        """Seconds since the server started, on the clock of its event log."""
+        return time.monotonic() - self._t0
+
     def event(self, event: str, conn: int, user: str, detail: str = "") -> None:
         self.events.append((round(time.monotonic() - self._t0, 6), event, conn, user, detail))
 
