@@ -144,6 +144,9 @@ class VirtualLoop(asyncio.AbstractEventLoop):
         self._task_names = itertools.count(1).__next__
         # asyncio.all_tasks() is a set ordered by id(); this remembers creation order instead.
         self._task_order: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+        # Actors are listed here instead, in creation order, until they finish (a weak entry
+        # here and one in asyncio's weak set of tasks cost 400 bytes per actor).
+        self._actors: dict[_Actor, None] = {}
         self._asyncgens: weakref.WeakKeyDictionary[Any, None] = weakref.WeakKeyDictionary()
         self._running = self._stopping = self._closed = False
         self._debug = debug
@@ -269,11 +272,19 @@ class VirtualLoop(asyncio.AbstractEventLoop):
         if name is None:
             name = f"Task-{self._task_names()}"
         if self.actors:
-            task: asyncio.Future[_T] = _Actor(coro, self, name, context)
-        else:
-            task = asyncio.Task(coro, loop=self, name=name, context=context)
+            actor = _Actor(coro, self, name, context)
+            self._actors[actor] = None
+            return actor  # type: ignore[return-value]
+        task = asyncio.Task(coro, loop=self, name=name, context=context)
         self._task_order[task] = self._seq()
-        return task  # type: ignore[return-value]
+        return task
+
+    def all_tasks(self) -> list[asyncio.Future[Any]]:
+        """The tasks and actors not done yet, in creation order (``asyncio.all_tasks()``
+        does not list actors)."""
+        order = self._task_order
+        tasks = sorted(asyncio.all_tasks(self), key=lambda t: order.get(t, -1))
+        return [*tasks, *(actor for actor in self._actors if not actor.done())]
 
     # -- running -----------------------------------------------------------------------------
     def run_forever(self) -> None:
@@ -415,7 +426,8 @@ class VirtualLoop(asyncio.AbstractEventLoop):
         assert stall is not None
         watch = self._stall_watch
         if watch is None or watch.now != self._now:
-            allowed = max(stall, STALL_STEPS_PER_TASK * len(self._task_order))
+            tasks = len(self._task_order) + len(self._actors)
+            allowed = max(stall, STALL_STEPS_PER_TASK * tasks)
             if instant <= allowed:
                 return allowed
             watch = self._stall_watch = _StallWatch(self._now, allowed)
@@ -453,7 +465,7 @@ class VirtualLoop(asyncio.AbstractEventLoop):
         self._cancelled_timers = 0
 
     def _deadlock(self) -> VirtualDeadlock:
-        names = sorted(task.get_name() for task in asyncio.all_tasks(self))
+        names = sorted(task.get_name() for task in self.all_tasks())
         shown = ", ".join(names[:20]) + (f", ... ({len(names) - 20} more)" if names[20:] else "")
         error = VirtualDeadlock(
             f"virtual deadlock at t={self._now!r}: nothing is ready and no timer is pending, "
@@ -809,7 +821,6 @@ class _Actor(asyncio.Future):  # type: ignore[type-arg]
         self._cancel_message: str | None = None
         self._cancels = 0
         loop.call_soon(self._step, context=self._context)
-        asyncio.tasks._register_task(self)  # type: ignore[attr-defined]
 
     def __repr__(self) -> str:
         return f"<_Actor {self._name!r} {self._state.lower()}>"  # type: ignore[attr-defined]
@@ -902,6 +913,8 @@ class _Actor(asyncio.Future):  # type: ignore[type-arg]
         finally:
             asyncio.tasks._leave_task(loop, self)  # type: ignore[attr-defined]
             loop._actor = None
+            if self.done():
+                loop._actors.pop(self, None)
 
     def _await_future(self, future: Any) -> None:
         loop = self._vloop
@@ -984,8 +997,7 @@ def run(
         raise
     finally:
         try:
-            order = loop._task_order
-            leftovers = sorted(asyncio.all_tasks(loop), key=lambda t: order.get(t, -1))
+            leftovers = loop.all_tasks()
             for task in leftovers:
                 task.cancel()
             if leftovers:  # gather() of nothing would bind to whatever loop is current
