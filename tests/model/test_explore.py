@@ -68,6 +68,9 @@ RUN = settings(
 )
 
 
+# The two hypothesis searches (150 random programs of 30 steps each) take about 8 s of CPU
+# together: slow, so outside `make test-fast`, which keeps the exhaustive search below.
+@pytest.mark.slow
 @pytest.mark.parametrize("policy", ["kick-old-safe", "multi", "resume", "reject-new"])
 def test_correct_policies_keep_the_registry_true(policy: str) -> None:
     machine = machine_for(policy)
@@ -75,6 +78,7 @@ def test_correct_policies_keep_the_registry_true(policy: str) -> None:
     machine.TestCase().runTest()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy", ["naive", "kick-old"])
 def test_hypothesis_finds_the_known_flaw(policy: str) -> None:
     machine = machine_for(policy)
