@@ -237,7 +237,12 @@ def describe_cycle(cycle: list[Import]) -> str:
 
 def check(root: Path, floors: Sequence[tuple[str, int]]) -> dict[str, list[str]]:
     """Every violation in the package at ``root``, as messages, by rule."""
-    modules, edges = imports_of(root)
+    return violations(*imports_of(root), floors)
+
+
+def violations(
+    modules: dict[str, Path], edges: list[Import], floors: Sequence[tuple[str, int]]
+) -> dict[str, list[str]]:
     return {
         "cycles": [describe_cycle(c) for c in cycles(modules, edges)],
         "private": [
@@ -253,12 +258,17 @@ def check(root: Path, floors: Sequence[tuple[str, int]]) -> dict[str, list[str]]
 
 
 @pytest.fixture(scope="module")
-def found() -> dict[str, list[str]]:
-    return check(SIMKIT, FLOORS)
+def graph() -> tuple[dict[str, Path], list[Import]]:
+    return imports_of(SIMKIT)
 
 
-def test_the_package_is_found_with_its_imports() -> None:
-    modules, edges = imports_of(SIMKIT)
+@pytest.fixture(scope="module")
+def found(graph) -> dict[str, list[str]]:
+    return violations(*graph, FLOORS)
+
+
+def test_the_package_is_found_with_its_imports(graph) -> None:
+    modules, edges = graph
     assert {"simkit", "simkit.api", "simkit.model", "simkit.runtime.census"} <= set(modules)
     assert any(e.source == "simkit" for e in edges)  # the package __init__ re-exports
     assert all(floor_of(m, FLOORS) in range(5) for m in modules)
