@@ -383,7 +383,7 @@ class TargetNetwork(LiveNetwork):
         if end is not None:
             end.code = code
         if by_server:
-            self.census.kicked(link.id)
+            self.census.kicked_tab(link.tab.index, link.id)
 
     def restart_server(self, downtime: float) -> None:
         """The target's process is not the kit's to restart: the proxy goes down instead

@@ -285,6 +285,14 @@ class Census:
             if truth is not None and truth.live and truth.current == conn and truth.connected:
                 self.kicked_live += 1
 
+    def kicked_tab(self, index: int, conn: int) -> None:
+        """Tab ``index`` saw the server close ``conn``; count it if that was the socket of a
+        live page using it. For runtimes that learn of a server's close from the client side
+        only (a target of the user's), when the server's end may already be gone."""
+        truth = self.tabs.get(index)
+        if truth is not None and truth.live and truth.current == conn and truth.connected:
+            self.kicked_live += 1
+
     def declared_dead(
         self,
         silent_since: float | None,
