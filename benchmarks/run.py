@@ -24,6 +24,7 @@ from benchmarks.common import RESULTS, loadavg, machine, versions, write_json
 
 LATEST = RESULTS / "latest.json"  # the full run: the figures the README quotes
 QUICK = RESULTS / "quick.json"  # a development run must never overwrite them
+SCALE_PLOT = {False: RESULTS / "scale.png", True: RESULTS / "quick-scale.png"}
 
 
 def run_bench(
@@ -34,6 +35,8 @@ def run_bench(
     scale: tuple[int, float] | None,
     quick: bool,
     live: bool = False,
+    scaling: tuple[tuple[int, float], ...] = (),
+    plot: Path | None = None,
     sweep: bool = False,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
@@ -45,7 +48,13 @@ def run_bench(
         log(f"note: load average {report['machine']['loadavg_at_start']} at start: shared")
     report.update(
         virtual.run_virtual_bench(
-            sizes=sizes, repeats=repeats, agreement_size=agreement_size, scale=scale, log=log
+            sizes=sizes,
+            repeats=repeats,
+            agreement_size=agreement_size,
+            scale=scale,
+            scaling=scaling,
+            plot=plot,
+            log=log,
         )
     )
     if live:
@@ -54,7 +63,7 @@ def run_bench(
     if sweep:
         report["sweep"] = sweep_bench.run_sweep_bench(quick=quick, log=log)
     report["loadavg_at_end"] = loadavg()
-    seen = [row["loadavg"] for row in report["timing"] + report["scale"]]
+    seen = [row["loadavg"] for row in report["timing"] + report["scale"] + report["scaling"]]
     if live:
         seen.append(report["live"]["loadavg"])
     if sweep:
@@ -108,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         repeats=virtual.REPEATS,
         agreement_size=virtual.AGREEMENT_QUICK if quick else virtual.AGREEMENT_FULL,
         scale=None if quick else virtual.SCALE,
+        scaling=virtual.SCALING_QUICK if quick else virtual.SCALING_FULL,
+        plot=out.with_name(out.stem + "-scale.png") if options.out else SCALE_PLOT[quick],
         quick=quick,
         live=True,
         sweep=True,
