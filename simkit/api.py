@@ -100,7 +100,10 @@ def run(
     ``stack="fastapi"`` (with ``runtime="live"``) serves the run with FastAPI on uvicorn,
     the post-mortem's own stack, instead of the ``websockets`` server; ``ws`` picks
     uvicorn's WebSocket implementation (``websockets-sansio``, its default, ``websockets``
-    or ``wsproto``). ``summary["stack"]`` and ``summary["ws"]`` record them.
+    or ``wsproto``). In the virtual runtime the same arguments choose the transport
+    profile measured on that implementation (:mod:`simkit.model.transport`: when a
+    handler's cleanup runs after a close). ``summary["stack"]`` and ``summary["ws"]``
+    record them.
     """
     sc = scenario_of(scenario)
     if strategy is None:
@@ -177,14 +180,24 @@ def run(
         "settle": float(settle),
         "scale": float(chosen.scale),
     }
-    if stack is not None:
-        info["stack"], info["ws"] = getattr(chosen, "stack", stack), getattr(chosen, "ws", ws)
+    if (stack, ws) != (None, None):
+        info.update(_stack_info(chosen))
     timeseries, summary = summarise(played.census, played.server, info)
     summary.update(played.extra)
     for column in summary.get("unknown_metrics", {}):
         if column in timeseries.columns:  # a runtime that cannot know a metric says so
             timeseries[column] = math.nan
     return Result(sc.name, strat.name, timeseries, summary, trace_frame(played.env.trace))
+
+
+def _stack_info(chosen: Runtime) -> dict[str, str]:
+    """The server stack and WebSocket implementation a run used (live: its server;
+    virtual: its transport profile)."""
+    profile = getattr(chosen, "profile", None)
+    if profile is not None:
+        stack, _, ws = profile.name.partition("/")
+        return {"stack": stack, "ws": ws or stack}
+    return {"stack": getattr(chosen, "stack", ""), "ws": getattr(chosen, "ws", "")}
 
 
 def make_runtime(
@@ -203,10 +216,10 @@ def make_runtime(
 ) -> Runtime:
     """The adapter for runtime ``name`` (one of :data:`RUNTIMES`); with ``target``, the
     live runtime's tabs against that server (:class:`~simkit.live.target.TargetRuntime`)."""
-    if (stack, ws) != (None, None) and (name != "live" or target is not None):
+    if (stack, ws) != (None, None) and (name == "browser" or target is not None):
         raise ConfigError(
-            "stack= and ws= choose the live runtime's own server: use runtime='live' "
-            f"without target=, not runtime={name!r}" + (" with target=" if target else "")
+            "stack= and ws= choose the kit's own server (live) or its transport profile "
+            f"(virtual), not runtime={name!r}" + (" with target=" if target else "")
         )
     if target is not None and name == "live":
         from simkit.live.target import TARGET_KEEPALIVE, TargetRuntime
@@ -220,7 +233,12 @@ def make_runtime(
 
         if scale not in (None, 1.0):
             raise ConfigError(f"scale only applies to the live and browser runtimes, got {scale!r}")
-        return VirtualRuntime(scenario, strategy)
+        if (stack, ws) == (None, None):
+            return VirtualRuntime(scenario, strategy)
+        from simkit.model.transport import transport_profile
+
+        profile = transport_profile("websockets" if stack is None else stack, ws)
+        return VirtualRuntime(scenario, strategy, profile=profile)
     if name == "live":
         from simkit.live.runtime import LiveRuntime
 

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from simkit.model.codes import CloseCode
 from simkit.model.latency import Latency
 from simkit.model.liveness import Heartbeat, Liveness
+from simkit.model.transport import PROFILES, TransportProfile
 
 if TYPE_CHECKING:
     from simkit.actors.server import Server
@@ -193,6 +194,10 @@ class Link:
             self.close_code = code
             self._disarm_beat()
             net = self.net
+            if net.cleanup_on_frame:  # the profile: cleanup as the frame arrives, echo down
+                self._down(self._client_sees_close, code)
+                self._server_closed(code)
+                return
             if net.instant and self.silent_since is None:
                 # Zero latency: the echo is back in this same instant, so the page sees its
                 # close now. Its TCP close ends the handshake at once too if nothing else is
@@ -244,7 +249,11 @@ class Link:
         self._disarm_beat()
         self._down(self._server_close_reaches_client, code)
         net = self.net
-        net.post(net.now() + net.close_timeout, self._server_gives_up)
+        if net.close_at_once:  # the profile: the handler sees its disconnect at once
+            net.post(net.now(), self._teardown_reaches_server, code)
+            return
+        wait = net.close_timeout if code == CloseCode.KEEPALIVE_TIMEOUT else net.give_up
+        net.post(net.now() + wait, self._server_gives_up)
 
     def _server_gives_up(self) -> None:
         """The close timeout. Never cancelled: once the server's end is closed it stays
@@ -481,8 +490,15 @@ class MemoryNetwork:
         latency: Latency,
         close_timeout: float = 10.0,
         idle_timeout: float | None = None,
+        profile: TransportProfile | None = None,
     ) -> None:
         self.loop = loop
+        # How the server's WebSocket implementation orders a close (simkit.model.transport);
+        # the default is the kit's websockets server, the model as it always was.
+        self.profile = profile or PROFILES["websockets"]
+        self.cleanup_on_frame = self.profile.cleanup == "frame"
+        self.close_at_once = self.profile.server_close == "at-once"
+        self.give_up = close_timeout * self.profile.give_up
         self.now: Callable[[], float] = loop.time  # the clock, without a frame of our own
         self.census = census
         self.liveness = liveness

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from simkit.actors.play import Runtime
 from simkit.model.liveness import CLOSE_TIMEOUT
 from simkit.model.strategy import Strategy
+from simkit.model.transport import TransportProfile
 from simkit.runtime.census import Census
 from simkit.virtual import loop as virtual_loop
 from simkit.virtual.network import MemoryNetwork
@@ -28,11 +29,17 @@ class VirtualRuntime(Runtime):
     name = "virtual"
 
     def __init__(
-        self, scenario: Scenario, strategy: Strategy, *, close_timeout: float = CLOSE_TIMEOUT
+        self,
+        scenario: Scenario,
+        strategy: Strategy,
+        *,
+        close_timeout: float = CLOSE_TIMEOUT,
+        profile: TransportProfile | None = None,
     ) -> None:
         self.scenario = scenario
         self.strategy = strategy
         self.close_timeout = close_timeout
+        self.profile = profile  # the server implementation's close ordering (default: websockets)
 
     def execute(self, main: Callable[[], Coroutine[Any, Any, T]]) -> T:
         # A run allocates millions of short-lived objects but frees almost nothing cyclic:
@@ -58,4 +65,5 @@ class VirtualRuntime(Runtime):
             self.scenario.latency,
             close_timeout=self.close_timeout,
             idle_timeout=self.scenario.idle_timeout,
+            profile=self.profile,
         )

@@ -1,0 +1,88 @@
+"""How a server's WebSocket implementation orders a close: the virtual network's profile.
+
+Three facts decide the cleanup race, and they differ between implementations (measured,
+``simkit/calibration_fastapi.json``; ``python -m simkit calibrate --stack fastapi``):
+
+- ``cleanup``: when a handler's cleanup runs after the page called ``close()``. ``handshake``:
+  once the closing handshake is complete, three one-way trips after the page's close
+  (``websockets``' servers, and uvicorn's legacy implementation); ``frame``: as soon as the
+  close frame arrives, one trip (uvicorn's ``websockets-sansio`` and ``wsproto``).
+- ``server_close``: what a server-initiated close does to the closed connection's handler.
+  ``waits-echo``: its cleanup runs when the page's echo arrives (or the server gives up after
+  ``give_up`` close timeouts); ``at-once``: ``close()`` queues the disconnect and returns, so
+  the old handler's cleanup runs at once, before the echo (sansio, wsproto).
+- ``give_up``: how many close timeouts a server close waits for an echo that never comes (a
+  half-open peer): 1 for ``websockets``, 2 for uvicorn's legacy implementation (its
+  ``close()`` waits for the close frame, then for the connection to end).
+
+The default profile, ``websockets``, is the kit's own server: the model as it always was.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from simkit.model.errors import choice
+
+
+@dataclass(frozen=True, slots=True)
+class TransportProfile:
+    """One server implementation's close ordering (see the module docstring)."""
+
+    name: str
+    cleanup: Literal["handshake", "frame"] = "handshake"
+    server_close: Literal["waits-echo", "at-once"] = "waits-echo"
+    give_up: float = 1.0
+    summary: str = ""
+
+    @property
+    def cleanup_trips(self) -> int:
+        """One-way trips from the page's ``close()`` to the handler's cleanup."""
+        return 1 if self.cleanup == "frame" else 3
+
+
+PROFILES: dict[str, TransportProfile] = {
+    p.name: p
+    for p in (
+        TransportProfile(
+            "websockets",
+            summary="the kit's websockets server: cleanup after the closing handshake",
+        ),
+        TransportProfile(
+            "fastapi/websockets-sansio",
+            cleanup="frame",
+            server_close="at-once",
+            summary="uvicorn's default: cleanup when the close frame arrives; close() "
+            "returns at once and the old handler sees its disconnect at once",
+        ),
+        TransportProfile(
+            "fastapi/websockets",
+            give_up=2.0,
+            summary="uvicorn's legacy implementation: as websockets, but a close to a "
+            "half-open peer waits two close timeouts",
+        ),
+        TransportProfile(
+            "fastapi/wsproto",
+            cleanup="frame",
+            server_close="at-once",
+            summary="uvicorn on wsproto: as websockets-sansio",
+        ),
+    )
+}
+
+
+def transport_profile(stack: str = "websockets", ws: str | None = None) -> TransportProfile:
+    """The profile of ``stack`` (``websockets`` or ``fastapi``) under implementation ``ws``
+    (for FastAPI: ``websockets-sansio``, its default, ``websockets`` or ``wsproto``)."""
+    if stack == "websockets" and ws in (None, "websockets"):
+        return PROFILES["websockets"]
+    if stack == "fastapi":
+        key = f"fastapi/{ws or 'websockets-sansio'}"
+        if key in PROFILES:
+            return PROFILES[key]
+        valid = [name.split("/", 1)[1] for name in PROFILES if name.startswith("fastapi/")]
+        raise choice(f"ws implementation for stack {stack!r}", ws, valid)
+    if stack == "websockets":
+        raise choice(f"ws implementation for stack {stack!r}", ws, ["websockets"])
+    raise choice("stack", stack, ["websockets", "fastapi"])

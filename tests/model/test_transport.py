@@ -1,0 +1,124 @@
+"""Transport profiles: each server implementation's close ordering, held to what was measured
+on it (``simkit/calibration_fastapi.json``), and the virtual runtime playing it.
+
+A profile says when a handler's cleanup runs after a page's close (1 or 3 one-way trips),
+whether a server-initiated close lets the closed handler go at once or waits for the echo,
+and how long a close to a half-open peer waits. The default profile is the kit's websockets
+server and leaves every virtual run as it was (``tests/virtual/test_fingerprints.py``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import simkit
+from simkit.model.errors import ConfigError
+from simkit.model.latency import Latency
+from simkit.model.strategy import make_strategy
+from simkit.model.transport import PROFILES, transport_profile
+from simkit.scenarios import Scenario
+
+CALIBRATION = json.loads((Path(simkit.__file__).parent / "calibration_fastapi.json").read_text())[
+    "implementations"
+]
+LATENCY = 0.05  # one way, in the scripted runs below
+
+
+@pytest.mark.parametrize("ws", list(CALIBRATION))
+def test_each_profile_matches_its_measurements(ws):
+    profile = transport_profile("fastapi", ws)
+    measured = CALIBRATION[ws]
+    trips = measured["cleanup_trips"]["median"]
+    assert abs(profile.cleanup_trips - trips) < 0.5, f"cleanup trips: measured {trips}"
+    at_once = measured["server_close_trips"]["median"] < 0.5
+    assert (profile.server_close == "at-once") == at_once, "server close() returns at once"
+    blocked = measured["reload"]["half-open"]["blocked_s"]["median"]
+    if not at_once:  # a close to a half-open peer waits give_up close timeouts
+        assert profile.give_up == pytest.approx(blocked / 1.0, abs=0.2), f"blocked {blocked} s"
+
+
+def test_the_default_profile_is_the_kits_websockets_server():
+    assert transport_profile() is PROFILES["websockets"]
+    assert transport_profile("fastapi") is PROFILES["fastapi/websockets-sansio"]
+    assert PROFILES["websockets"].cleanup_trips == 3
+
+
+def test_bad_names_are_refused_with_the_valid_ones():
+    with pytest.raises(ConfigError, match="unknown stack 'flask'"):
+        transport_profile("flask")
+    with pytest.raises(ConfigError, match="websockets-sansio, websockets, wsproto"):
+        transport_profile("fastapi", "hypercorn")
+    with pytest.raises(ConfigError, match="choose one of: websockets"):
+        transport_profile("websockets", "wsproto")
+
+
+CLOSED_AT = 2.5  # when _load_then_close's page closes its socket
+
+
+async def _load_then_close(tab, sc):
+    await tab.sleep(0.5)
+    tab.load()
+    await tab.sleep(2.0)
+    tab.close()
+
+
+async def _second_tab_later(tab, sc):
+    await tab.sleep(0.5 + 2.0 * tab.index)
+    tab.load()
+
+
+def _scripted(script, tabs):
+    """``tabs`` tabs of one person (so a second tab claims the first one's user id)."""
+    return Scenario(
+        "transport", "profile check", script, tabs=tabs, duration=6.0,
+        latency=Latency(LATENCY, 0.0), push_rate=0.0, tabs_per_person=(tabs, tabs),
+    )  # fmt: skip
+
+
+def _cleanup_after_close(**stack) -> float:
+    """Seconds from the page's close to the server's cleanup, in virtual time."""
+    safe = make_strategy("t", registry="kick-old-safe", unload="pagehide")
+    r = simkit.run(_scripted(_load_then_close, 1), safe, trace=True, settle=5.0, **stack)
+    trace = r.trace
+    cleanup = trace[trace.event == "server-cleanup"].time.min()
+    return float(cleanup - CLOSED_AT)
+
+
+@pytest.mark.parametrize(
+    ("stack", "trips"),
+    [
+        ({}, 3),
+        ({"stack": "fastapi", "ws": "websockets-sansio"}, 1),
+        ({"stack": "fastapi", "ws": "websockets"}, 3),
+        ({"stack": "fastapi", "ws": "wsproto"}, 1),
+    ],
+    ids=["websockets", "sansio", "legacy", "wsproto"],
+)
+def test_virtual_cleanup_comes_as_many_trips_after_the_close_as_measured(stack, trips):
+    assert _cleanup_after_close(**stack) == pytest.approx(trips * LATENCY)
+
+
+@pytest.mark.parametrize(
+    ("ws", "at_once"), [("websockets-sansio", True), ("websockets", False), ("wsproto", True)]
+)
+def test_virtual_kick_lets_the_old_handler_go_at_once_where_measured(ws, at_once):
+    """A second tab of the same user: the server closes the first. Where ``close()``
+    returns at once the old handler's cleanup runs in the same instant as the kick; else
+    a round trip later, when the echo is back."""
+    seed_like = make_strategy("t", registry="close-delete-register", unload="pagehide")
+    r = simkit.run(
+        _scripted(_second_tab_later, 2), seed_like, trace=True, settle=5.0,
+        stack="fastapi", ws=ws,
+    )  # fmt: skip
+    trace = r.trace
+    kick = trace[trace.event == "server-close"].iloc[0]
+    cleanup = trace[(trace.event == "server-cleanup") & (trace.conn == kick.conn)].iloc[0]
+    assert kick.code == 1000 and cleanup.code == 1000  # the post-mortem's close()
+    delay = cleanup.time - kick.time
+    assert delay == pytest.approx(0.0 if at_once else 2 * LATENCY)
+    assert r.summary["ws"] == ws and r.summary["stack"] == "fastapi"
+    # the reload strands the new tab on every implementation (measured: 20 of 20)
+    assert r.timeseries.unroutable.iloc[-1] == 1
