@@ -19,6 +19,12 @@ import pytest
 
 import simkit
 
+# Every scenario x every preset, two seeds each: about 20 s of CPU in all, a third of what
+# `make test-fast` may spend, so slow (make test runs it; so does pytest on this file).
+# The fast subset keeps the same-seed and cross-process determinism checks (test_api.py,
+# virtual/test_loop.py).
+pytestmark = pytest.mark.slow
+
 GOLDEN = Path(__file__).with_name("fingerprints.json")
 TABS, DURATION, SEEDS = 50, 300.0, (0, 7)
 
