@@ -310,15 +310,20 @@ class FastAPIServer(BaseServer):
         """The process dies (every socket reset, no handler cleanup runs, the in-memory
         registry is lost) and comes back on the same port ``downtime`` seconds later."""
         self.dying = True
-        for link in list(self.open_links.values()):
-            link.abort()
         server = self._uvicorn
         if server is not None:
+            for listener in getattr(server, "servers", []):
+                listener.close()  # a dead process accepts nothing: stop listening first
             for connection in list(server.server_state.connections):
                 transport = getattr(connection, "transport", None)
                 if transport is not None:
                     transport.abort()
-        await asyncio.sleep(0)  # let the handlers see their sockets go
+        for link in list(self.open_links.values()):
+            link.abort()
+        # every old handler runs its cleanup while the server is still "dying" (the
+        # census is told, the registry that died with the process is not)
+        with contextlib.suppress(TimeoutError):
+            await self.until(lambda s: not s.open_links, timeout=5.0)
         await self._shutdown(force=True)
         self.core.restart()
         self.sockets.clear()
