@@ -59,7 +59,29 @@ def test_bench_report_is_written_and_printed(tmp_path) -> None:
     assert row["simkit"]["events"][0] > row["simkit"]["connects"][0] > 0
     assert row["simpy"]["peak_rss_mb"]["max"] > 0
     assert len(row["ratio_simkit_over_simpy"]["per_pair"]) == 2
-    assert "simkit" in table(report)
+    assert len(row["cpu_ratio_simkit_over_simpy"]["per_pair"]) == 2
+    # The naive yardstick is timed alongside and plays the same trajectory.
+    assert row["simpy_ticking"]["connects"] == row["simpy"]["connects"]
+    assert row["simpy_ticking"]["events"][0] > row["simpy"]["events"][0]
+    assert "simkit" in table(report) and "ticking" in table(report)
+
+
+def test_careful_and_ticking_yardsticks_give_the_same_trajectory() -> None:
+    careful = virtual.run_simpy(300, 900.0, 4)
+    ticking = virtual.run_simpy_ticking(300, 900.0, 4)
+    for metric in virtual.METRICS:
+        assert careful[metric] == ticking[metric], metric
+    assert careful["events"] < ticking["events"] / 2  # and it does less than half the work
+
+
+def test_scaling_plot_is_drawn(tmp_path) -> None:
+    rows = [
+        {"engine": engine, "tabs": tabs, "duration": 60.0, "cpu_s": tabs / k, "peak_rss_mb": k}
+        for engine, k in (("simpy", 100.0), ("simkit", 200.0))
+        for tabs in (1_000, 10_000)
+    ]
+    out = virtual.plot_scaling(rows, tmp_path / "scale.png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size < 200_000
 
 
 def test_simpy_model_uses_simkits_calibrated_close_delay() -> None:
