@@ -44,6 +44,7 @@ FLOORS: list[tuple[str, int]] = [
     ("simkit.cli", 4),
     ("simkit.sweep", 4),
     ("simkit.widgets", 4),
+    ("simkit.adapters", 4),  # imported by web apps: only the pure model below it
     ("simkit.__main__", 4),
     ("simkit", 4),
 ]
