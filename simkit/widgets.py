@@ -181,6 +181,10 @@ class LivePlot:
         with simkit.widgets.live_plot() as plot:
             r = simkit.run("reload-storm", "before", runtime="live", on_sample=plot)
 
+    Several runs in a row (``simkit.compare(..., on_sample=plot)``) are drawn side by side
+    in time, one line style each, named by ``runs``: a row whose time is not after the
+    previous row's starts the next run.
+
     ``display`` shows a figure and returns a handle with ``update(fig)`` (default:
     IPython's ``display(..., display_id=True)``; outside IPython nothing is shown and the
     rows are still recorded).
@@ -191,12 +195,14 @@ class LivePlot:
         metrics: Sequence[str] = ("open_sockets", "live_tabs", "stale", "unroutable"),
         *,
         title: str = "live run",
+        runs: Sequence[str] = (),
         display: Callable[[Any], Any] | None = None,
     ) -> None:
         if isinstance(metrics, str) or not metrics:
             raise ConfigError(f"metrics must be a list of column names, got {metrics!r}")
         self.metrics = tuple(metrics)
         self.title = title
+        self.names = list(runs)
         self.rows: list[dict[str, float]] = []
         self.draws = 0
         self._drawn = 0
@@ -234,13 +240,25 @@ class LivePlot:
         fig = Figure(figsize=(8, 3.2))
         ax = fig.subplots()
         rows = list(self.rows)
-        t = [row["t"] for row in rows]
-        for metric in self.metrics:
-            ax.plot(t, [row[metric] for row in rows], label=metric, lw=1.2)
+        segments: list[list[dict[str, float]]] = []
+        for row in rows:
+            if not segments or row["t"] <= segments[-1][-1]["t"]:
+                segments.append([])
+            segments[-1].append(row)
+        styles = ("-", "--", ":", "-.")
+        for n, segment in enumerate(segments):
+            t = [row["t"] for row in segment]
+            name = self.names[n] if n < len(self.names) else f"run {n + 1}"
+            for colour, metric in enumerate(self.metrics):
+                label = metric if len(segments) == 1 else f"{name}: {metric}"
+                values = [row[metric] for row in segment]
+                ax.plot(t, values, styles[n % 4], color=f"C{colour}", label=label, lw=1.2)
         ax.set_xlabel("time (s)")
         ax.set_ylabel("count")
-        ax.set_title(f"{self.title}: {len(rows)} samples" + (f", t = {t[-1]:g} s" if t else ""))
-        ax.legend(loc="upper left", fontsize="small", ncols=2)
+        now = f", t = {rows[-1]['t']:g} s" if rows else ""
+        ax.set_title(f"{self.title}: {len(rows)} samples{now}")
+        if rows:
+            ax.legend(loc="upper left", fontsize="small", ncols=2)
         fig.tight_layout()
         return fig
 
@@ -267,9 +285,11 @@ def live_plot(
     metrics: Sequence[str] = ("open_sockets", "live_tabs", "stale", "unroutable"),
     *,
     title: str = "live run",
+    runs: Sequence[str] = (),
 ) -> LivePlot:
-    """A figure in the notebook that a live run redraws as it samples; see :class:`LivePlot`."""
-    return LivePlot(metrics, title=title)
+    """A figure in the notebook that a live run redraws as it samples; see :class:`LivePlot`
+    (``runs`` names successive runs, e.g. a comparison's strategies)."""
+    return LivePlot(metrics, title=title, runs=runs)
 
 
 def _in_ipython() -> bool:

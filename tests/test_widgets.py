@@ -106,3 +106,13 @@ def test_a_live_run_is_drawn_while_it_runs():
         finished.append(len(handle.figures))
     assert len(plot.rows) == len(result.timeseries) > 20
     assert finished[0] >= 3  # redrawn several times before the run returned, not only at the end
+
+
+def test_live_plot_draws_successive_runs_side_by_side():
+    handle = FakeHandle()
+    with LivePlot(("stale",), runs=["before", "postmortem"], display=lambda fig: handle) as plot:
+        c = simkit.compare("reload-storm", ["before", "postmortem"], on_sample=plot, **SIZE)
+    lines = handle.figures[-1].axes[0].get_lines()
+    assert [line.get_label() for line in lines] == ["before: stale", "postmortem: stale"]
+    for line, name in zip(lines, ["before", "postmortem"], strict=True):
+        assert list(line.get_ydata()) == list(c.results[name].timeseries["stale"])
