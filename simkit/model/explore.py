@@ -24,7 +24,11 @@ INVARIANTS: dict[str, str] = {
     "dangling": "a registry entry points at a connection that is already closed",
     "unroutable": "an open connection (not closing, not silent) is not routed to",
     "duplicates": "a user has two open connections where the policy means one",
+    # a handler that awaits the old socket's close (registry close-await-register):
+    "self-kill": "the server closed a user's newest connection, replaced by nothing",
+    "blocked": "an open connection waits unregistered for an old connection's close",
 }
+UNSETTLED = ("blocked",)  # checked while a close is in flight: that is when it happens
 
 
 @dataclass(slots=True)
@@ -42,6 +46,7 @@ class World:
     conns: dict[int, Conn] = field(default_factory=dict)
     log: list[str] = field(default_factory=list)
     now: float = 0.0
+    self_killed: list[int] = field(default_factory=list)
 
     # -- events ----------------------------------------------------------------------------
 
@@ -82,6 +87,12 @@ class World:
         self.conns[conn].state = "closing"
         self.log.append(f"heartbeat reaps c{conn}")
 
+    def resume(self, conn: int) -> None:
+        """A handler blocked in ``await old.close()`` returns (a policy with ``blocked``)."""
+        self.log.append(f"c{conn}'s handler returns from closing the old connection")
+        user = self.conns[conn].user
+        self._apply(self.registry.resumed(conn, user, self._tick()))  # type: ignore[attr-defined]
+
     def _expect(self, conn: int, state: str, event: str) -> None:
         record = self.conns.get(conn)
         if record is None:
@@ -98,6 +109,9 @@ class World:
             if isinstance(action, Close | Refuse):
                 record = self.conns.get(action.conn)
                 if record is not None and record.state == "open":
+                    newest = max(c for c, r in self.conns.items() if r.user == record.user)
+                    if action.conn == newest and isinstance(action, Close):
+                        self.self_killed.append(action.conn)
                     record.state = "closing"
                     verb = "refuses" if isinstance(action, Refuse) else "closes"
                     self.log.append(
@@ -120,6 +134,18 @@ class World:
                     found.setdefault("unroutable", []).append(
                         f"open c{conn} of user {record.user} is not routed to"
                     )
+        for conn in self.self_killed:
+            found.setdefault("self-kill", []).append(
+                f"c{conn}, the newest connection of user {self.conns[conn].user}, was closed "
+                "by the server"
+            )
+        for conn, old in getattr(self.registry, "blocked", {}).items():
+            record = self.conns[conn]
+            if record.state == "open" and not record.silent:
+                found.setdefault("blocked", []).append(
+                    f"open c{conn} of user {record.user} is not registered: its handler "
+                    f"waits for c{old}'s close"
+                )
         if self.registry.one_per_user:
             for user, conns in open_by_user.items():
                 if len(conns) > 1:
@@ -142,6 +168,9 @@ class World:
                     yield ("go_silent", conn)
             elif record.state == "closing":
                 yield ("finish", conn)
+        for conn, old in getattr(self.registry, "blocked", {}).items():
+            if self.conns[old].state != "open":  # its close has begun: it may return any time
+                yield ("resume", conn)
 
     def do(self, move: tuple[str, object]) -> None:
         getattr(self, move[0])(move[1])
@@ -184,7 +213,8 @@ def counterexample(
     while queue:
         path = queue.popleft()
         world = replay(registry, path)
-        if path and not any(c.state == "closing" for c in world.conns.values()):
+        settled = not any(c.state == "closing" for c in world.conns.values())
+        if path and (settled or invariant in UNSETTLED):
             facts = world.violations().get(invariant)
             if facts:
                 name = getattr(world.registry, "name", type(world.registry).__name__)

@@ -293,6 +293,59 @@ class CloseDeleteRegister(_OneEntry):
         return []
 
 
+class CloseAwaitRegister(_OneEntry):
+    """The post-mortem's handler where ``await old.close()`` waits for the closing handshake
+    (uvicorn's legacy ``websockets`` implementation), with its exception path.
+
+    The new connection's handler closes the old one and is blocked in ``close()`` until the
+    old connection is closed: meanwhile the new socket is open and not registered (a
+    half-open old socket blocks it for the close timeouts). When ``close()`` returns the
+    caller calls :meth:`resumed`: ``finally: del conns[user_id]``, then
+    ``conns[user_id] = websocket``. The old handler's ``WebSocketDisconnect`` branch
+    (:meth:`disconnect`) deletes blindly. Both wake when the old connection ends, in either
+    order: if the old handler runs first, the new handler's ``del`` raises ``KeyError`` and
+    its ``except Exception`` closes the NEW socket (1000): the self-kill; if the new handler
+    runs first, the old one deletes the new entry: the strand. Measured: the old page's own
+    close in flight gives the first order, the server's close the second
+    (``simkit/calibration_fastapi.json``). ``blocked`` maps each waiting connection to the
+    one it waits on; :func:`simkit.model.explore.counterexample` finds both flaws.
+    """
+
+    name = "close-await-register"
+    summary = (
+        "the post-mortem's handler where close() waits for the handshake (uvicorn legacy): "
+        "registration blocked meanwhile; self-kill or strand after"
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocked: dict[int, int] = {}  # new connection -> the old one its close awaits
+
+    def connect(self, hello: Hello, now: float) -> list[Action]:
+        old = self.map.get(hello.user)
+        if old is None or old == hello.conn:
+            self.map[hello.user] = hello.conn
+            return []
+        self.blocked[hello.conn] = old
+        return [Close(old, CloseCode.NORMAL, "")]
+
+    def resumed(self, conn: int, user: str, now: float) -> list[Action]:
+        """Connection ``conn``'s handler returns from ``await old.close()``."""
+        if self.blocked.pop(conn, None) is None:
+            return []
+        if user not in self.map:  # `del conns[user_id]` raises KeyError: except Exception
+            return [Close(conn, CloseCode.NORMAL, "")]
+        del self.map[user]
+        self.map[user] = conn
+        return []
+
+    def disconnect(self, conn: int, user: str, now: float) -> list[Action]:
+        if self.blocked.pop(conn, None) is not None:
+            return []  # its handler is still inside close(): it never registered
+        self._forget_blindly(user)
+        return []
+
+
 class RejectNew(_OneEntry):
     """First connection wins; a second one for the same user is refused.
 
@@ -523,5 +576,14 @@ class Resume(Registry):
 
 REGISTRIES: dict[str, type[Registry]] = {
     cls.name: cls
-    for cls in (Naive, KickOld, KickOldSafe, CloseDeleteRegister, RejectNew, Multi, Resume)
+    for cls in (
+        Naive,
+        KickOld,
+        KickOldSafe,
+        CloseDeleteRegister,
+        CloseAwaitRegister,
+        RejectNew,
+        Multi,
+        Resume,
+    )
 }
