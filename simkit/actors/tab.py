@@ -11,7 +11,6 @@ so a scenario reads like what a user does.
 from __future__ import annotations
 
 import asyncio
-import functools
 import random
 from collections.abc import Awaitable
 from typing import Any
@@ -26,6 +25,32 @@ _EMPTY: frozenset[int] = frozenset()  # stands for an empty set until one is nee
 
 class Tab:
     """One tab. ``person`` is who uses it; the id it claims depends on the identity policy."""
+
+    # Slots: a run of a million tabs holds a million of these (a dict each was ~0.5 kB).
+    __slots__ = (
+        "_client_rng",
+        "_client_skip",
+        "_net_rng",
+        "attempt",
+        "close_when_open",
+        "closed_while_deaf",
+        "deaf_since",
+        "env",
+        "index",
+        "link",
+        "page",
+        "person",
+        "policy",
+        "received",
+        "retry",
+        "seen",
+        "storage",
+        "truth",
+        "user",
+        "waiting_since",
+        "want",
+        "work_rng",
+    )
 
     def __init__(self, env: Env, index: int, person: str, storage: Storage) -> None:
         self.env = env
@@ -49,18 +74,25 @@ class Tab:
         self.received = 0
         self.seen: set[int] = _EMPTY  # type: ignore[assignment]  # push ids this tab's pages received (membership only)
         self._client_skip = 0  # words the client stream drew before it was dropped
+        self._net_rng: random.Random | None = None
+        self._client_rng: random.Random | None = None
 
     # Streams made on first use: each is derived from the seed and its key alone, so when it
     # is made changes no draw; a policy or network that never draws costs no 2.9 kB state.
-    @functools.cached_property
+    @property
     def net_rng(self) -> random.Random:
-        return self.env.rng("tab", self.index, "net")
+        rng = self._net_rng
+        if rng is None:
+            rng = self._net_rng = self.env.rng("tab", self.index, "net")
+        return rng
 
-    @functools.cached_property
+    @property
     def client_rng(self) -> random.Random:
-        rng = self.env.rng("tab", self.index, "client")
-        if self._client_skip:  # it drew a per-tab token and was dropped: draw the same again
-            rng.getrandbits(32 * self._client_skip)
+        rng = self._client_rng
+        if rng is None:
+            rng = self._client_rng = self.env.rng("tab", self.index, "client")
+            if self._client_skip:  # it drew a per-tab token and was dropped: draw as far
+                rng.getrandbits(32 * self._client_skip)
         return rng
 
     def _claim(self, identity: str) -> str:
@@ -73,7 +105,7 @@ class Tab:
             return claim(identity, self.person, self.storage, None)
         if (
             identity == "per-tab"
-            and "client_rng" not in self.__dict__
+            and self._client_rng is None
             and "tab_id" not in self.storage.session
             and not self._client_skip
         ):
@@ -83,7 +115,7 @@ class Tab:
             if 0 < drawn < 624:  # (one block, no second twist: a plain skip reproduces it)
                 self._client_skip = drawn
             else:
-                self.client_rng = rng  # type: ignore[misc]  # keep it as it is
+                self._client_rng = rng  # keep it as it is
             return user
         return claim(identity, self.person, self.storage, self.client_rng)
 
