@@ -68,7 +68,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         scale=args.scale,
         nodes=args.nodes,
         balancer=args.balancer,
-        **_stack(args),
+        stack=args.stack,
+        ws=args.ws,
         **_target(args),
     )
     out = _outdir(args.out)
@@ -99,7 +100,8 @@ def cmd_compare(args: argparse.Namespace, strategies: list[str] | None = None) -
         scale=args.scale,
         nodes=args.nodes,
         balancer=args.balancer,
-        **_stack(args),
+        stack=args.stack,
+        ws=args.ws,
         **_target(args),
     )
     out = _outdir(args.out)
@@ -244,11 +246,6 @@ def _outdir(path: str) -> Path:
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
     return out
-
-
-def _stack(args: argparse.Namespace) -> dict[str, str]:
-    """``--stack``/``--ws`` as run()'s keywords, only when given (the live server's stack)."""
-    return {k: v for k, v in (("stack", args.stack), ("ws", args.ws)) if v is not None}
 
 
 def _stack_options(p: argparse.ArgumentParser, default: str | None) -> None:

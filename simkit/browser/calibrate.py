@@ -26,6 +26,7 @@ import websockets
 from simkit.browser.chromium import Chromium, chromium_version
 from simkit.calibration import FILE as CALIBRATION_FILE
 from simkit.calibration import load  # noqa: F401  (the calibration API, re-exported here)
+from simkit.live.common import BaseServer
 from simkit.live.server import LocalServer
 from simkit.model.strategy import make_strategy
 
@@ -59,12 +60,12 @@ def calibration_strategy():
 class Probe:
     """One LocalServer and helpers to read its log per user."""
 
-    def __init__(self, server: LocalServer) -> None:
+    def __init__(self, server: BaseServer) -> None:
         self.server = server
         self.serial = 0
 
     def now(self) -> float:
-        return time.monotonic() - self.server._t0
+        return self.server.elapsed()
 
     def user(self) -> str:
         self.serial += 1

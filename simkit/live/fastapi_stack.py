@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import socket
 import warnings
 from typing import Any
@@ -129,7 +130,8 @@ class _H11(H11Protocol):
 
     def connection_made(self, transport: Any) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self.loop.call_later(self.config.simkit_open_timeout, self._simkit_deadline)
+        deadline = getattr(self.config, "simkit_open_timeout", 10.0)
+        self.loop.call_later(deadline, self._simkit_deadline)
 
     def _simkit_deadline(self) -> None:
         if self.cycle is None and self.transport.get_protocol() is self:
@@ -245,7 +247,7 @@ class FastAPIServer(BaseServer):
             lifespan="off",
             log_config=None,
             access_log=False,
-            timeout_graceful_shutdown=max(1.0, self.close_timeout * self.scale + 1.0),
+            timeout_graceful_shutdown=math.ceil(self.close_timeout * self.scale + 1.0),
         )
         config.simkit_close_timeout = self.close_timeout * self.scale  # type: ignore[attr-defined]
         config.simkit_open_timeout = self.open_timeout  # type: ignore[attr-defined]
@@ -258,7 +260,7 @@ class FastAPIServer(BaseServer):
             sock.setblocking(False)
             self.port = sock.getsockname()[1]
             server = uvicorn.Server(config)
-            server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+            server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign, assignment]
             self._uvicorn = server
             self._serving = asyncio.get_running_loop().create_task(server.serve([sock]))
             loop = asyncio.get_running_loop()
