@@ -162,3 +162,34 @@ def test_a_server_that_accepts_and_then_never_answers_leaves_stale_sockets_count
     assert s["connects"] >= 3
     assert s["peak_stale"] >= 1  # the first socket of each load, closed by its page only
     assert s["final_live_tabs"] == 3
+
+
+def test_auth_headers_and_a_user_in_the_path_reach_the_server():
+    seen: list[tuple[str, str | None]] = []
+
+    def check(connection: Any, request: Any) -> Any:
+        user = request.path.split("/rooms/")[1].split("?")[0]
+        if request.headers.get("Authorization") != f"Bearer token-{user}":
+            return connection.respond(401, "who are you?\n")
+        seen.append((user, request.path.partition("simkit_conn=")[2] or None))
+        return None
+
+    with serving(lambda: serve(quiet, "127.0.0.1", 0, process_request=check)) as port:
+        url = f"ws://127.0.0.1:{port}/rooms/{{user}}"
+        with_auth = simkit.run(
+            "reload-storm", "postmortem-safe", runtime="live", target=url, tabs=3, duration=4,
+            settle=1, auth=lambda user: {"Authorization": f"Bearer token-{user}"},
+        ).summary  # fmt: skip
+        without = play(port, tabs=2, duration=3, settle=1)  # /ws: no user in the path
+    assert with_auth["handshake_refusals"] == {} and with_auth["final_connected_tabs"] == 3
+    assert {user for user, _ in seen} == {"u0", "u1", "u2"}
+    assert all(conn and conn.isdigit() for _, conn in seen)  # the stats protocol's id
+    assert without.summary["connects"] == 0
+
+
+def test_a_server_restart_is_played_as_a_proxy_outage_and_the_tabs_come_back():
+    with serving(lambda: serve(quiet, "127.0.0.1", 0)) as port:
+        s = play(port, "server-restart", tabs=3, duration=12, settle=5).summary
+    assert s["proxy_outages"] == 1
+    assert s["closed_for_client"].get("1006", 0) >= 3  # every socket reset at once
+    assert s["connects"] >= 6 and s["final_connected_tabs"] == 3
