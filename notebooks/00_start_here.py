@@ -67,8 +67,13 @@ async with LocalServer("before") as server:
 # %%
 # NBVAL_IGNORE_OUTPUT
 # (a live run: counts vary a little from run to run; the assertions below check the story)
-live = simkit.compare("reload-storm", ["before", "postmortem"], tabs=50, duration=120,
-                      runtime="live")
+# The figure redraws every sample while the runs play (on_sample): watch stale sockets grow.
+from simkit.widgets import live_plot
+
+with live_plot(("open_sockets", "stale", "unroutable"), runs=["before", "postmortem"],
+               title="reload-storm, live") as plot:
+    live = simkit.compare("reload-storm", ["before", "postmortem"], tabs=50, duration=120,
+                          runtime="live", on_sample=plot)
 table = live.table[["mean_open_sockets", "mean_stale", "mean_unroutable", "final_stale",
                     "delivery_ratio", "invariants_hold"]]
 print(table.round(3).T.to_string())

@@ -86,7 +86,12 @@ assert herd["invariants_hold"].all()
 # %%
 # NBVAL_IGNORE_OUTPUT
 # (a live run: counts vary a little from run to run; the assertions check the outcome)
-live = simkit.run("server-restart", "postmortem-safe", tabs=60, duration=120, runtime="live")
+# The figure redraws every sample while the run plays: the herd shows up as it happens.
+from simkit.widgets import live_plot
+
+with live_plot(("open_sockets", "connected_tabs", "connects"), title="server-restart, live") as plot:
+    live = simkit.run("server-restart", "postmortem-safe", tabs=60, duration=120,
+                      runtime="live", on_sample=plot)
 s = live.summary
 print({k: s[k] for k in ("server_restarts", "connects", "peak_connect_rate",
                           "final_open_sockets", "final_connected_tabs", "invariants_hold")})

@@ -300,11 +300,23 @@ def _in_ipython() -> bool:
     return get_ipython() is not None
 
 
+def _png(fig: Any) -> Any:
+    """The figure as an image, so that it shows whatever matplotlib backend the notebook
+    has set up (a bare Figure needs the inline backend's formatter)."""
+    import io
+
+    from IPython.display import Image
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    return Image(data=buffer.getvalue(), format="png")
+
+
 def _display(fig: Any) -> None:
     if _in_ipython():
         from IPython.display import display
 
-        display(fig)
+        display(_png(fig))
 
 
 class _NoHandle:
@@ -317,4 +329,15 @@ def _display_handle(fig: Any) -> Any:
         return _NoHandle()
     from IPython.display import display
 
-    return display(fig, display_id=True)
+    handle = display(_png(fig), display_id=True)
+    return _ImageHandle(handle)
+
+
+class _ImageHandle:
+    """IPython's display handle, fed images instead of figures."""
+
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+
+    def update(self, fig: Any) -> None:
+        self.handle.update(_png(fig))
