@@ -183,6 +183,7 @@ def test_an_unreachable_target_says_so_at_once():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(240)  # two 45-second real-time runs, side by side
 def test_flaky_network_strands_tabs_on_the_postmortem_app_and_not_on_the_fixed_one():
     """uvicorn's default keepalive (20 s/20 s, the post-mortem's deployment): a tab whose
     network came back reconnects while its old socket is still registered."""
