@@ -101,8 +101,8 @@ class Tab:
         drawn from and dropped, remembering how many 32-bit words it gave, and made again
         and advanced as far if it is ever needed (a Mersenne Twister is 2.5 kB a tab; half
         of a big ``reference`` run's memory was random streams)."""
-        if identity == "shared":
-            return claim(identity, self.person, self.storage, None)
+        if identity == "shared" or (identity == "per-tab" and "tab_id" in self.storage.session):
+            return claim(identity, self.person, self.storage, None)  # no draw: no stream
         if (
             identity == "per-tab"
             and self._client_rng is None

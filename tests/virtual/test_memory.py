@@ -30,7 +30,9 @@ def test_a_dropped_client_stream_comes_back_where_it_was() -> None:
     assert token == f"{kept.getrandbits(48):012x}"
     later = [tab.client_rng.random() for _ in range(5)]
     assert later == [kept.random() for _ in range(5)]
-    assert tab._claim("per-tab") == token  # the session keeps it: no second draw
+    tab._client_rng = None  # as before the later draws
+    assert tab._claim("per-tab") == token  # the session keeps it: no second draw ...
+    assert tab._client_rng is None  # ... and no stream made for nothing
 
 
 def test_fresh_tokens_keep_their_stream() -> None:
