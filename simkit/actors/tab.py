@@ -348,7 +348,25 @@ class Tab:
         self.env.census.set_current(self.truth, None)
         link.close(int(CloseCode.NORMAL))
 
+    def _polled(self) -> None:
+        """The polling guard's next look: the connection in flight is gone, so open."""
+        if self.waiting_since is not None and self.link is None:
+            self._open()
+
     def _open(self) -> None:
+        wait = self.policy.replace_wait
+        link = self.link
+        if wait > 0 and link is not None and link.client in ("connecting", "open"):
+            # the post-mortem's manager: close any existing connection, wait, then connect
+            if link.client == "connecting":
+                self._close_when_open(link.id)
+            else:
+                link.close(int(CloseCode.NORMAL))
+            self.link = None
+            self.waiting_since = None  # no longer waiting for that one: it is replaced
+            self.env.census.set_current(self.truth, None)
+            self.env.after(wait, self.connect)
+            return
         self.waiting_since = None
         link = self.env.network.connect(self, self.user, self.storage.session.get("session"))
         self.link = link
@@ -401,6 +419,11 @@ class Tab:
         elif self.waiting_since is None or self.link is not None:
             return
         if self.waiting_since is not None:
+            if self.policy.guard_poll > 0:  # a polling guard notices at its next poll
+                waited = self.now - self.waiting_since
+                poll = self.policy.guard_poll
+                self.env.after(poll * (waited // poll + 1) - waited, self._polled)
+                return
             self._open()
             return
         if self.want and self.retry is None:

@@ -88,3 +88,29 @@ def test_seed_presets_run_the_post_mortems_client_and_handler():
         )
         assert (client.guard_wait, client.guard_poll, client.replace_wait) == (3.0, 0.1, 0.1)
         assert seed.liveness.interval == keepalive
+
+
+def test_the_post_mortems_guard_polls_every_100_ms():
+    """A double mount under the post-mortem's client: the second connect() waits for the
+    first socket; its guard polls every 100 ms, so it opens at the first poll after the
+    first socket closed (0.80 s), not the moment it closed (0.70 s)."""
+    import simkit
+    from simkit.model.latency import Latency
+    from simkit.scenarios import Scenario
+
+    async def double_mount(tab, sc):
+        await tab.sleep(0.5)
+        tab.load(strict_mode=True)
+
+    scenario = Scenario(
+        "double-mount", "one StrictMode load", double_mount, tabs=1, duration=3.0,
+        latency=Latency(0.05, 0.0), push_rate=0.0,
+    )  # fmt: skip
+    woken = STRATEGIES["seed"].replace(name="woken", guard_poll=0.0)
+    opens = {}
+    for strategy in (STRATEGIES["seed"], woken):
+        trace = simkit.run(scenario, strategy, trace=True, settle=2.0).trace
+        closed = trace[trace.event == "client-close"].time.min()
+        second = trace[(trace.event == "connect") & (trace.conn == 2)].time.min()
+        opens[strategy.name] = round(second - closed, 6)
+    assert opens == {"seed": 0.1, "woken": 0.0}
