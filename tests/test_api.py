@@ -50,8 +50,9 @@ def test_determinism_across_processes_and_hash_seeds() -> None:
 # the kit teaches (test_two_tabs_of_one_user_fight_under_kick_old), not an invariant.
 # On several nodes a one-node design is wrong by construction (a push enters at any node):
 # there the designs that hold are the cross-node ones. shared-kick-old-safe keeps a dead
-# node's entries and trusts a store that can fail, which the node-crash and redis-blip
-# scenarios show (tests/actors/test_cluster.py); presence-ttl and broadcast settle true.
+# node's entries and trusts a store that can fail (at this size: one dangling entry left
+# on node-crash, one dangling and one unroutable on redis-blip); presence-ttl and
+# broadcast settle true.
 CORRECT_ACROSS_NODES = ["presence-ttl", "broadcast"]
 SETTLES = [
     (sc, st)
