@@ -20,6 +20,7 @@ from simkit.model.errors import SimkitError
 from simkit.model.liveness import LIVENESS
 from simkit.model.registry import REGISTRIES
 from simkit.model.strategy import STRATEGIES
+from simkit.model.transport import PROFILES
 from simkit.scenarios import SCENARIOS
 from simkit.sweep import KNOBS
 
@@ -41,6 +42,7 @@ def _sections() -> list[tuple[str, dict[str, str]]]:
         ("on resume / pageshow", LIFECYCLES),
         ("backoff", BACKOFFS),
         ("sweep grid keys (--grid KEY=V1,V2)", KNOBS),
+        ("server stacks (--stack S --ws IMPL)", {n: p.summary for n, p in PROFILES.items()}),
     ]
 
 
