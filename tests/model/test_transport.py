@@ -122,3 +122,17 @@ def test_virtual_kick_lets_the_old_handler_go_at_once_where_measured(ws, at_once
     assert r.summary["ws"] == ws and r.summary["stack"] == "fastapi"
     # the reload strands the new tab on every implementation (measured: 20 of 20)
     assert r.timeseries.unroutable.iloc[-1] == 1
+
+
+def test_cli_takes_the_stack_for_virtual_runs_and_names_bad_ones(tmp_path, capsys):
+    from simkit.cli import main
+
+    out = tmp_path / "run"
+    args = ["run", "--strategy", "seed", "--tabs", "3", "--duration", "10", "--out", str(out)]
+    assert main([*args, "--stack", "fastapi", "--ws", "wsproto"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["stack"], summary["ws"]) == ("fastapi", "wsproto")
+    assert main([*args, "--ws", "wsproto"]) == 2  # wsproto is not the websockets server's
+    assert "choose one of: websockets" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*args, "--stack", "flask"])
