@@ -797,6 +797,19 @@ class _Actor(asyncio.Future):  # type: ignore[type-arg]
     It looks enough like a Handle to sit on the ready queue (``_callback``, ``_args``,
     ``_context``, ``_cancelled``)."""
 
+    # Slots: a Future subclass's instance dict grew to ~700 bytes with these (one per tab).
+    __slots__ = (
+        "_cancel_message",
+        "_cancels",
+        "_context",
+        "_coro",
+        "_generation",
+        "_must_cancel",
+        "_name",
+        "_sleeping",
+        "_vloop",
+        "_waiter",
+    )
     _cancelled = False  # as a Handle: never skipped (a cancelled actor steps to raise)
     _args = ()
 
