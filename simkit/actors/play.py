@@ -19,6 +19,7 @@ anything else, so a callback is all they need, and it costs one loop step per wa
 from __future__ import annotations
 
 import asyncio
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -100,6 +101,12 @@ class Runtime(ABC):
         """What this runtime adds to the run's summary."""
         return {}
 
+    def unknown_columns(self) -> tuple[str, ...]:
+        """Time-series columns this runtime cannot know right now (a foreign server without
+        the stats protocol has no registry to read): sampled rows carry NaN there, never
+        a guess."""
+        return ()
+
     async def stop(self) -> None:  # noqa: B027 (an optional hook)
         """Stop what :meth:`start` started; called even when the run failed."""
 
@@ -163,7 +170,7 @@ async def play(
         if sc.control is not None:
             tasks.append(loop.create_task(sc.control(env, sc), name="control"))
         end = duration + settle
-        observe(env, server, sc.step, end, progress, on_sample)
+        observe(env, server, sc.step, end, progress, on_sample, runtime.unknown_columns)
         if sc.push_rate > 0:
             people_once = sorted(set(people), key=people.index)
             push_source(env, server, people_once, sc.push_rate * tabs)
@@ -195,8 +202,10 @@ def observe(
     end: float,
     progress: Callable[[float], None] | None,
     on_sample: Callable[[dict[str, float]], None] | None = None,
+    unknown: Callable[[], tuple[str, ...]] = tuple,
 ) -> None:
-    """Sample the census every ``step`` scenario seconds from 0 to ``end`` inclusive."""
+    """Sample the census every ``step`` scenario seconds from 0 to ``end`` inclusive;
+    ``on_sample`` gets each new row, with NaN in the columns ``unknown()`` names."""
     n = 0
     per_node = getattr(server, "on_sample", None)  # a Cluster's numbers per node
 
@@ -209,7 +218,10 @@ def observe(
         if progress is not None:
             progress(t)
         if on_sample is not None:
-            on_sample({column: values[-1] for column, values in env.census.rows.items()})
+            row = {column: values[-1] for column, values in env.census.rows.items()}
+            for column in unknown():
+                row[column] = math.nan
+            on_sample(row)
         n += 1
         if n * step <= end:
             env.loop.call_at(env.start + n * step * env.scale, sample)

@@ -618,6 +618,9 @@ class TargetRuntime(LiveRuntime):
             assert self.core is not None
             self.core.registry = mirror
 
+    def unknown_columns(self) -> tuple[str, ...]:
+        return REGISTRY_COLUMNS if self.stats_problem is not None else ()
+
     def summary(self) -> dict[str, Any]:
         net = self.net
         assert net is not None
