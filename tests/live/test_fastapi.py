@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import socket
 import subprocess
 import sys
@@ -98,11 +99,15 @@ def test_serve_command_reproduces_the_strand_on_the_default_implementation(strat
             return counts
 
         counts = run(main())
+        server.send_signal(signal.SIGINT)  # Ctrl-C: every socket closed, the port freed
+        out, _ = server.communicate(timeout=20)
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        if server.poll() is None:
+            server.kill()
+            server.wait(timeout=10)
     assert counts["open_sockets"] == 1
     assert counts["registry_entries"] == entries
+    assert server.returncode == 0 and b"port freed" in out
 
 
 @pytest.mark.parametrize("ws", IMPLS)
