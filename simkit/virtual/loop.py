@@ -321,6 +321,7 @@ class VirtualLoop(asyncio.AbstractEventLoop):
         # a store per jump: ``instant`` counts the steps run since the clock last moved.
         instant = 0
         limit = stall = _INF if self.stall_steps is None else self.stall_steps
+        inline_limit = 1_000  # steps per outer iteration before it looks at the heap again
         while True:
             if not ready:
                 if self._stopping:
@@ -338,7 +339,7 @@ class VirtualLoop(asyncio.AbstractEventLoop):
                     instant, limit = 0, stall
             now = self._now
             cutoff = seq()
-            steps = 0
+            steps = counted = 0  # counted: steps already in ``instant`` (see the jump below)
             later = None  # entries for a past time, scheduled during this iteration
             try:  # (finally: even a KeyboardInterrupt leaves the heap and the count whole)
                 for _ in range(len(ready)):
@@ -357,7 +358,24 @@ class VirtualLoop(asyncio.AbstractEventLoop):
                 while timers:
                     entry = timers[0]
                     if entry[0] > now:
-                        break
+                        # The next iteration would find nothing ready and jump the clock to
+                        # this entry: do so here and go on (its preamble costs as much as a
+                        # step), unless something needs the outer loop: a handle made ready,
+                        # entries set aside, a stop, cancelled timers (never a jump target;
+                        # purged there), or a long run of steps.
+                        if (
+                            ready
+                            or later
+                            or self._stopping
+                            or self._cancelled_timers
+                            or steps > inline_limit
+                        ):
+                            break
+                        now = self._now = entry[0]
+                        self.jumps += 1
+                        cutoff = seq()
+                        instant, limit, counted = 0, stall, steps
+                        continue
                     if entry[1] > cutoff:
                         if entry[0] == now:
                             break  # the rest of what is due was scheduled during this iteration
@@ -410,7 +428,7 @@ class VirtualLoop(asyncio.AbstractEventLoop):
                     for entry in later:
                         heappush(timers, entry)
                 self.steps += steps
-            instant += steps
+            instant += steps - counted
             if instant > limit:  # the clock has not moved for a long while: look closer
                 limit = self._check_stall(instant)
             if self._stopping:
