@@ -147,6 +147,7 @@ class VirtualLoop(asyncio.AbstractEventLoop):
         # Actors are listed here instead, in creation order, until they finish (a weak entry
         # here and one in asyncio's weak set of tasks cost 400 bytes per actor).
         self._actors: dict[_Actor, None] = {}
+        self._actors_made = 0  # for the stall limit: a finished actor's gather still counts
         self._asyncgens: weakref.WeakKeyDictionary[Any, None] = weakref.WeakKeyDictionary()
         self._running = self._stopping = self._closed = False
         self._debug = debug
@@ -274,6 +275,7 @@ class VirtualLoop(asyncio.AbstractEventLoop):
         if self.actors:
             actor = _Actor(coro, self, name, context)
             self._actors[actor] = None
+            self._actors_made += 1
             return actor  # type: ignore[return-value]
         task = asyncio.Task(coro, loop=self, name=name, context=context)
         self._task_order[task] = self._seq()
@@ -444,7 +446,7 @@ class VirtualLoop(asyncio.AbstractEventLoop):
         assert stall is not None
         watch = self._stall_watch
         if watch is None or watch.now != self._now:
-            tasks = len(self._task_order) + len(self._actors)
+            tasks = len(self._task_order) + self._actors_made
             allowed = max(stall, STALL_STEPS_PER_TASK * tasks)
             if instant <= allowed:
                 return allowed
