@@ -127,6 +127,8 @@ def run(
         )
     if target is None and (auth is not None or target_keepalive is not None):
         raise ConfigError("auth= and target_keepalive= only apply with target=")
+    if runtime == "virtual" and (stack, ws) != (None, None):
+        strat = as_deployed(strat, stack, ws)
     settle = settle_for(strat, target, target_keepalive) if settle is None else settle
     if not (settle >= 0 and math.isfinite(settle)):
         raise ConfigError(f"settle must be >= 0 seconds, got {settle!r}")
@@ -188,6 +190,19 @@ def run(
         if column in timeseries.columns:  # a runtime that cannot know a metric says so
             timeseries[column] = math.nan
     return Result(sc.name, strat.name, timeseries, summary, trace_frame(played.env.trace))
+
+
+def as_deployed(strategy: Strategy, stack: str | None, ws: str | None) -> Strategy:
+    """``strategy`` as its handler behaves on ``stack``/``ws`` in virtual time: the
+    post-mortem's handler (``close-delete-register``) on an implementation whose
+    ``close()`` waits for the handshake (uvicorn's legacy one) is ``close-await-register``."""
+    from simkit.model.registry import CloseAwaitRegister, CloseDeleteRegister
+    from simkit.model.transport import transport_profile
+
+    profile = transport_profile("websockets" if stack is None else stack, ws)
+    if profile.close_awaits and strategy.registry is CloseDeleteRegister:
+        return strategy.replace(registry=CloseAwaitRegister)
+    return strategy
 
 
 def _stack_info(chosen: Runtime) -> dict[str, str]:

@@ -14,6 +14,11 @@ Three facts decide the cleanup race, and they differ between implementations (me
 - ``give_up``: how many close timeouts a server close waits for an echo that never comes (a
   half-open peer): 1 for ``websockets``, 2 for uvicorn's legacy implementation (its
   ``close()`` waits for the close frame, then for the connection to end).
+- ``close_awaits``: a handler that awaits another socket's ``close()`` stays blocked until
+  that socket is closed, and then wakes together with that socket's own handler (legacy
+  uvicorn): the post-mortem's handler there is
+  :class:`~simkit.model.registry.CloseAwaitRegister`, and who wakes first decides between
+  the strand (the server's close) and the self-kill (the page's close was in flight).
 
 The default profile, ``websockets``, is the kit's own server: the model as it always was.
 """
@@ -34,6 +39,7 @@ class TransportProfile:
     cleanup: Literal["handshake", "frame"] = "handshake"
     server_close: Literal["waits-echo", "at-once"] = "waits-echo"
     give_up: float = 1.0
+    close_awaits: bool = False
     summary: str = ""
 
     @property
@@ -59,8 +65,9 @@ PROFILES: dict[str, TransportProfile] = {
         TransportProfile(
             "fastapi/websockets",
             give_up=2.0,
-            summary="uvicorn's legacy implementation: as websockets, but a close to a "
-            "half-open peer waits two close timeouts",
+            close_awaits=True,
+            summary="uvicorn's legacy implementation: close() waits for the handshake (a "
+            "handler awaiting it is blocked meanwhile); a half-open peer: two close timeouts",
         ),
         TransportProfile(
             "fastapi/wsproto",

@@ -242,6 +242,8 @@ class Link:
     def server_close(self, code: int, reason: str = "") -> None:
         """The server closes: the close frame goes down; if no echo comes back within
         ``close_timeout`` the server gives up and aborts (websockets' behaviour)."""
+        if self.net.close_awaits and self.server != "closed":  # a handler awaits this close:
+            self.net.awaited[self.id] = self.server == "open"  # did the page close first?
         if self.server != "open":
             return
         self.server = "closing"
@@ -272,7 +274,30 @@ class Link:
             self.idle_timer.cancel()
         net = self.net
         net.open_links.pop(self.id, None)
+        if net.close_awaits and self.id in net.awaited:
+            self._close_returns(code)
+            return
         net.server.on_close(self, code)
+
+    def _close_returns(self, code: int) -> None:
+        """This socket is closed: the handler that awaited its ``close()`` wakes together
+        with this socket's own handler. After the server's close, the awaiting one runs
+        first (it registers, then this handler's blind delete strands it); after the page's
+        own close, this handler runs first (the awaiting one's ``del`` raises: self-kill)."""
+        net = self.net
+        by_server = net.awaited.pop(self.id)
+        registry = net.server.registry
+        waiting = [new for new, old in getattr(registry, "blocked", {}).items() if old == self.id]
+        if not by_server:
+            net.server.on_close(self, code)
+        for new in waiting:
+            link = net.open_links.get(new)
+            user = self.user if link is None else link.user
+            actions = registry.resumed(new, user, net.now())
+            net.census.registry_changed(user)
+            net.server.apply(actions)
+        if by_server:
+            net.server.on_close(self, code)
 
     def server_dies(self) -> None:
         """The server process is gone: no handler runs, the OS resets every socket."""
@@ -499,6 +524,8 @@ class MemoryNetwork:
         self.cleanup_on_frame = self.profile.cleanup == "frame"
         self.close_at_once = self.profile.server_close == "at-once"
         self.give_up = close_timeout * self.profile.give_up
+        self.close_awaits = self.profile.close_awaits
+        self.awaited: dict[int, bool] = {}  # a socket whose close a handler awaits -> by server?
         self.now: Callable[[], float] = loop.time  # the clock, without a frame of our own
         self.census = census
         self.liveness = liveness

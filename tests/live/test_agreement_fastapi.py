@@ -7,8 +7,10 @@ Two designs: ``postmortem-safe`` (true at the end on every implementation) and `
 and every reconnect of a page over a half-open old socket strands the new one). On sansio
 and wsproto that strand is certain, so even the broken final state must match exactly;
 on the legacy implementation the handler can also kill its own new socket or block its
-registration (``simkit/calibration_fastapi.json``), which the virtual profile does not
-play, so there both runtimes need only show the strand.
+registration (``simkit/calibration_fastapi.json``); the virtual profile plays both, but
+with the model's close (the echo, two trips) where legacy's ``close()`` was measured at
+four, so which reconnects end in which outcome can differ by one or two: there both
+runtimes need only show the strand.
 
 The live runs start together when the module's first test asks (at most :data:`AT_ONCE`,
 :data:`STAGGER` apart, as in ``test_agreement.py``); each test waits for its own.
@@ -114,7 +116,7 @@ def test_seed_breaks_the_same_way_live_and_virtual(live: LiveRuns, ws: str, scen
     summary = live[key(ws, scenario, "seed")]
     model = virtual(ws, scenario, "seed")
     settled = ("final_stale", "final_dangling", "final_unroutable", "final_open_sockets")
-    if ws == "websockets":  # legacy: self-kills and blocked registrations are not modelled
+    if ws == "websockets":  # legacy: the outcomes of a few reconnects may differ
         assert summary["final_stale"] > 0 and model["final_stale"] > 0
         if scenario == "flaky-network":
             assert summary["final_unroutable"] > 0 and model["final_unroutable"] > 0

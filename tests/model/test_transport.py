@@ -136,3 +136,75 @@ def test_cli_takes_the_stack_for_virtual_runs_and_names_bad_ones(tmp_path, capsy
     assert "choose one of: websockets" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main([*args, "--stack", "flask"])
+
+
+# -- the calibration's three reload shapes, in virtual time ----------------------------------
+
+
+async def _replace_live(tab, sc):
+    await tab.sleep(0.5 + 2.0 * tab.index)  # the second tab of the user kicks the first
+    tab.load()
+
+
+async def _close_in_flight(tab, sc):
+    if tab.index == 0:  # hides (closes 1000) just before the other tab's socket arrives
+        await tab.sleep(0.5)
+        tab.load()
+        await tab.sleep(2.0)
+        tab.hide()
+    else:
+        await tab.sleep(2.5 + LATENCY / 2)
+        tab.load()
+
+
+async def _half_open(tab, sc):
+    if tab.index == 0:
+        await tab.sleep(0.5)
+        tab.load()
+        await tab.sleep(1.0)
+        tab.lose_network()
+    else:
+        await tab.sleep(2.5)
+        tab.load()
+
+
+SHAPES = {
+    "replace-live": _replace_live,
+    "close-in-flight": _close_in_flight,
+    "half-open": _half_open,
+}
+
+
+def _shape(shape: str, ws: str):
+    """(the new socket at t=3 s: 'strand' | 'self-kill' | 'registered', when the old
+    socket's cleanup ran) under the post-mortem's handler on implementation ``ws``."""
+    handler = make_strategy(
+        "handler", registry="close-delete-register", identity="shared",
+        visibility="disconnect-when-hidden", unload="pagehide",
+    )  # fmt: skip
+    scenario = Scenario(
+        shape, shape, SHAPES[shape], tabs=2, duration=30.0, latency=Latency(LATENCY, 0.0),
+        push_rate=0.0, tabs_per_person=(2, 2),
+    )  # fmt: skip
+    r = simkit.run(scenario, handler, trace=True, settle=5.0, stack="fastapi", ws=ws)
+    trace, at3 = r.trace, r.timeseries.set_index("t").loc[3.0]
+    killed = trace[(trace.event == "server-close") & (trace.conn == 2)]
+    cleanup = trace[(trace.event == "server-cleanup") & (trace.conn == 1)].time.min()
+    if len(killed):
+        return "self-kill", round(float(cleanup), 6)
+    outcome = "strand" if at3.unroutable == 1 else "registered"
+    return outcome, round(float(cleanup), 6)
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+@pytest.mark.parametrize("ws", list(CALIBRATION))
+def test_virtual_reload_shapes_end_as_measured(ws, shape):
+    """Each shape's outcome in virtual time is the one the calibration measured 20 times
+    of 20 on that implementation (the legacy self-kill included)."""
+    measured = CALIBRATION[ws]["reload"][shape]["outcomes"]
+    expected = max(measured, key=measured.get)
+    outcome, cleanup = _shape(shape, ws)
+    assert outcome == expected, (ws, shape, measured)
+    if shape == "half-open":  # the old socket's handler ends when the close gives up
+        give_up = 20.0 if ws == "websockets" else 0.0  # two 10 s close timeouts on legacy
+        assert cleanup == pytest.approx(2.55 + give_up)
