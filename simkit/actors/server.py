@@ -28,6 +28,8 @@ class Server:
     def __init__(self, env: Env) -> None:
         self.env = env
         self.registry: Registry = env.strategy.registry()
+        # Does the registry ever expire anything? (Only then is its deadline worth asking.)
+        self._timed = type(self.registry).deadline is not Registry.deadline
         self.rng = env.rng("server")
         self.restarts = 0
         self.pending: dict[int, int] = {}  # buffered push -> how many buffers hold it
@@ -37,6 +39,7 @@ class Server:
     def restart(self) -> None:
         """A new process: the in-memory registry is gone with the old one."""
         self.registry = self.env.strategy.registry()
+        self._timed = type(self.registry).deadline is not Registry.deadline
         self.restarts += 1
         # Resume buffers lived in the old process's memory: their pushes are lost.
         self.env.census.count_push("expired", len(self.pending))
@@ -76,6 +79,10 @@ class Server:
     # -- carrying out decisions ------------------------------------------------------------
 
     def apply(self, actions: list, push: int | None = None) -> None:
+        if not actions and push is None:  # most opens and closes: nothing to carry out
+            if self._timed:
+                self._arm_expiry()
+            return
         env = self.env
         census = env.census
         links = env.network.open_links

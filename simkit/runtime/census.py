@@ -371,23 +371,30 @@ class Census:
             entries, dangling, user_tabs = self._entries, self._dangling, self.user_tabs
             dirty_tabs = self._dirty_tabs
             route = registry.route
+            # Locals, and plain loops over the (mostly one-element) routes: this loop is
+            # a tenth of a big run (hundreds of dirty users per sample at 10,000 tabs).
+            entries_total, dangling_total = self._entries_total, self._dangling_total
             for user in self._dirty_users:
                 conns = route(user)
                 n = len(conns)
-                d = n - sum(map(servers.__contains__, conns))
-                self._entries_total += n - entries.get(user, 0)
-                self._dangling_total += d - dangling.get(user, 0)
+                d = 0
+                for conn in conns:
+                    if conn not in servers:
+                        d += 1
                 if n:
+                    entries_total += n - entries.get(user, 0)
                     entries[user] = n
                 else:
-                    entries.pop(user, None)
+                    entries_total -= entries.pop(user, 0)
                 if d:
+                    dangling_total += d - dangling.get(user, 0)
                     dangling[user] = d
-                else:
-                    dangling.pop(user, None)
+                elif dangling:
+                    dangling_total -= dangling.pop(user, 0)
                 tabs = user_tabs.get(user)
                 if tabs:
                     dirty_tabs.update(tabs)
+            self._entries_total, self._dangling_total = entries_total, dangling_total
             self._dirty_users = set()
         if self._dirty_tabs:
             unroutable, connected, routes_to = self._unroutable, self.connected, registry.routes_to
