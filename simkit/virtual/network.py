@@ -293,7 +293,7 @@ class Link:
         for new in waiting:
             link = net.open_links.get(new)
             user = self.user if link is None else link.user
-            actions = registry.resumed(new, user, net.now())
+            actions = registry.resumed(new, user, net.now())  # type: ignore[attr-defined]
             net.census.registry_changed(user)
             net.server.apply(actions)
         if by_server:
