@@ -60,11 +60,6 @@ warnings.filterwarnings(
     "ignore", message="remove second argument of ws_handler", category=DeprecationWarning
 )
 
-_quiet = logging.getLogger("simkit.live.uvicorn")
-_quiet.addHandler(logging.NullHandler())
-_quiet.propagate = False
-
-
 # -- uvicorn's protocols, instrumented -------------------------------------------------------
 # Each records what the handler cannot see through ASGI: whether a close frame was received
 # and whether the keepalive gave up (ASGI reports both a reset and a keepalive timeout as
@@ -251,6 +246,8 @@ class FastAPIServer(BaseServer):
         )
         config.simkit_close_timeout = self.close_timeout * self.scale  # type: ignore[attr-defined]
         config.simkit_open_timeout = self.open_timeout  # type: ignore[attr-defined]
+        # uvicorn logs every refused handshake and reset peer at INFO/WARNING/ERROR: a live
+        # run makes thousands, which would flood a notebook (the server's own log keeps them)
         logging.getLogger("uvicorn.error").setLevel(logging.CRITICAL)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
