@@ -213,6 +213,7 @@ def summarise(
         pushes_expired=p["expired"] + p["dropped"],
         delivery_ratio=round(delivered / p["sent"], 6) if p["sent"] else math.nan,
         kicked_live_tabs=census.kicked_live,
+        tabs_opened_elsewhere=census.gave_up,
         connects=census.connects,
         refused_connects=census.refused,
         detections=len(census.detections),

@@ -17,7 +17,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 from simkit.actors.env import Env
-from simkit.model.client import Storage, claim
+from simkit.model.client import REPLACED_CODES, Storage, claim
 from simkit.model.codes import CloseCode
 from simkit.model.page import Page, step
 
@@ -48,6 +48,7 @@ class Tab:
         "close_when_open",
         "closed_while_deaf",
         "deaf_since",
+        "elsewhere",
         "env",
         "index",
         "link",
@@ -77,6 +78,7 @@ class Tab:
         self.user = ""
         self.link: Any = None  # the current page load's socket
         self.want = False  # the page wants a connection now
+        self.elsewhere = False  # replaced, and showing "opened elsewhere" (on_replaced="stop")
         self.attempt = 0
         self.retry: asyncio.TimerHandle | None = None
         self.waiting_since: float | None = None  # single-flight: a connect() is waiting
@@ -136,6 +138,7 @@ class Tab:
         self.page = step(self.page, "load")
         self.user = self._claim(self.policy.identity)
         self.env.census.page_loaded(self.truth, self.user)
+        self.elsewhere = False
         self.want = True
         self.attempt = 0
         self.connect()
@@ -209,7 +212,7 @@ class Tab:
 
     def show(self) -> None:
         self.page = step(self.page, "show")
-        if self.policy.visibility == "disconnect-when-hidden":
+        if self.policy.visibility == "disconnect-when-hidden" and not self.elsewhere:
             self.want = True
             self.attempt = 0
             self.connect()
@@ -276,7 +279,9 @@ class Tab:
         self.deaf_since = None
         self.env.census.page_woke(self.truth)
         link = self.link
-        if handler == "reconnect" or self.policy.visibility == "disconnect-when-hidden":
+        if self.elsewhere:
+            pass  # it stays offline until reloaded, frozen or not
+        elif handler == "reconnect" or self.policy.visibility == "disconnect-when-hidden":
             self._forget_connection()
             if link is not None:
                 self.link = None
@@ -425,6 +430,9 @@ class Tab:
         if link is self.link:
             self.link = None
             self.env.census.set_current(self.truth, None)
+            if code in REPLACED_CODES and self.policy.on_replaced == "stop" and self.want:
+                self._opened_elsewhere()
+                return
         elif self.waiting_since is None or self.link is not None:
             return
         if self.waiting_since is not None:
@@ -440,6 +448,16 @@ class Tab:
                 self._schedule_retry()
             elif self.deaf_since is not None:
                 self.closed_while_deaf = True  # the page's close handler runs when it wakes
+
+    def _opened_elsewhere(self) -> None:
+        """Replaced by another connection of the user: say so and stay offline until the
+        user reloads (``on_replaced="stop"``): no retry, so no kick war."""
+        self.want = False
+        self.elsewhere = True
+        if self.retry is not None:
+            self.retry.cancel()
+            self.retry = None
+        self.env.census.page_gave_up(self.truth)
 
     def _schedule_retry(self) -> None:
         self.attempt += 1

@@ -348,6 +348,7 @@ class BrowserTab:
             "guard_wait": c.guard_wait,
             "on_resume": c.on_resume,
             "on_pageshow": c.on_pageshow,
+            "on_replaced": c.on_replaced,
             "backoff": b.mode,
             "base": b.base,
             "factor": b.factor,
@@ -492,6 +493,8 @@ class BrowserTab:
         elif kind == "close" and self.truth.current == link:
             census.set_current(self.truth, None)
             self.env.log("client-close", link, self.truth.user, ev.get("code"))
+        elif kind == "elsewhere":
+            census.page_gave_up(self.truth)
         elif kind == "push":
             self.received += 1
         elif kind == "pageshow" and self.restoring:

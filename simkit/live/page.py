@@ -49,6 +49,7 @@ const policy = {
   base: num("base", 1), factor: num("factor", 2), max: num("max", 5), rand: num("rand", 0.5),
   first_max: num("first_max", 5), on_resume: opt("on_resume", "reconnect"),
   on_pageshow: opt("on_pageshow", "reconnect"), strict: opt("strict", "0") === "1",
+  on_replaced: opt("on_replaced", "retry"),
   scale: num("scale", 1),
 };
 const tab = q.has("tab") ? Number(q.get("tab")) : null;
@@ -108,6 +109,7 @@ const later = (seconds, fn) => setTimeout(fn, seconds * policy.scale * 1000);
 // the connection manager: the same rules as the tab actor (simkit/actors/tab.py)
 let socket = null, want = false, attempt = 0, retry = null, waiting = false;
 let epoch = 0;  // bumped by every freeze (entering the back/forward cache freezes too)
+let elsewhere = false;  // replaced by another connection of this user, stopped (on_replaced)
 const closeWhenOpen = new Set();
 function forget() {
   if (retry !== null) { clearTimeout(retry); retry = null; }
@@ -188,7 +190,16 @@ function open() {
     S.closes.push({link, code: event.code});
     if (S.closes.length > 200) S.closes.shift();
     report("close", {link, code: event.code});
-    if (ws === socket) { socket = null; S.link = null; show("closed " + event.code); }
+    if (ws === socket) {
+      socket = null; S.link = null; show("closed " + event.code);
+      if ((event.code === 4000 || event.code === 4001) && policy.on_replaced === "stop" && want) {
+        // replaced by another connection of this user: say so, stop until reloaded
+        want = false; elsewhere = true;
+        if (retry !== null) { clearTimeout(retry); retry = null; }
+        show("opened elsewhere"); report("elsewhere", {link});
+        return;
+      }
+    }
     else if (!waiting || socket !== null) return;
     if (waiting) { open(); return; }
     if (want && retry === null) {
@@ -224,7 +235,8 @@ addEventListener("pagehide", (event) => {
 document.addEventListener("visibilitychange", () => {
   report("visibility", {state: document.visibilityState});
   if (policy.visibility !== "disconnect-when-hidden") return;
-  if (document.visibilityState === "hidden") disconnect(1000, "hidden"); else mount();
+  if (document.visibilityState === "hidden") disconnect(1000, "hidden");
+  else if (!elsewhere) mount();
 });
 function wake(handler) {
   // Chromium closes a socket that lived through a freeze or the bfcache as the page wakes
@@ -232,7 +244,7 @@ function wake(handler) {
   // happens: the page's ordinary close handling above decides (it retries while it wants a
   // connection). "reconnect" closes the old socket itself and connects at once, once per
   // wake-up: a bfcache restore fires both resume and pageshow.
-  if (handler !== "reconnect") return;
+  if (handler !== "reconnect" || elsewhere) return;
   const ws = socket;
   if (ws !== null && ws.simkitEpoch === epoch) return;  // already opened since the freeze
   want = true; attempt = 0; forget();

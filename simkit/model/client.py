@@ -184,6 +184,10 @@ BACKOFF_PRESETS: dict[str, Backoff] = {
 # --- the whole client policy --------------------------------------------------------------
 
 
+ON_REPLACED = ("retry", "stop")
+REPLACED_CODES = frozenset({4000, 4001})  # CloseCode.REPLACED, CloseCode.REFUSED
+
+
 @dataclass(frozen=True, slots=True)
 class Client:
     """Everything a page decides about its connection.
@@ -211,6 +215,11 @@ class Client:
     # existing one and waits ``replace_wait`` s (0: no wait).
     guard_poll: float = 0.0
     replace_wait: float = 0.0
+    # What a page does when the server closes its socket because another connection of the
+    # same user replaced it (4000) or was there first (4001): ``retry`` (reconnect after its
+    # backoff, and replace the other tab in turn: a kick war) or ``stop`` (show "opened
+    # elsewhere" and stay offline until the user reloads it, as chat and trading apps do).
+    on_replaced: str = "retry"
 
     def __post_init__(self) -> None:
         for kind, value, allowed in (
@@ -220,6 +229,7 @@ class Client:
             ("guard", self.guard, GUARDS),
             ("on_resume", self.on_resume, LIFECYCLES),
             ("on_pageshow", self.on_pageshow, LIFECYCLES),
+            ("on_replaced", self.on_replaced, ON_REPLACED),
         ):
             if value not in allowed:
                 raise choice(kind, value, list(allowed))

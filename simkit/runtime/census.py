@@ -68,6 +68,7 @@ class Census:
     duplicates: int = 0
     connects: int = 0
     kicked_live: int = 0
+    gave_up: int = 0  # pages that stopped reconnecting because they were replaced
     refused: int = 0
     duplicate_pushes: int = 0
     detections: list[float] = field(default_factory=list)
@@ -156,6 +157,15 @@ class Census:
         if side is not None and side.stale:
             side.stale = False
             self.stale -= 1
+
+    def page_gave_up(self, truth: TabTruth) -> None:
+        """The page was replaced by another connection of its user and stopped wanting one
+        ("opened elsewhere"): it is loaded but no longer a live tab, until it loads again."""
+        if truth.live:
+            self.live_tabs -= 1
+            self.person_live[truth.person] -= 1
+        truth.live = False
+        self.gave_up += 1
 
     def page_back(self, truth: TabTruth) -> None:
         if not truth.live:
