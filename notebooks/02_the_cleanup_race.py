@@ -4,11 +4,13 @@
 # **What you'll learn:** why the post-mortem's fix 5, `del registry[user_id]` in the
 # disconnect handler, deletes the *new* connection's entry; what the race looks like on a
 # timeline; how an exhaustive search finds the shortest event order that triggers it; why
-# compare-and-delete fixes it; and how network jitter makes it more frequent.
+# compare-and-delete fixes it; how network jitter makes it more frequent; and on which
+# stacks it is a race at all (on uvicorn's default WebSocket implementation it is certain).
 #
 # **What you'll do:** trace one run event by event and draw one race; print the
 # counterexample the kit finds on its own; compare `kick-old` with `kick-old-safe`; sweep the
-# network's jitter.
+# network's jitter; play the same reload on FastAPI under each of uvicorn's three WebSocket
+# implementations.
 #
 # **What you need:** notebook 01 (the vocabulary: stale, unroutable, registry). Runs in a
 # few seconds.
@@ -198,23 +200,119 @@ assert ko.loc[0.8, "mean_unroutable"] > 2 * ko.loc[0.0, "mean_unroutable"]
 assert (kos["mean_unroutable"] == 0).all()
 
 # %% [markdown]
+# ## Experiment 4: the same reload on the post-mortem's own stack
+#
+# Everything above ran the kit's `websockets` server, where the strand is a race: it needs the
+# old handler to finish after the new socket registered, and jitter decides how often that
+# happens. The post-mortem's backend was FastAPI on uvicorn, and uvicorn has three WebSocket
+# implementations that treat the post-mortem's handler (`if user_id in conns: try: await
+# old.close() finally: del conns[user_id]`, then `conns[user_id] = websocket`, and a blind
+# `del` on disconnect) differently. `python -m simkit calibrate --stack fastapi` measured each,
+# 20 times per reload shape, on real uvicorn servers through the fault proxy; the kit ships
+# the result. "strand" is the new tab connected and unroutable, "self-kill" the new handler
+# closing its *own* socket (its `finally: del` raised `KeyError`), "registered" the right
+# ending.
+
+# %%
+import json
+from dataclasses import replace
+from importlib.resources import files
+
+calibration = json.loads(files("simkit").joinpath("calibration_fastapi.json").read_text())
+IMPLEMENTATIONS = ["websockets-sansio", "websockets", "wsproto"]
+REPS = calibration["setup"]["reps"]
+measured = pd.DataFrame(
+    {
+        impl: {
+            shape: ", ".join(f"{k} {n}/{REPS}" for k, n in case["outcomes"].items() if n)
+            for shape, case in calibration["implementations"][impl]["reload"].items()
+        }
+        for impl in IMPLEMENTATIONS
+    }
+)
+print(f"measured on uvicorn {calibration['versions']['uvicorn']}, "
+      f"FastAPI {calibration['versions']['fastapi']}:")
+print(measured.to_string())
+
+# %%
+reload = {impl: calibration["implementations"][impl]["reload"] for impl in IMPLEMENTATIONS}
+for impl in ["websockets-sansio", "wsproto"]:  # certain: every overlap strands
+    assert reload[impl]["replace-live"]["outcomes"]["strand"] == REPS
+    assert reload[impl]["half-open"]["outcomes"]["strand"] == REPS
+assert reload["websockets"]["close-in-flight"]["outcomes"]["self-kill"] == REPS
+
+# %% [markdown]
+# Now the same `reload-storm` (100 tabs, 120 s, seed 0) played in virtual time under each
+# implementation's calibrated transport profile (`simkit.run(..., stack="fastapi", ws=...)`),
+# side by side with the kit's `websockets` server. The server is the post-mortem's handler
+# (preset `seed`); to let reloads collide we give its client the user's own id (as before the
+# post-mortem's fresh-id fix, or as any app with a login does), and add `postmortem-safe` on
+# each stack as the control.
+
+# %%
+seed = simkit.STRATEGIES["seed"]
+handler = simkit.make_strategy(
+    "seed, user's own id",
+    client=replace(seed.client, identity="shared"),
+    registry="close-delete-register",
+    liveness=seed.liveness,
+)
+rows = {}
+for impl in [*IMPLEMENTATIONS, None]:
+    stack = {"stack": "fastapi", "ws": impl} if impl else {}
+    where = f"fastapi + {impl}" if impl else "kit's websockets server"
+    for strategy in (handler, "postmortem-safe"):
+        run = simkit.run("reload-storm", strategy, tabs=TABS, duration=DURATION, seed=SEED,
+                         progress=False, **stack)
+        rows[(where, run.strategy)] = run.summary
+stacks = pd.DataFrame.from_dict(rows, orient="index")[
+    ["mean_stale", "mean_unroutable", "final_unroutable", "kicked_live_tabs", "delivery_ratio",
+     "invariants_hold"]
+]
+stacks.index.names = ["server", "strategy"]
+print(stacks.round(3).to_string())
+
+# %%
+broken = stacks.xs("seed, user's own id", level="strategy")
+control = stacks.xs("postmortem-safe", level="strategy")
+assert (broken["final_unroutable"] > 0).all() and not broken["invariants_hold"].any()
+assert control["invariants_hold"].all() and (control["mean_unroutable"] == 0).all()
+# sansio and wsproto behave alike; only legacy's handler kills its own new sockets
+assert broken.loc["fastapi + websockets-sansio"].equals(broken.loc["fastapi + wsproto"])
+assert broken.loc["fastapi + websockets", "kicked_live_tabs"] > 0
+assert broken.loc["fastapi + websockets-sansio", "kicked_live_tabs"] == 0
+
+# %% [markdown]
 # ## What the numbers say
 #
 # * In the traced run, c3's handler finished 0.30 s after c7 had registered; its blind
 #   delete left c7's tab connected but unroutable for 49.7 s, until c7 itself ended.
 # * The search needs only 4 events to break `kick-old` (open, open, kick, the kicked
 #   handler's cleanup) and finds nothing against `kick-old-safe`.
-# * Over 120 s of `reload-storm` with 100 tabs (jitter 400 ms), `kick-old` has 59.4
-#   unroutable tabs on average and 76 at the end, 300 pushes find no route and the delivery
+# * Over 120 s of `reload-storm` with 100 tabs (jitter 400 ms), `kick-old` has 51.3
+#   unroutable tabs on average over the workload and 76 at the end, 300 pushes find no route and the delivery
 #   ratio is 0.447; `kick-old-safe` never has a single unroutable tab (delivery ratio 0.966)
 #   and its invariants hold.
 # * Jitter drives the race: from 0 to 800 ms of jitter, the moments when a connection
 #   registers while its user's previous socket is still open (the kicks under
-#   `kick-old-safe`) grow from 68 to 509, and `kick-old`'s mean unroutable tabs from 12.6 to
-#   70.6. The floor at zero jitter is the silently dead sockets, which are kicked (and so
+#   `kick-old-safe`) grow from 68 to 509, and `kick-old`'s mean unroutable tabs from 8.3 to
+#   60.0. The floor at zero jitter is the silently dead sockets, which are kicked (and so
 #   race) every time. Compare-and-delete stays at 0 unroutable for every jitter; jitter still
 #   costs it some pushes in flight during reconnects (delivery ratio 1.000 at no jitter,
 #   0.952 at 800 ms).
+# * On the post-mortem's own stack the outcome depends on the WebSocket implementation, as
+#   measured 20 times per shape: on `websockets-sansio` (uvicorn's default since 0.50) and
+#   `wsproto`, `await old.close()` returns at once and the old handler's blind delete always
+#   comes after the new registration, so whenever the old socket is still there (live or
+#   half-open) the strand is **certain**, 20 of 20; only a close already in flight saves it.
+#   On uvicorn's legacy `websockets` implementation (and on the kit's `websockets` server)
+#   it is a race, and legacy adds a self-kill (the new socket closed by its own handler, 20
+#   of 20 when the old close is in flight). In virtual time on `reload-storm` the post-mortem's
+#   handler with the user's id leaves 16.7 tabs unroutable on average on sansio and wsproto
+#   (20 at the end, delivery 0.795), 24.4 on legacy (131 live tabs killed by their own
+#   handler) and 49.2 on the kit's server, whose slower cleanup (three one-way trips, not
+#   one) makes overlaps more frequent. Fewer overlaps on sansio, but each one strands.
+#   `postmortem-safe` holds its invariants on all four.
 #
 # ## Summary
 #
@@ -222,7 +320,9 @@ assert (kos["mean_unroutable"] == 0).all()
 #   (`del registry[user_id]`) removes whatever is there now, which after a kick or a slow
 #   close is the successor's entry.
 # * The race is not rare bad luck: under kick-old every kick triggers it, and jitter on real
-#   networks makes kicks common.
+#   networks makes kicks common. On FastAPI under uvicorn's default implementation (and
+#   `wsproto`) it is not even a race: every reload that finds the old socket still
+#   registered strands the new tab.
 # * Compare-and-delete (`if registry.get(user) == conn: del registry[user]`) closes it: 0
 #   unroutable tabs at every jitter, and no counterexample in an exhaustive search.
 # * Next: notebook 04 asks what the page-lifecycle fixes on the client buy.

@@ -187,10 +187,17 @@ def summarise(
     int_columns = [c for c in COLUMNS if c != "t"]
     ts[int_columns] = ts[int_columns].astype("int64")
     summary: dict[str, Any] = dict(info)
+    # Means cover the workload only (t <= duration): the settle period after it is as long
+    # as the slowest strategy in a comparison needs, so averaging over it would give the
+    # same run a different mean in every comparison it is part of. Peaks and finals cover
+    # the whole run (finals are, by design, after settling).
+    workload = ts["t"] <= float(info["duration"]) + 1e-9 if "duration" in info else None
+    if workload is None or not workload.any():
+        workload = pd.Series(True, index=ts.index)
     for metric in METRICS:
         column = ts[metric]
         summary[f"peak_{metric}"] = int(column.max())
-        summary[f"mean_{metric}"] = round(float(column.mean()), 6)
+        summary[f"mean_{metric}"] = round(float(column[workload].mean()), 6)
         summary[f"final_{metric}"] = int(column.iloc[-1])
     summary["final_connected_tabs"] = int(ts["connected_tabs"].iloc[-1])
     step = float(ts["t"].iloc[1] - ts["t"].iloc[0]) if len(ts) > 1 else 1.0
@@ -255,7 +262,10 @@ def _several_nodes(ts: pd.DataFrame, summary: dict[str, Any], census: Census, se
     summary["peak_node_open_sockets"] = int(ts[nodes].max().max())
     dead = ts["dead_node_entries"]
     summary["peak_dead_node_entries"] = int(dead.max())
-    summary["mean_dead_node_entries"] = round(float(dead.mean()), 6)
+    workload = ts["t"] <= float(summary.get("duration", math.inf)) + 1e-9
+    summary["mean_dead_node_entries"] = round(
+        float(dead[workload].mean() if workload.any() else dead.mean()), 6
+    )
     summary["final_dead_node_entries"] = int(dead.iloc[-1])
 
 

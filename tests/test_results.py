@@ -154,3 +154,30 @@ def test_comparison_plot_keeps_coinciding_strategies_apart_and_marks_live_tabs()
         assert {"live tabs", "workload ends", "before", "postmortem"} <= set(legend)
     finally:
         plt.close(fig)
+
+
+def test_means_cover_the_workload_so_settle_time_does_not_move_them() -> None:
+    """The same strategy, scenario and seed gives the same mean whatever the settle (compare
+    settles as long as its slowest strategy needs): notebooks 01 and 04 quote one number."""
+    short = simkit.run("reload-storm", "before", settle=10, **SMALL)
+    long = simkit.run("reload-storm", "before", settle=80, **SMALL)
+    ts = long.timeseries
+    assert ts["t"].max() > SMALL["duration"] + 60  # the long run really settled longer
+    for metric in ("open_sockets", "stale", "unroutable", "live_tabs"):
+        assert short.summary[f"mean_{metric}"] == long.summary[f"mean_{metric}"]
+        expected = ts.loc[ts["t"] <= SMALL["duration"], metric].mean()
+        assert long.summary[f"mean_{metric}"] == round(float(expected), 6)
+    # the mean differs from one taken over the whole run, settle included
+    assert long.summary["mean_stale"] != round(float(ts["stale"].mean()), 6)
+    # finals are after settling: the long settle reaps what the short one cannot
+    assert long.summary["final_open_sockets"] <= short.summary["final_open_sockets"]
+
+
+def test_notebooks_01_and_04_compare_the_same_run_to_the_same_mean() -> None:
+    """01 compares before/postmortem/postmortem-safe, 04 compares other strategies with a
+    different settle; `before` on the same scenario and seed must show one mean stale."""
+    kw = {"tabs": 100, "duration": 120, "seed": 0, "progress": False}
+    in_01 = simkit.compare("reload-storm", ["before", "postmortem", "postmortem-safe"], **kw)
+    alone = simkit.run("reload-storm", "before", **kw)
+    assert in_01.results["before"].summary["settle"] != alone.summary["settle"]
+    assert in_01.results["before"].summary["mean_stale"] == alone.summary["mean_stale"]
