@@ -133,10 +133,29 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     import asyncio
+    import signal
 
     from simkit.live.server import LocalServer
 
     async def serve() -> None:
+        if args.redis is not None:  # node K of N, its own process, the registry in Redis
+            from simkit.live.nodes import NodeProcess
+
+            node = NodeProcess(
+                args.strategy, args.redis, args.node, args.nodes, host=args.host,
+                port=args.port, scale=args.scale, stack=args.stack, ws=args.ws,
+            )  # fmt: skip
+            stop = asyncio.Event()
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+            async with node:
+                print(
+                    f"simkit node {args.node} of {args.nodes} serving '{args.strategy}' on "
+                    f"{node.local.http_url} (WebSocket {node.url}), registry in "
+                    f"{args.redis}. SIGTERM/Ctrl-C stops cleanly; SIGKILL is a crash.",
+                    flush=True,
+                )
+                await stop.wait()
+            return
         async with LocalServer(
             args.strategy, host=args.host, port=args.port, stack=args.stack, ws=args.ws
         ) as server:
@@ -374,6 +393,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8765)
     _stack_options(p, "websockets")
+    p.add_argument(
+        "--redis",
+        default=None,
+        help="redis://HOST:PORT: serve one node of several, its registry in this Redis "
+        "(a shared strategy: shared-kick-old, shared-kick-old-safe, presence-ttl)",
+    )
+    p.add_argument("--node", type=int, default=0, help="with --redis: this node's index K")
+    p.add_argument("--nodes", type=int, default=2, help="with --redis: how many nodes in all")
+    p.add_argument(
+        "--scale", type=float, default=1.0, help="with --redis: time scale (0.1: TTLs x0.1)"
+    )
     p = sub.add_parser("sweep", help="a parameter study: every combination x seeds, on Dask")
     p.add_argument("--scenarios", default="reload-storm", help="comma-separated")
     p.add_argument("--strategies", default=",".join(DEMO_STRATEGIES), help="comma-separated")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -167,6 +168,27 @@ class RedisServer:
         await self.stop()
 
 
+class RedisAt:
+    """A Redis somebody else started (``serve --redis URL``): its address only. The kit
+    cannot pause a process it does not own, so ``redis-blip`` is not played against it."""
+
+    def __init__(self, url: str) -> None:
+        if not isinstance(url, str) or not url.startswith(("redis://", "unix://")):
+            raise ConfigError(f"--redis must be a redis:// or unix:// URL, got {url!r}")
+        self.url = url
+
+    def pause(self) -> None:
+        raise ConfigError(f"the Redis at {self.url} was not started by the kit: it cannot pause it")
+
+    def resume(self) -> None:  # pragma: no cover (pause never succeeds)
+        pass
+
+
+# What a node in its own process may be asked to do by another node over pub/sub (the
+# Cluster method and its plain arguments): the kick of an old socket.
+REMOTE_CALLS = ("_kick_remote",)
+
+
 def _value(node: int, conn: int) -> str:
     return f"{node}:{conn}"
 
@@ -200,6 +222,9 @@ class RedisStore:
         self.queue: asyncio.Queue[tuple] = asyncio.Queue()
         self.worker: asyncio.Task[None] | None = None
         self.on_expired: Callable[[str], None] = lambda user: None
+        # None: every node is in this process (the run's nodes). K: this process hosts node
+        # K only (``serve --redis``); a relay to another node is a real PUBLISH it acts on.
+        self.hosted: int | None = None
         self._cad = self.client.register_script(CAD)
         self._refresh = self.client.register_script(REFRESH)
 
@@ -220,8 +245,17 @@ class RedisStore:
             self.worker = asyncio.get_running_loop().create_task(self._work())
 
     def relay(self, src: int, dst: int, fn: Callable[..., Any], *args: Any) -> bool:
-        """Pub/sub to another node: PUBLISH through Redis; the node acts on the reply."""
-        self.submit(src, "publish", (dst,), lambda ok: None if ok is FAILED else fn(*args))
+        """Pub/sub to another node: PUBLISH through Redis; the node acts on the reply. When
+        this process hosts one node only, another node's work is sent as the message (a
+        name of :data:`REMOTE_CALLS` and plain arguments) and that node's process runs it;
+        what cannot travel so (a forwarded push) is lost, and the relay says False."""
+        if self.hosted is None or dst == self.hosted:
+            self.submit(src, "publish", (dst,), lambda ok: None if ok is FAILED else fn(*args))
+            return True
+        name = getattr(fn, "__name__", "")
+        if name not in REMOTE_CALLS or not all(isinstance(a, int | str) for a in args):
+            return False
+        self.submit(src, "publish", (dst, json.dumps([name, list(args)])), lambda ok: None)
         return True
 
     def entries(self) -> dict[str, Entry]:
@@ -291,7 +325,7 @@ class RedisStore:
                 self._watch(user)
             return written
         if op == "publish":
-            await self.client.publish(f"simkit:node:{args[0]}", "msg")
+            await self.client.publish(f"simkit:node:{args[0]}", args[1] if args[1:] else "msg")
             return True
         raise ValueError(f"unknown store command {op!r}")
 
