@@ -51,7 +51,10 @@ async with LocalServer("before") as server:
 # connection only, and the old one was a duplicate. When the old socket's handler ran its
 # cleanup, `del registry["alice"]` removed the entry, which by then pointed at the *new*
 # connection: `alice` still has an open socket and the registry is empty. A push to her
-# goes nowhere. That is the cleanup race; notebook 02 takes it apart.
+# goes nowhere. That is the cleanup race; notebook 02 takes it apart. (On this server, the
+# kit's `websockets` one, and on uvicorn's legacy implementation it is a race; on FastAPI
+# under uvicorn's default `websockets-sansio`, or `wsproto`, the post-mortem's handler
+# strands the new tab every time the old socket is still open: see 02.)
 
 # %% [markdown]
 # ## The experiment: 50 tabs reloading against a real server

@@ -172,7 +172,10 @@ assert real_safe["pushes_lost_frozen"] > 0 and real_safe["browser_bfcache"]["res
 #   the network service or the whole process group dies. Navigating away without a handler
 #   keeps the socket open (bfcache). The tab model follows these measurements.
 # * On a fast path the old close arrives before the new connection: the cleanup race is made
-#   by network jitter and proxies, which the kit models and injects.
+#   by network jitter and proxies, which the kit models and injects. (That holds for the
+#   kit's `websockets` server and uvicorn's legacy implementation; on uvicorn's default
+#   `websockets-sansio` and on `wsproto` a reload that finds the old socket still open
+#   strands the new tab every time, notebook 02.)
 # * Real tabs and the virtual model agree on the counts for the same scenario, reloads and
 #   the page lifecycle alike; the lifecycle runs corrected the model twice (hide before
 #   freeze; a waking page's old socket closes uncleanly, so its retry brings it back).

@@ -67,7 +67,8 @@ print(
 )
 
 # %% [markdown]
-# The post-mortem's race did not go away with more nodes, it moved: the kick now crosses
+# The post-mortem's race (a race on the kit's `websockets` server, played here; on uvicorn's
+# default implementation a certainty, notebook 02) did not go away with more nodes, it moved: the kick now crosses
 # nodes over pub/sub, and the old socket's cleanup, on another node, still runs after the
 # new entry was written. The shortest order that breaks the shared map, found by
 # exhaustive search over two nodes, needs no second node at all: what breaks is the blind
