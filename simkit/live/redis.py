@@ -298,7 +298,8 @@ class RedisStore:
             old = self.mirror.set(user, Entry(node, conn, expires), now)
             self._watch(user)
             old = _entry(raw, None) if raw is not None else old
-            return old if old is not None and old.conn != conn else None
+            # (node, conn): node processes number their connections independently
+            return old if old is not None and (old.node, old.conn) != (node, conn) else None
         if op == "close":
             user, conn = args
             if policy.safe_delete:
