@@ -13,7 +13,9 @@ shows what a late census costs), and the kit's conformance suite holds a runtime
 census's view. A node crash is still real where it matters: the node's server aborts every
 socket (the clients get a TCP reset, as from a SIGKILLed process), stops listening (new
 connections to its port are refused), runs no handler's cleanup, forgets its memory, and
-comes back on the same port; what it wrote to Redis stays there.
+comes back on the same port; what it wrote to Redis stays there. Where a crash must be a
+real process's death, :class:`NodeProcess` (``python -m simkit serve --redis URL --node K``)
+runs one node as its own OS process, which a SIGKILL kills.
 """
 
 from __future__ import annotations
