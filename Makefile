@@ -33,7 +33,7 @@ redis:
 	  else echo "redis-server missing and not installable here: redis tests will be skipped"; fi; }
 
 test: $(STAMP) browser redis
-	$(PY) -m ruff check simkit tests benchmarks
+	$(PY) -m ruff check simkit tests benchmarks examples
 	$(PY) -m mypy
 	$(PY) -m pytest
 	$(PY) -m pytest --nbval notebooks --nbval-sanitize-with notebooks/sanitize.cfg --nbval-current-env
@@ -64,8 +64,8 @@ soak: $(STAMP)
 	$(PY) -m benchmarks.soak
 
 lint: $(STAMP)
-	$(PY) -m ruff check simkit tests
-	$(PY) -m ruff format --check simkit tests
+	$(PY) -m ruff check simkit tests benchmarks examples
+	$(PY) -m ruff format --check simkit tests benchmarks examples
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .hypothesis

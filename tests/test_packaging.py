@@ -20,7 +20,8 @@ def _names(spec: str) -> set[str]:
     """A pip requirement's package and the packages its extras name (``dask[distributed]``
     is ``dask`` and ``distributed`` on conda-forge)."""
     extras = re.search(r"\[(.*?)\]", spec)
-    return {_name(spec)} | ({e.strip().lower() for e in extras.group(1).split(",")} if extras else set())
+    named = {e.strip().lower() for e in extras.group(1).split(",")} if extras else set()
+    return {_name(spec)} | named
 
 
 def test_environment_yml_lists_exactly_the_runtime_dependencies() -> None:
