@@ -145,14 +145,9 @@ def run(
         target_keepalive=target_keepalive,
         stack=stack,
         ws=ws,
+        nodes=sc.nodes if nodes is None else nodes,
+        balancer=balancer,
     )
-    chosen.cluster = cluster_spec(
-        sc.nodes if nodes is None else nodes, balancer, strat, chosen.name
-    )
-    if chosen.cluster is not None and chosen.name == "live":
-        from simkit.live.nodes import live_cluster
-
-        chosen = live_cluster(chosen, sc, strat, chosen.cluster, seed=seed)
     bar, tick = _progress(progress, tabs * duration, duration + settle, chosen.name == "virtual")
     try:
         played = chosen.execute(
@@ -228,9 +223,39 @@ def make_runtime(
     target_keepalive: float | None = None,
     stack: str | None = None,
     ws: str | None = None,
+    nodes: int = 1,
+    balancer: str | None = None,
 ) -> Runtime:
     """The adapter for runtime ``name`` (one of :data:`RUNTIMES`); with ``target``, the
-    live runtime's tabs against that server (:class:`~simkit.live.target.TargetRuntime`)."""
+    live runtime's tabs against that server (:class:`~simkit.live.target.TargetRuntime`);
+    with ``nodes`` > 1 (or a cross-node strategy), a cluster of server nodes behind
+    ``balancer`` (live: :func:`~simkit.live.nodes.live_cluster`, sharing a real Redis)."""
+    chosen = _single_runtime(
+        name, scenario, strategy, tabs=tabs, seed=seed, scale=scale, target=target, auth=auth,
+        target_keepalive=target_keepalive, stack=stack, ws=ws,
+    )  # fmt: skip
+    chosen.cluster = cluster_spec(nodes, balancer, strategy, chosen.name)
+    if chosen.cluster is not None and chosen.name == "live":
+        from simkit.live.nodes import live_cluster
+
+        return live_cluster(chosen, scenario, strategy, chosen.cluster, seed=seed)
+    return chosen
+
+
+def _single_runtime(
+    name: str,
+    scenario: Scenario,
+    strategy: Strategy,
+    *,
+    tabs: int,
+    seed: int,
+    scale: float | None,
+    target: str | None,
+    auth: Callable[[str], Mapping[str, str]] | None,
+    target_keepalive: float | None,
+    stack: str | None,
+    ws: str | None,
+) -> Runtime:
     if (stack, ws) != (None, None) and (name == "browser" or target is not None):
         raise ConfigError(
             "stack= and ws= choose the kit's own server (live) or its transport profile "
