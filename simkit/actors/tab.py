@@ -164,8 +164,12 @@ class Tab:
         elif self.policy.unload != "none" and self.policy.closes_on_unload(
             self.client_rng, page_close=page_close
         ):
+            if self.env.trace is not None:  # "page starts closing" on 02's timeline
+                self.env.log("client-closing", link.id, self.user, int(CloseCode.NORMAL))
             link.close(int(CloseCode.NORMAL))
         else:
+            if self.env.trace is not None:  # the browser will close it (1001) in a moment
+                self.env.log("client-closing", link.id, self.user, int(CloseCode.GOING_AWAY))
             timing = self.env.timing
             delay = timing.tab_close if page_close else timing.unload_close
             self.env.after(delay, link.browser_close, int(CloseCode.GOING_AWAY))
