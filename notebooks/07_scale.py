@@ -83,10 +83,12 @@ print(f"total: {sum(wall.values()):.1f} s of wall clock for "
 # %% [markdown]
 # ## The plot
 #
-# Left: every per-tab metric against the number of tabs (log scale), one line per metric
-# and strategy; flat lines mean "proportional to the number of tabs". Right: the share of
-# server sockets that are stale, over time, at every size: the curves lie on top of each
-# other.
+# Left: every per-tab metric against the number of tabs (log scale), one colour per metric,
+# one line style per strategy; flat lines mean "proportional to the number of tabs". Right:
+# the share of server sockets that are stale, over the workload (t <= 120 s, the span the
+# means cover; each strategy then settles for its own length, so the runs end at different
+# times and are cut here), one shade per size (darker is bigger), the same line style per
+# strategy: the curves lie on top of each other.
 
 # %%
 fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
@@ -96,16 +98,21 @@ for strategy, style in zip(STRATEGIES, ["-", "--"], strict=True):
                                     "mean_unroutable/tab"]):
         left.plot(frame.index, frame[metric], style, color=f"C{color}", marker="o",
                   label=f"{strategy}: {metric}")
-    for tabs in SIZES:
+    for shade, tabs in zip([0.35, 0.55, 0.75, 0.95], SIZES, strict=True):
         ts = results[(strategy, tabs)].timeseries
+        ts = ts[ts.t <= DURATION]  # the workload; the settle period differs per strategy
         share = ts.stale / ts.open_sockets.where(ts.open_sockets > 0)
-        right.plot(ts.t, share, style, lw=1, label=f"{strategy}, {tabs} tabs")
+        right.plot(ts.t, share, style, lw=1, color=plt.cm.Greys(shade),
+                   label=f"{strategy}, {tabs} tabs")
 left.set_xscale("log")
 left.set_xticks(SIZES, [str(n) for n in SIZES])
 left.minorticks_off()
 left.set_xlabel("tabs")
 left.set_ylabel("per tab")
 left.legend(fontsize="x-small")
+right.set_xlim(0, DURATION)
+right.set_title("stale share over the workload (shade: tabs)", fontsize="small")
+left.set_title("per-tab metrics (colour: metric, style: strategy)", fontsize="small")
 right.set_xlabel("time (s)")
 right.set_ylabel("stale / open sockets")
 right.legend(fontsize="x-small", ncols=2)
@@ -204,17 +211,17 @@ assert seed0 == by_seed.loc[("before", SIZES[0]), SEED]  # the sweep's run is si
 # %% [markdown]
 # The per-tab numbers that stay flat across sizes are flat *as means*; a single run
 # scatters around its mean, and the smaller the run, the wider. At 100 tabs `before`'s
-# stale sockets per tab range from 0.320 to 0.425 over seeds 0-7, and seed 0, the one every
-# notebook uses, is the highest of the eight: 0.425, 17 % above the mean and outside its
-# 95 % interval (0.362 +-0.032). At 500 tabs the seeds span about half that range
-# (0.334-0.391) and the mean is 0.362 +-0.018, the same as at 100 tabs. `postmortem-safe`
-# behaves the same way at a smaller scale (0.044-0.054 per tab at 100 tabs, seed 0 again
-# the highest; mean 0.0484 +-0.0027 at 100 tabs, +-0.0017 at 500).
+# stale sockets per tab range from 0.274 to 0.366 over seeds 0-7, and seed 0, the one every
+# notebook uses, is the highest of the eight: 0.366, 17 % above the mean and outside its
+# 95 % interval (0.312 +-0.030). At 500 tabs the seeds span about half that range
+# (0.288-0.339) and the mean is 0.311 +-0.016, the same as at 100 tabs. `postmortem-safe`
+# behaves the same way at a smaller scale (0.068-0.083 per tab at 100 tabs, seed 0 again
+# the highest; mean 0.0740 +-0.0043 at 100 tabs, +-0.0026 at 500).
 #
 # So a 100-tab run tells the truth about thousands only on average: one seed can be off by
 # a sixth, and a number quoted to three significant figures needs several seeds and its
 # interval (eight seeds at 100 tabs cost less than one run at 4,000 tabs and pin the mean
-# to about +-9 %). The other notebooks' 100-tab comparisons still show *which* design is
+# to about +-10 %). The other notebooks' 100-tab comparisons still show *which* design is
 # better (the gaps between strategies are many times the seed spread); their third digit
 # is seed 0's.
 #
@@ -248,11 +255,11 @@ cluster.close()
 # %% [markdown]
 # ## What the numbers say
 #
-# From 500 to 4000 tabs, every per-tab number stays put: `before` holds about 1.32 sockets
-# per tab (0.36 of them stale), about half of its tabs are unroutable (0.50 per tab) and the
-# delivery ratio is near 0.48; `postmortem-safe` about 1.02 sockets per tab with 0.048
-# stale and a delivery ratio near 0.977. Those are seed 0's; over seeds 0-7 at 500 tabs the
-# stale sockets per tab are 0.362 +-0.018 (`before`) and 0.0484 +-0.0017
+# From 500 to 4000 tabs, every per-tab number stays put: `before` holds about 1.25 sockets
+# per tab (0.30-0.31 of them stale), about half of its tabs are unroutable (0.47-0.48 per
+# tab) and the delivery ratio is near 0.48; `postmortem-safe` about 1.02 sockets per tab
+# with 0.073 stale and a delivery ratio near 0.977. Those are seed 0's; over seeds 0-7 at
+# 500 tabs the stale sockets per tab are 0.311 +-0.016 (`before`) and 0.0737 +-0.0026
 # (`postmortem-safe`), 95 % intervals, so seed 0 sits inside them at this size. Across the four sizes every per-tab number varies by less than 5 % of its
 # value (at most 2.7 %). The one exception is a number too small to have a spread:
 # `postmortem-safe`'s unroutable tabs are 0 at 500 and 1000 tabs and a single tab for one to
