@@ -1,4 +1,4 @@
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # # 00 · Start here: a real server, tabs that reload, and two designs
 #
 # **What you'll learn:** what the kit measures and how to read its plots; that the reload bug
@@ -16,7 +16,7 @@
 # When a page reloads, its old WebSocket closes and a new one opens. **Does the server's
 # registry of `user -> connection` keep up, and how would we know if it did not?**
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 # NBVAL_IGNORE_OUTPUT
 # (imports only; a fresh matplotlib may print a font-cache notice)
 import matplotlib.pyplot as plt
@@ -34,7 +34,7 @@ from simkit import LocalServer
 # second one, as a reload does when the new page connects before the old socket's close
 # has arrived.
 
-# %%
+# %% slideshow={"slide_type": "slide"}
 async with LocalServer("before") as server:
     old = await connect(f"{server.url}?user=alice", proxy=None)
     await server.until(lambda s: s.counts()["open_sockets"] == 1)
@@ -67,7 +67,7 @@ async with LocalServer("before") as server:
 # sockets whose page is gone (`stale`) and live tabs the registry cannot reach
 # (`unroutable`).
 
-# %%
+# %% slideshow={"slide_type": "slide"}
 # NBVAL_IGNORE_OUTPUT
 # (a live run: counts vary a little from run to run; the assertions below check the story)
 # The figure redraws every sample while the runs play (on_sample): watch stale sockets grow.
@@ -100,7 +100,7 @@ assert not before["invariants_hold"] and not postmortem["invariants_hold"]
 fig = live.plot()
 plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # * `open_sockets` climbs far above the 50 tabs for both designs: neither has a heartbeat,
 #   so sockets whose network died silently stay open forever (`stale`).
 # * `unroutable` is above zero only for `before`: its `del registry[user]` keeps deleting

@@ -1,4 +1,4 @@
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # # 01 · The reload bug
 #
 # **What you'll learn:** what the post-mortem's reload bug looks like when you can see both
@@ -19,7 +19,7 @@
 # **When users reload, does the server's `user -> connection` registry still tell the truth:
 # before the post-mortem, with the fixes as shipped, and with the same intent done right?**
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 # NBVAL_IGNORE_OUTPUT
 # (imports only; output ignored because a fresh matplotlib may print a font-cache notice)
 import matplotlib.pyplot as plt
@@ -44,7 +44,7 @@ TABS, DURATION, SEED = 100, 120, 0
 # | `postmortem` | exactly the fixes shipped: fresh id per page load, close on `beforeunload`, disconnect when hidden, connect guard, kick the old socket, blind delete |
 # | `postmortem-safe` | the same intent done right: the user's own id, `pagehide`, compare-and-delete, 20 s/20 s heartbeat |
 
-# %%
+# %% slideshow={"slide_type": "slide"}
 c = simkit.compare(
     "reload-storm",
     ["before", "postmortem", "postmortem-safe"],
@@ -83,7 +83,7 @@ print(table.round(3).T.to_string())
 #   reach them).
 # * `duplicates`: user ids with more than one open socket, where the design means one.
 
-# %%
+# %% slideshow={"slide_type": "slide"}
 fig = c.plot()
 plt.show()
 
@@ -266,7 +266,7 @@ for impl in IMPLEMENTATIONS:
     assert deployed.mean_stale < as_written.mean_stale
 assert fastapi.loc[("websockets-sansio", "seed")].equals(fastapi.loc[("wsproto", "seed")])
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # On the post-mortem's own stack the verdict is the same as in the model, and sharper: with a
 # fresh id per page load **no push reaches anyone on any implementation** (delivery ratio
 # 0.000), and with the keepalive off, as the post-mortem's code runs it, 68 sockets of

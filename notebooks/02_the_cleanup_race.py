@@ -1,4 +1,4 @@
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # # 02 · The cleanup race
 #
 # **What you'll learn:** why the post-mortem's fix 5, `del registry[user_id]` in the
@@ -21,7 +21,7 @@
 # ran `del registry[user_id]` when a socket's handler finished (fix 5). **Why does a live,
 # connected tab end up unreachable, and what is the smallest change that prevents it?**
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 # NBVAL_IGNORE_OUTPUT
 # (imports only; output ignored because a fresh matplotlib may print a font-cache notice)
 import matplotlib.pyplot as plt
@@ -51,7 +51,7 @@ kick_old_safe = simkit.make_strategy("kick-old-safe", registry="kick-old-safe", 
 # the first race: a kicked socket whose handler finished, with the reloading page's own
 # close code (1001, "going away"), *after* its successor had registered.
 
-# %%
+# %% slideshow={"slide_type": "slide"}
 r = simkit.run(
     "reload-storm", kick_old, tabs=20, duration=60, seed=SEED, trace=True, progress=False
 )
@@ -77,7 +77,7 @@ print(race.round(3).to_string(index=False))
 # per event with its close code; the shaded span is the time the live tab was unroutable,
 # which lasts far beyond the right edge):
 
-# %%
+# %% slideshow={"slide_type": "slide"}
 cleanups = race[race.event == "server-cleanup"].set_index("conn")["time"]
 cleanup_old, cleanup_new = cleanups[old], cleanups[new]
 fig = r.plot_timeline(
@@ -282,7 +282,7 @@ assert broken.loc["fastapi + websockets-sansio"].equals(broken.loc["fastapi + ws
 assert broken.loc["fastapi + websockets", "kicked_live_tabs"] > 0
 assert broken.loc["fastapi + websockets-sansio", "kicked_live_tabs"] == 0
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## What the numbers say
 #
 # * In the traced run, c3's handler finished 0.30 s after c7 had registered; its blind

@@ -1,4 +1,4 @@
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # # 03 · Liveness: finding the sockets nobody closed
 #
 # **What you'll learn:** why only a heartbeat finds half-open connections; what a faster
@@ -19,7 +19,7 @@
 # A phone loses its network without a word: no close frame, no FIN. **How long does the
 # server keep routing to that dead socket, and what does it cost to find out sooner?**
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 # NBVAL_IGNORE_OUTPUT
 # (imports only; a fresh matplotlib may print a font-cache notice)
 import asyncio
@@ -34,7 +34,7 @@ from simkit import FaultProxy, Liveness, LocalServer
 pd.set_option("display.width", 120)
 SEEDS = 5  # every number below is a mean over seeds 0-4, with its 95 % interval
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 # NBVAL_IGNORE_OUTPUT
 # (a local Dask cluster, one worker process per core; its size differs between machines)
 from distributed import Client
@@ -53,7 +53,7 @@ print(f"{len(client.scheduler_info()['workers'])} workers at {cluster.scheduler_
 # through the `FaultProxy`; then the proxy blackholes the link (Toxiproxy's `timeout`
 # toxic): bytes vanish both ways and nobody is told.
 
-# %%
+# %% slideshow={"slide_type": "slide"}
 # NBVAL_IGNORE_OUTPUT
 # (a live measurement: the exact time varies by a few milliseconds)
 SCALE = 0.05
@@ -95,7 +95,7 @@ tradeoff = pd.concat({m: study.metric(m)[["mean", "ci95"]] for m in
                       ("detection_delay_mean", "heartbeat_pings", "mean_stale")}, axis=1)
 print(tradeoff.droplevel(["scenario", "strategy"]).round(2).to_string())
 
-# %%
+# %% slideshow={"slide_type": "slide"}
 fig = study.tradeoff("heartbeat_pings", "mean_stale")
 fig.axes[0].set_title("flaky-network: fewer stale sockets cost pings (mean, 95 % over seeds)")
 plt.show()
@@ -214,11 +214,11 @@ from simkit.widgets import explore
 
 explore("flaky-network", "multi-heartbeat", tabs=100, duration=300)
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 client.close()
 cluster.close()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## Summary
 #
 # * Only a heartbeat finds half-open sockets; websockets' 20 s/20 s finds them 20-40 s after

@@ -1,4 +1,4 @@
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # # 04 · The page lifecycle
 #
 # **What you'll learn:** what each client-side fix of the post-mortem (close on
@@ -18,7 +18,7 @@
 # another; a fourth gives each page load a fresh id. **Which page events can a client rely on
 # to keep the registry true, and what does each lifecycle fix cost?**
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 # NBVAL_IGNORE_OUTPUT
 # (imports only; output ignored because a fresh matplotlib may print a font-cache notice)
 import matplotlib.pyplot as plt
@@ -46,7 +46,7 @@ def run_each(scenario, variants, trace=False):
 # Every tab in these runs moves through one transition table (`simkit.model.page`); an
 # event the table does not allow is an error, not a silent no-op. Printed from that table:
 
-# %%
+# %% slideshow={"slide_type": "slide"}
 print(diagram())
 
 # %% [markdown]
@@ -193,7 +193,7 @@ fresh = fresh_runs.table(columns=["mean_registry_entries", "peak_registry_entrie
                                   "delivery_ratio", "pushes_lost"])
 print(fresh.round(3).to_string())
 
-# %%
+# %% slideshow={"slide_type": "slide"}
 fig, ax = plt.subplots(figsize=(8, 3.2))
 for name, r in fresh_runs.results.items():
     ax.plot(r.timeseries.t, r.timeseries.registry_entries, label=f"registry entries: {name}")
@@ -214,7 +214,7 @@ assert no_hb.peak_registry_entries > 1.5 * TABS and no_hb.final_stale > 50
 assert fresh.loc["fresh-per-load", "final_registry_entries"] == TABS
 assert fresh.loc["fresh-per-load", "peak_registry_entries"] < no_hb.peak_registry_entries
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # A fresh id per load costs everything a server wants an id for: **no push reaches anyone**
 # (delivery ratio 0, all 562 lost), whatever else the strategy does. And the registry no
 # longer shrinks on its own: a reloaded page's old entry has an id nobody will ever claim

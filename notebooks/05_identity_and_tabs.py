@@ -1,4 +1,4 @@
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # # 05 · Identity and tabs
 #
 # **What you'll learn:** why a one-connection-per-user registry (kick-old, even with
@@ -19,7 +19,7 @@
 # push reach a person, whatever number of tabs they have open, without the tabs fighting
 # and without the registry filling with the dead?**
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 # NBVAL_IGNORE_OUTPUT
 # (imports only; output ignored because a fresh matplotlib may print a font-cache notice)
 import matplotlib.pyplot as plt
@@ -47,14 +47,14 @@ SIZE = {"tabs": TABS, "duration": DURATION, "seed": SEED, "progress": False}
 # localStorage would give). Kick-old closes the "old" connection of an id whenever a new one
 # registers, and it cannot tell a reload from a second tab.
 
-# %%
+# %% slideshow={"slide_type": "slide"}
 multi_tab = simkit.compare("multi-tab", DESIGNS.values(), **SIZE).table(
     columns=["connects", "kicked_live_tabs", "mean_open_sockets", "mean_unroutable",
              "delivery_ratio", "invariants_hold"]
 )
 print(multi_tab.round(3).to_string())
 
-# %%
+# %% slideshow={"slide_type": "slide"}
 fig, axes = plt.subplots(1, 2, figsize=(9, 3))
 multi_tab["connects"].plot.barh(ax=axes[0], logx=True, title="connects (log scale)")
 multi_tab["delivery_ratio"].plot.barh(ax=axes[1], xlim=(0, 1), title="delivery ratio")
@@ -302,7 +302,7 @@ assert (reload_stale["multi-heartbeat"] > 2 * reload_stale["postmortem-safe"]).a
 kicks = runs.xs(("multi-tab", "postmortem-safe"), level=("scenario", "strategy"))
 assert (kicks["kicked_live_tabs"] > 1000).all()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # | if the product... | choose | because (measured above) |
 # |---|---|---|
 # | allows one session per person (a game, a call) | `postmortem-safe`: kick-old-safe + id from a credential + heartbeat | correct on reloads (7.6 +-0.7 stale on average, 0 unroutable); two tabs fight (10026 +-121 kicks) unless a replaced page stops (`on_replaced="stop"`, Experiment 1b) |

@@ -1,4 +1,4 @@
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # # 06 · Restarts and reconnect herds
 #
 # **What you'll learn:** what happens when every connection drops at once; how reconnect
@@ -15,7 +15,7 @@
 # A deploy restarts the server; every tab's socket fails at the same moment. **How hard do
 # the tabs hit the server when it is back, and what keeps that peak down?**
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 # NBVAL_IGNORE_OUTPUT
 # (imports only; a fresh matplotlib may print a font-cache notice)
 import matplotlib.pyplot as plt
@@ -40,7 +40,7 @@ TABS, DURATION, SEED = 1000, 300, 0
 # | `full-jitter` | uniform between 0.5 s and an exponentially growing cap (20 s) |
 # | `rfc6455` | RFC 6455 7.2.3: random first delay 0-5 s, then truncated exponential |
 
-# %%
+# %% slideshow={"slide_type": "slide"}
 base = simkit.STRATEGIES["postmortem-safe"]
 runs = {b: simkit.run("server-restart", base.replace(name=b, backoff=b), tabs=TABS,
                       duration=DURATION, seed=SEED, progress=False)
@@ -49,7 +49,7 @@ herd = pd.DataFrame({b: r.summary for b, r in runs.items()}).T[
     ["peak_connect_rate", "connects", "pushes_lost", "delivery_ratio", "invariants_hold"]]
 print(herd.to_string())
 
-# %%
+# %% slideshow={"slide_type": "slide"}
 fig, ax = plt.subplots(figsize=(8, 3.5))
 for name, result in runs.items():
     ts = result.timeseries
@@ -125,7 +125,7 @@ print({k: s[k] for k in ("server_restarts", "connects", "peak_connect_rate",
 assert s["server_restarts"] == 1 and s["connects"] >= 2 * 60
 assert s["final_open_sockets"] == s["final_connected_tabs"] == 60 and s["invariants_hold"]
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## Summary
 #
 # * A restart turns every tab into a reconnect at the same instant; without randomised

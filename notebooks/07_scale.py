@@ -1,4 +1,4 @@
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # # 07 · Scale
 #
 # **What you'll learn:** that the virtual runtime plays thousands of tabs in seconds of
@@ -22,13 +22,13 @@
 # on 100 tabs hold at thousands: does each metric per tab stay the same as the number of
 # tabs grows?**
 
-# %% tags=["parameters"]
+# %% slideshow={"slide_type": "skip"}
 TABS = 4000
 DURATION = 120
 SEED = 0
 SEEDS = 8  # the seed study: seeds 0-7
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 # NBVAL_IGNORE_OUTPUT
 # (imports only; output ignored because a fresh matplotlib may print a font-cache notice)
 import time
@@ -51,7 +51,7 @@ PER_TAB = ["mean_open_sockets", "mean_stale", "mean_unroutable", "mean_duplicate
 # the seed and the tab's index), so tab 7 behaves the same in every run it takes part in:
 # growing the run adds tabs, it does not reshuffle the ones already there.
 
-# %%
+# %% slideshow={"slide_type": "slide"}
 results, wall = {}, {}
 for strategy in STRATEGIES:
     for tabs in SIZES:
@@ -90,7 +90,7 @@ print(f"total: {sum(wall.values()):.1f} s of wall clock for "
 # times and are cut here), one shade per size (darker is bigger), the same line style per
 # strategy: the curves lie on top of each other.
 
-# %%
+# %% slideshow={"slide_type": "slide"}
 fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
 for strategy, style in zip(STRATEGIES, ["-", "--"], strict=True):
     frame = per_tab.xs(strategy)
@@ -145,7 +145,7 @@ assert abs(big["mean_stale"] / small["mean_stale"] / (TABS / SIZES[0]) - 1) < 0.
 # mean with its 95 % confidence interval. (One sweep per strategy, so that each settles as
 # long as `simkit.run` lets it, as above.)
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 # NBVAL_IGNORE_OUTPUT
 # (a local Dask cluster, one worker process per core; its size differs between machines)
 from distributed import Client
@@ -252,7 +252,7 @@ assert seed0 == by_seed.loc[("before", SIZES[0]), SEED]  # the sweep's run is si
 client.close()
 cluster.close()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## What the numbers say
 #
 # From 500 to 4000 tabs, every per-tab number stays put: `before` holds about 1.25 sockets

@@ -1,4 +1,4 @@
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # # 08 · Real browser tabs: does the model behave like Chromium?
 #
 # **What you'll learn:** what a real browser sends the server when a page reloads, navigates,
@@ -21,7 +21,7 @@
 # close codes the model assumes, in the order it assumes, and do real tabs produce the same
 # counts?**
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 # NBVAL_IGNORE_OUTPUT
 # (imports only; a fresh matplotlib may print a font-cache notice)
 import matplotlib.pyplot as plt
@@ -38,7 +38,7 @@ pd.set_option("display.width", 120)
 # `python -m simkit calibrate` drove real Chromium against a real `LocalServer`, 20 times per
 # case, and recorded the close code the server saw and how long after the action it came.
 
-# %%
+# %% slideshow={"slide_type": "slide"}
 calibration = simkit.calibration.load()  # the shipped simkit/calibration.json
 rows = {
     case: {
@@ -100,7 +100,7 @@ keys = ["mean_open_sockets", "mean_live_tabs", "connects", "mean_stale", "final_
         "invariants_hold"]
 print(pd.DataFrame({"real Chromium": real.summary, "virtual model": model.summary}).loc[keys])
 
-# %%
+# %% slideshow={"slide_type": "slide"}
 fig, axes = plt.subplots(1, 2, figsize=(9, 3), sharey=True)
 for ax, metric in zip(axes, ["open_sockets", "live_tabs"], strict=True):
     ax.plot(real.timeseries["t"], real.timeseries[metric], label="real Chromium tabs")
@@ -159,7 +159,7 @@ for (scenario, strategy, runtime), summary in lifecycle.items():
 real_safe = lifecycle[("background-tabs", "postmortem-safe", "browser")]
 assert real_safe["pushes_lost_frozen"] > 0 and real_safe["browser_bfcache"]["restored"] >= 1
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # Every verb was played for real (nothing in `browser_not_played`), and the real tabs
 # connect as often as the model predicts (within one connection) and end with no tab
 # offline, as the corrected model does. Under `postmortem-safe` pushes to frozen and cached

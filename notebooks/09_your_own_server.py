@@ -1,4 +1,4 @@
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # # 09 · Your own server: the kit's tabs against any WebSocket endpoint
 #
 # **What you'll learn:** how to point the kit's tabs (reloads, flaky networks, frozen pages,
@@ -22,7 +22,7 @@
 # Every notebook so far played the kit's own servers. **Does *my* server keep its registry
 # true when tabs reload, lose their network and come back?**
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 # NBVAL_IGNORE_OUTPUT
 # (imports only; a fresh matplotlib may print a font-cache notice)
 import asyncio
@@ -51,7 +51,7 @@ sys.path.insert(0, str(ROOT))  # the examples/ folder of the source checkout
 # port of 127.0.0.1, with uvicorn's defaults (its own keepalive pings every 20 s and gives up
 # after 20 s more: the post-mortem's deployment). The last cell of the notebook stops both.
 
-# %%
+# %% slideshow={"slide_type": "slide"}
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -143,7 +143,7 @@ assert fixed["invariants_hold"] and fixed["final_connected_tabs"] == 20
 print("post-mortem app: live tabs no push reaches at some point:", broken["peak_unroutable"] > 0)
 print("fixed app settles true (no unroutable, stale or dangling):", fixed["invariants_hold"])
 
-# %%
+# %% slideshow={"slide_type": "slide"}
 # NBVAL_IGNORE_OUTPUT
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), sharey=True)
 for ax, (name, result) in zip(axes, results.items(), strict=True):
@@ -244,7 +244,7 @@ for proc, _ in servers.values():
     proc.wait(10)
 print("stopped:", all(proc.poll() is not None for proc, _ in servers.values()))
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## Conclusion
 #
 # Pointed at the post-mortem's own handler on its own stack, the kit's tabs find live tabs

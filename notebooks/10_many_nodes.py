@@ -1,4 +1,4 @@
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # # 10 · Many nodes
 #
 # **What you'll learn:** what happens to the reload bug when the service runs on several
@@ -19,7 +19,7 @@
 # **Which registry design keeps every connected tab reachable, and what do the
 # nodes have to share for it?**
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 # NBVAL_IGNORE_OUTPUT
 # (imports only; output ignored because a fresh matplotlib may print a font-cache notice)
 import matplotlib.pyplot as plt
@@ -46,7 +46,7 @@ COLUMNS = [
 # something: every push goes to every node (`broadcast`), or one `user -> (node, conn)` map
 # lives in the store, with a blind delete or a compare-and-delete.
 
-# %%
+# %% slideshow={"slide_type": "slide"}
 designs = ["postmortem-safe", "broadcast", "shared-kick-old", "shared-kick-old-safe"]
 reload = simkit.compare("multi-node-reload", designs, **SIZE)
 table = reload.table(columns=COLUMNS)
@@ -136,7 +136,7 @@ crashed.table(
     ]
 )
 
-# %%
+# %% slideshow={"slide_type": "slide"}
 fig, ax = plt.subplots(figsize=(8, 3))
 for name, result in crashed.results.items():
     ax.plot(result.timeseries["t"], result.timeseries["dead_node_entries"], label=name)
@@ -190,7 +190,7 @@ print(
     f"fan-out designs none (they pay in pub/sub traffic: every push to every node)"
 )
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## Conclusion
 #
 # - A one-node design on several nodes loses most pushes (`local`); sharing is not
