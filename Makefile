@@ -35,8 +35,8 @@ redis:
 test: $(STAMP) browser redis
 	$(PY) -m ruff check simkit tests benchmarks examples
 	$(PY) -m mypy
-	$(PY) -m pytest
-	$(PY) -m pytest --nbval notebooks --nbval-sanitize-with notebooks/sanitize.cfg --nbval-current-env
+	$(PY) -m pytest --durations=25
+	$(PY) -m pytest --durations=12 --nbval notebooks --nbval-sanitize-with notebooks/sanitize.cfg --nbval-current-env
 
 # The loop while developing: every test that needs neither real time, a browser nor
 # notebooks (markers set in tests/conftest.py), in well under a minute; prints its wall time.
