@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from simkit.actors.env import Env
+from simkit.actors.server import unbuffer, welcome
 from simkit.model.balancer import Balancer, balancer, check_nodes
 from simkit.model.cluster import ClusterPolicy, Entry, Store, cluster_policy
 from simkit.model.codes import CloseCode
@@ -400,17 +401,10 @@ class Cluster:
         census = self.env.census
         for action in actions:
             if isinstance(action, Welcome):
-                link = node.links.get(action.conn)
-                if link is not None:
-                    link.send(("welcome", action.session))
-                    for replayed in action.replay:
-                        link.send(("push", replayed))
-                for replayed in action.replay:
-                    if self.pending.pop(replayed, None) is not None:
-                        census.count_push("replayed")
+                welcome(node.links.get(action.conn), action, self.pending, census)
             elif isinstance(action, Expired):
                 for lost in action.lost:
-                    self._unbuffer(lost)
+                    unbuffer(self.pending, lost, census)
             elif isinstance(action, Close | Refuse):
                 if isinstance(action, Refuse):
                     census.count_refusal()
@@ -423,16 +417,6 @@ class Cluster:
                         )
                     link.server_close(int(action.code), action.reason)
         self._arm_expiry(node)
-
-    def _unbuffer(self, push: int) -> None:
-        held = self.pending.get(push)
-        if held is None:
-            return
-        if held > 1:
-            self.pending[push] = held - 1
-        else:
-            del self.pending[push]
-            self.env.census.count_push("expired")
 
     def _arm_expiry(self, node: Node) -> None:
         registry = node.registry
@@ -577,7 +561,7 @@ class Cluster:
         node.expiry = node.expiry_at = None
         for session in getattr(node.registry, "sessions", {}).values():
             for push in session.buffer:
-                self._unbuffer(push)
+                unbuffer(self.pending, push, self.env.census)
 
     def _back(self, node: Node) -> None:
         if node.alive:

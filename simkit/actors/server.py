@@ -24,6 +24,30 @@ from simkit.model.registry import (
 )
 
 
+def welcome(link: Any, action: Welcome, pending: dict[int, int], census: Any) -> None:
+    """Carry out a resume's welcome: the session id and the replay down ``link`` (if it is
+    still open), and every replayed push taken out of the buffers that held it."""
+    if link is not None:
+        link.send(("welcome", action.session))
+        for replayed in action.replay:
+            link.send(("push", replayed))
+    for replayed in action.replay:
+        if pending.pop(replayed, None) is not None:
+            census.count_push("replayed")
+
+
+def unbuffer(pending: dict[int, int], push: int, census: Any) -> None:
+    """One buffer that held ``push`` expired; when none holds it any more it is lost."""
+    held = pending.get(push)
+    if held is None:
+        return
+    if held > 1:
+        pending[push] = held - 1
+    else:
+        del pending[push]
+        census.count_push("expired")
+
+
 class Server:
     def __init__(self, env: Env) -> None:
         self.env = env
@@ -112,19 +136,12 @@ class Server:
                         env.log("server-close", action.conn, link.user, action.code, action.reason)
                     link.server_close(int(action.code), action.reason)
             elif isinstance(action, Welcome):
-                link = links.get(action.conn)
-                if link is not None:
-                    link.send(("welcome", action.session))
-                    for replayed in action.replay:
-                        link.send(("push", replayed))
-                for replayed in action.replay:
-                    if self.pending.pop(replayed, None) is not None:
-                        census.count_push("replayed")
+                welcome(links.get(action.conn), action, self.pending, census)
             elif isinstance(action, Buffered):
                 buffered = True
             elif isinstance(action, Expired):
                 for lost in action.lost:
-                    self._unbuffer(lost)
+                    unbuffer(self.pending, lost, census)
             elif isinstance(action, Dropped):
                 dropped = True
         if push is not None:
@@ -157,16 +174,6 @@ class Server:
             count("dropped")
         else:
             count("no_route")
-
-    def _unbuffer(self, push: int) -> None:
-        held = self.pending.get(push)
-        if held is None:
-            return
-        if held > 1:
-            self.pending[push] = held - 1
-        else:
-            del self.pending[push]
-            self.env.census.count_push("expired")
 
     def _arm_expiry(self) -> None:
         due = self.registry.deadline()
