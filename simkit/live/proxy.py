@@ -145,6 +145,7 @@ class FaultProxy:
         defaults: Toxics | None = None,
         idle_timeout: float | None = None,
         seed: int = 0,
+        linger: float = 60.0,
     ) -> None:
         self.upstream = (upstream_host, upstream_port)
         self.host, self.port = host, port
@@ -159,6 +160,10 @@ class FaultProxy:
         # Told each connection whose server side has ended (its server -> client direction
         # is over: FIN, reset or cut); a target run counts the server's open sockets so.
         self.on_closed: Callable[[Piped], None] | None = None
+        # The server's sockets of blackholed connections whose both directions are done,
+        # held open (see _hold) until ``linger`` s have passed or the proxy closes.
+        self.linger = linger
+        self._held: dict[asyncio.WriteTransport, asyncio.TimerHandle] = {}
 
     async def __aenter__(self) -> FaultProxy:
         self._server = await asyncio.start_server(self._accept, self.host, self.port)
@@ -176,6 +181,10 @@ class FaultProxy:
         for piped in list(self.connections.values()):
             piped.reset_peer()
         self.connections.clear()
+        for transport, handle in self._held.items():
+            handle.cancel()
+            transport.abort()
+        self._held.clear()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -208,8 +217,28 @@ class FaultProxy:
         finally:
             if self.connections.get(port) is piped:
                 del self.connections[port]
-            for writer in (cw, sw):  # both directions are done: release the sockets now
-                writer.transport.abort()
+            # Both directions are done: release the sockets now, except the server's side
+            # of a blackholed path, which nothing may reach.
+            cw.transport.abort()
+            if piped.up.timeout and not piped.closed:
+                self._hold(sw.transport)
+            else:
+                sw.transport.abort()
+
+    def _hold(self, transport: asyncio.WriteTransport) -> None:
+        """A dead path tells the server nothing, not even that the proxy is done with it: a
+        server that half-closes a blackholed socket (uvicorn's legacy implementation sends
+        its FIN one close timeout after its close frame, then waits another for the peer's)
+        must wait for a peer that never answers and end the socket itself. Releasing the
+        proxy's side at once reset it early: the server's cleanup came a close timeout
+        sooner than on a real dead network. Held ``linger`` s, longer than any server's
+        give-up, so that long runs do not collect sockets."""
+        loop = asyncio.get_running_loop()
+        self._held[transport] = loop.call_later(self.linger, self._let_go, transport)
+
+    def _let_go(self, transport: asyncio.WriteTransport) -> None:
+        self._held.pop(transport, None)
+        transport.abort()
 
     async def _reap_idle(self) -> None:
         loop = asyncio.get_running_loop()

@@ -110,3 +110,38 @@ def test_idle_timeout_cuts_quiet_connections_only() -> None:
 
     quiet_end, busy_still, cuts = run(main())
     assert quiet_end == b"" and busy_still == b"!" and cuts == 1
+
+
+def test_a_blackholed_path_tells_the_server_nothing_even_when_both_sides_are_done() -> None:
+    """The client's side is dropped (a new network path) and the server half-closes (FIN):
+    the proxy's pumps are both done, yet the server must not see the proxy let go (EOF or
+    reset) before ``linger``: a dead network answers nothing. Releasing it at once made
+    uvicorn's legacy server end half-open sockets a close timeout early."""
+
+    async def main():
+        seen: asyncio.Queue = asyncio.Queue()
+
+        async def handle(reader, writer):
+            await reader.read(1)
+            seen.put_nowait("connected")
+            await seen.join()  # until the test has blackholed the path
+            writer.write_eof()  # the server half-closes, as legacy uvicorn does
+            start = asyncio.get_running_loop().time()
+            await reader.read(1)  # EOF or reset: the proxy let go
+            seen.put_nowait(asyncio.get_running_loop().time() - start)
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with FaultProxy(port, linger=1.0) as proxy:
+            _reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+            writer.write(b"x")
+            assert await asyncio.wait_for(seen.get(), 5) == "connected"
+            proxy.connection(writer.get_extra_info("sockname")[1]).drop_client()
+            seen.task_done()
+            held = await asyncio.wait_for(seen.get(), 5)
+            writer.close()
+        server.close()
+        return held
+
+    held = run(main())
+    assert 0.9 <= held < 3.0, held
