@@ -171,6 +171,12 @@ class Heartbeat:
         self.pongs += len(times)
         return times
 
+    def unanswered_deadline(self) -> float | None:
+        """When the ping sent and not yet answered times out (None: none outstanding)."""
+        if self.oldest_unanswered is None or self.next_ping is None:
+            return None
+        return self.oldest_unanswered + self._timeout  # type: ignore[operator]
+
     def on_pong(self, now: float) -> None:
         """An answer arrived: it acknowledges every ping sent so far."""
         if self.oldest_unanswered is not None:

@@ -19,6 +19,11 @@ Three facts decide the cleanup race, and they differ between implementations (me
   uvicorn): the post-mortem's handler there is
   :class:`~simkit.model.registry.CloseAwaitRegister`, and who wakes first decides between
   the strand (the server's close) and the self-kill (the page's close was in flight).
+- ``ping_outlives_close``: a server close does not stop a protocol ping already sent (legacy
+  uvicorn: its keepalive runs until the closing handshake gives up, one close timeout after
+  the close frame): if that ping's timeout falls within the close timeout, the connection
+  fails there (1011, a detection) and its cleanup runs one close timeout later, before the
+  close would have given up on the echo. No new ping is sent once closing.
 
 The default profile, ``websockets``, is the kit's own server: the model as it always was.
 """
@@ -40,6 +45,7 @@ class TransportProfile:
     server_close: Literal["waits-echo", "at-once"] = "waits-echo"
     give_up: float = 1.0
     close_awaits: bool = False
+    ping_outlives_close: bool = False
     summary: str = ""
 
     @property
@@ -66,8 +72,10 @@ PROFILES: dict[str, TransportProfile] = {
             "fastapi/websockets",
             give_up=2.0,
             close_awaits=True,
+            ping_outlives_close=True,
             summary="uvicorn's legacy implementation: close() waits for the handshake (a "
-            "handler awaiting it is blocked meanwhile); a half-open peer: two close timeouts",
+            "handler awaiting it is blocked meanwhile); a half-open peer: two close timeouts, or "
+            "a ping already sent times out first",
         ),
         TransportProfile(
             "fastapi/wsproto",

@@ -249,13 +249,42 @@ class Link:
         self.server = "closing"
         self.close_code = code
         self._disarm_beat()
-        self._down(self._server_close_reaches_client, code)
         net = self.net
+        if net.ping_outlives_close and code != CloseCode.KEEPALIVE_TIMEOUT:
+            dead = self._ping_times_out()
+            if dead is not None:
+                net.post(dead, self._dead_while_closing)
+        self._down(self._server_close_reaches_client, code)
         if net.close_at_once:  # the profile: the handler sees its disconnect at once
             net.post(net.now(), self._teardown_reaches_server, code)
             return
         wait = net.close_timeout if code == CloseCode.KEEPALIVE_TIMEOUT else net.give_up
         net.post(net.now() + wait, self._server_gives_up)
+
+    def _ping_times_out(self) -> float | None:
+        """When the protocol ping already sent times out, if that is within one close
+        timeout from now (the profile's ``ping_outlives_close``); else None."""
+        net = self.net
+        for keepalive in self.keepalives:
+            if keepalive.kind == "protocol":
+                dead = keepalive.beat.unanswered_deadline()
+                if dead is not None and dead < net.now() + net.close_timeout:
+                    return dead
+        return None
+
+    def _dead_while_closing(self) -> None:
+        """The ping sent before the server's close timed out while the server waited for
+        the echo: the connection fails (1011) and ends one close timeout later."""
+        if self.server != "closing" or self.close_code == CloseCode.KEEPALIVE_TIMEOUT:
+            return
+        net = self.net
+        beats = (k.beat for k in self.keepalives if k.kind == "protocol")
+        dead = next(beats).unanswered_deadline()
+        if dead is None or dead > net.now():
+            return  # answered meanwhile
+        net.census.declared_dead(self.silent_since, net.now(), "protocol", self.tab.deaf_since)
+        self.close_code = int(CloseCode.KEEPALIVE_TIMEOUT)
+        net.post(net.now() + net.close_timeout, self._server_gives_up)
 
     def _server_gives_up(self) -> None:
         """The close timeout. Never cancelled: once the server's end is closed it stays
@@ -495,6 +524,9 @@ class Keepalive:
 
     def pong_reaches_server(self) -> None:
         link = self.link
+        if link.server == "closing" and link.net.ping_outlives_close:
+            self.beat.on_pong(link.net.now())  # the ping that outlives a close is answered
+            return
         if link.server == "open":
             link.net.census.count_pongs()
             self.beat.on_pong(link.net.now())
@@ -525,6 +557,7 @@ class MemoryNetwork:
         self.close_at_once = self.profile.server_close == "at-once"
         self.give_up = close_timeout * self.profile.give_up
         self.close_awaits = self.profile.close_awaits
+        self.ping_outlives_close = self.profile.ping_outlives_close
         self.awaited: dict[int, bool] = {}  # a socket whose close a handler awaits -> by server?
         self.now: Callable[[], float] = loop.time  # the clock, without a frame of our own
         self.census = census

@@ -208,3 +208,49 @@ def test_virtual_reload_shapes_end_as_measured(ws, shape):
     if shape == "half-open":  # the old socket's handler ends when the close gives up
         give_up = 20.0 if ws == "websockets" else 0.0  # two 10 s close timeouts on legacy
         assert cleanup == pytest.approx(2.55 + give_up)
+
+
+LOST_AT, PING_DEAD = 15.0, 40.5  # the first tab's network dies; its ping of ~20.5 s times out
+
+
+def _silent_then_kicked(kick_at: float):
+    async def script(tab, sc):
+        if tab.index == 0:
+            await tab.sleep(0.5)
+            tab.load()
+            await tab.sleep(LOST_AT - 0.5)
+            tab.lose_network()
+        else:
+            await tab.sleep(kick_at)
+            tab.load()  # the same person: the server kicks the first, half-open, socket
+
+    return script
+
+
+@pytest.mark.parametrize(
+    ("ws", "kick_at", "ends", "code", "detections"),
+    [
+        # legacy: the ping sent before the kick still times out within the close timeout,
+        # so the connection fails there (1011) and ends one close timeout later
+        ("websockets", 35.0, PING_DEAD + 10.0, 1011, 1),
+        # ... but not when its timeout falls after the close timeout: two close timeouts
+        ("websockets", 25.0, 25.0 + 20.0, 1006, 0),
+        # the kit's own server stops its keepalive at the close: one close timeout
+        (None, 35.0, 35.0 + 10.0, 1006, 0),
+    ],
+    ids=["legacy-ping-outlives-close", "legacy-close-gives-up-first", "websockets"],
+)
+def test_a_kicked_half_open_socket_ends_as_its_server_ends_it(ws, kick_at, ends, code, detections):
+    """Measured through the live proxy (``tests/live/test_agreement_fastapi.py``): uvicorn's
+    legacy implementation keeps its keepalive running while a close waits for the echo."""
+    stack = {} if ws is None else {"stack": "fastapi", "ws": ws}
+    safe = make_strategy("t", registry="kick-old-safe", unload="pagehide", liveness="websockets")
+    sc = Scenario(
+        "kicked", "a half-open socket kicked", _silent_then_kicked(kick_at), tabs=2,
+        duration=70.0, latency=Latency(LATENCY, 0.0), push_rate=0.0, tabs_per_person=(2, 2),
+    )  # fmt: skip
+    r = simkit.run(sc, safe, trace=True, settle=5.0, **stack)
+    trace = r.trace
+    first = trace[(trace.conn == 1) & (trace.event == "server-cleanup")].iloc[0]
+    assert first.time == pytest.approx(ends, abs=0.2) and first.code == code
+    assert r.summary["detections_protocol"] == detections
