@@ -177,20 +177,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     """A parameter study (``simkit.sweep``): runs.csv (one row per run), summary.csv (mean
     and 95 % interval per combination and metric, long form) and sweep.png."""
-    from simkit.sweep import sweep
+    from simkit.sweep import close_default_cluster, sweep
 
     grid = dict(_grid_item(item) for item in args.grid or [])
-    study = sweep(
-        [s for s in args.scenarios.split(",") if s],
-        [s for s in args.strategies.split(",") if s],
-        grid=grid,
-        seeds=args.seeds,
-        tabs=args.tabs,
-        duration=args.duration,
-        scheduler=args.scheduler,
-        workers=args.workers,
-        progress=True,
-    )
+    try:
+        study = sweep(
+            [s for s in args.scenarios.split(",") if s],
+            [s for s in args.strategies.split(",") if s],
+            grid=grid,
+            seeds=args.seeds,
+            tabs=args.tabs,
+            duration=args.duration,
+            scheduler=args.scheduler,
+            workers=args.workers,
+            progress=True,
+        )
+    finally:
+        close_default_cluster()  # one sweep per command: nothing to keep the cluster for
     out = _outdir(args.out)
     study.runs.to_csv(out / "runs.csv", index=False)
     study.tidy().to_csv(out / "summary.csv", index=False)

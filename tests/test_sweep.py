@@ -4,8 +4,10 @@ addressed by name, the aggregate's intervals are right, the study plots and the 
 
 from __future__ import annotations
 
+import importlib
 import math
 import statistics
+import time
 
 import matplotlib
 import pandas as pd
@@ -17,11 +19,28 @@ from simkit.model.errors import ConfigError
 from simkit.model.latency import Latency
 from simkit.plots import pareto_front
 from simkit.scenarios import SCENARIOS, reload_storm
-from simkit.sweep import KNOBS, STATS, Sweep, SweepWarning, apply_knobs, local_cluster, t975
+from simkit.sweep import (
+    KNOBS,
+    STATS,
+    Sweep,
+    SweepWarning,
+    apply_knobs,
+    close_default_cluster,
+    local_cluster,
+    t975,
+)
 
 matplotlib.use("Agg")
 
 SMALL = {"tabs": 30, "duration": 40}
+
+
+@pytest.fixture(autouse=True)
+def no_default_cluster_left():
+    """A test that starts the kept default cluster shuts it down: the rest of the session
+    must not share its cores with two idle workers."""
+    yield
+    close_default_cluster()
 
 
 def small(**changes):
@@ -90,6 +109,37 @@ def test_same_frame_in_process_one_worker_and_two_workers(capfd):
     pd.testing.assert_frame_equal(one.runs, expected.runs)
     pd.testing.assert_frame_equal(two.runs, expected.runs)
     pd.testing.assert_frame_equal(two.summary, expected.summary)
+
+
+def _profiling() -> bool:
+    import dask
+
+    return bool(dask.config.get("distributed.worker.profile.enabled"))
+
+
+@pytest.mark.slow
+def test_the_default_cluster_is_kept_between_sweeps_and_shut_down_when_idle(monkeypatch):
+    sweep_module = importlib.import_module("simkit.sweep")
+    first = small(scheduler=None, workers=1, seeds=1)
+    kept = sweep_module._default
+    assert kept is not None and kept.alive() and kept.timer is not None  # idle timer armed
+    # its workers skip Dask's statistical profiler (measured: 5-6 % of each run's CPU)
+    assert list(kept.client.run(_profiling).values()) == [False]
+    again = small(scheduler=None, workers=1, seeds=1)
+    assert sweep_module._default is kept  # the same cluster, not a new one
+    pd.testing.assert_frame_equal(again.runs, first.runs)
+    small(scheduler=None, workers=2, seeds=1)  # another size replaces it
+    replaced = sweep_module._default
+    assert replaced is not kept and replaced.workers == 2 and not kept.alive()
+    monkeypatch.setattr(sweep_module, "KEEP_IDLE", 0.2)
+    small(scheduler=None, workers=2, seeds=1)
+    deadline = time.monotonic() + 10
+    while sweep_module._default is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sweep_module._default is None and not replaced.alive()  # idle: shut down
+    small(scheduler=None, workers=1, seeds=1)  # the next sweep starts one again
+    close_default_cluster()
+    assert sweep_module._default is None
 
 
 @pytest.mark.slow
