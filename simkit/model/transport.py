@@ -11,6 +11,11 @@ Three facts decide the cleanup race, and they differ between implementations (me
   ``waits-echo``: its cleanup runs when the page's echo arrives (or the server gives up after
   ``give_up`` close timeouts); ``at-once``: ``close()`` queues the disconnect and returns, so
   the old handler's cleanup runs at once, before the echo (sansio, wsproto).
+- ``server_close_trips``: one-way trips from a server's close frame to the closed handler's
+  cleanup when the page answers: 2 (the echo: the kit's ``websockets`` server as the model
+  always played it) or 4 (uvicorn's legacy implementation, measured: after the echo the
+  server half-closes TCP and waits for the page's end to close too). Frames that cross
+  (both ends closing at once) end the same way, from the page's frame on.
 - ``give_up``: how many close timeouts a server close waits for an echo that never comes (a
   half-open peer): 1 for ``websockets``, 2 for uvicorn's legacy implementation (its
   ``close()`` waits for the close frame, then for the connection to end).
@@ -44,6 +49,7 @@ class TransportProfile:
     cleanup: Literal["handshake", "frame"] = "handshake"
     server_close: Literal["waits-echo", "at-once"] = "waits-echo"
     give_up: float = 1.0
+    server_close_trips: int = 2
     close_awaits: bool = False
     ping_outlives_close: bool = False
     summary: str = ""
@@ -71,6 +77,7 @@ PROFILES: dict[str, TransportProfile] = {
         TransportProfile(
             "fastapi/websockets",
             give_up=2.0,
+            server_close_trips=4,
             close_awaits=True,
             ping_outlives_close=True,
             summary="uvicorn's legacy implementation: close() waits for the handshake (a "

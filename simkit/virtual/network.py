@@ -214,8 +214,8 @@ class Link:
                 return
             self._down(self._echo_reaches_client, code)
             net.post(net.now() + net.close_timeout, self._server_gives_up)
-        elif self.server == "closing":
-            self._server_closed(code)  # both sides sent a close frame: the frames crossed
+        elif self.server == "closing":  # both sides sent a close frame: the frames crossed
+            self._handshake_done(code)
 
     def _echo_reaches_client(self, code: int) -> None:
         self._client_sees_close(code)
@@ -231,6 +231,15 @@ class Link:
 
     def _echo_reaches_server(self, code: int) -> None:
         if self.server == "closing":
+            self._handshake_done(code)
+
+    def _handshake_done(self, code: int) -> None:
+        """The server has sent and received a close frame: its end is closed now, or (a
+        profile of four trips: legacy uvicorn) once its FIN went down and the page's FIN
+        came back."""
+        if self.net.server_close_trips > 2:
+            self._down(self._up, self._teardown_reaches_server, code)
+        else:
             self._server_closed(code)
 
     # -- server side (called by the server) ------------------------------------------------
@@ -558,6 +567,7 @@ class MemoryNetwork:
         self.give_up = close_timeout * self.profile.give_up
         self.close_awaits = self.profile.close_awaits
         self.ping_outlives_close = self.profile.ping_outlives_close
+        self.server_close_trips = self.profile.server_close_trips
         self.awaited: dict[int, bool] = {}  # a socket whose close a handler awaits -> by server?
         self.now: Callable[[], float] = loop.time  # the clock, without a frame of our own
         self.census = census
