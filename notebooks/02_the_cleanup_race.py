@@ -309,8 +309,8 @@ assert broken.loc["fastapi + websockets-sansio", "kicked_live_tabs"] == 0
 #   it is a race, and legacy adds a self-kill (the new socket closed by its own handler, 20
 #   of 20 when the old close is in flight). In virtual time on `reload-storm` the post-mortem's
 #   handler with the user's id leaves 16.7 tabs unroutable on average on sansio and wsproto
-#   (20 at the end, delivery 0.795), 24.4 on legacy (131 live tabs killed by their own
-#   handler) and 49.2 on the kit's server, whose slower cleanup (three one-way trips, not
+#   (20 at the end, delivery 0.795), 30.3 on legacy (127 live tabs killed by their own
+#   handler; its `close()` waits four one-way trips, as measured) and 49.2 on the kit's server, whose slower cleanup (three one-way trips, not
 #   one) makes overlaps more frequent. Fewer overlaps on sansio, but each one strands.
 #   `postmortem-safe` holds its invariants on all four.
 #
