@@ -136,7 +136,7 @@ assert abs(r["mean_open_sockets"] - m["mean_open_sockets"]) <= 0.15 * m["mean_op
 # %%
 # NBVAL_IGNORE_OUTPUT
 # (real browser tabs: counts vary a little from run to run; the assertions check the story)
-size = {"tabs": 6, "duration": 60, "settle": 10, "seed": 0}
+size = {"tabs": 6, "duration": 40, "settle": 10, "seed": 0}
 lifecycle = {}
 for scenario, strategy in [("hidden-tabs", "postmortem"), ("background-tabs", "postmortem"),
                            ("background-tabs", "postmortem-safe")]:

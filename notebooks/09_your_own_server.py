@@ -139,7 +139,12 @@ table  # noqa: B018 (a notebook shows its last expression)
 broken, fixed = results["postmortem_app"].summary, results["fixed_app"].summary
 assert broken["peak_unroutable"] > 0 and not broken["invariants_hold"]
 assert fixed["final_unroutable"] == fixed["final_stale"] == fixed["final_dangling"] == 0
-assert fixed["invariants_hold"] and fixed["final_connected_tabs"] == 20
+assert fixed["invariants_hold"] and fixed["final_connected_tabs"] == fixed["final_live_tabs"] == 20
+assert fixed["messages_received"] > 0 and fixed["starved_tabs"] == 0
+# both apps answered the stats route all along, so the registry columns are measured, not NaN
+assert broken["stats_failures"] == fixed["stats_failures"] == 0
+assert "registry_entries" not in fixed["unknown_metrics"]
+assert results["fixed_app"].timeseries["registry_entries"].iloc[-1] == 20
 print("post-mortem app: live tabs no push reaches at some point:", broken["peak_unroutable"] > 0)
 print("fixed app settles true (no unroutable, stale or dangling):", fixed["invariants_hold"])
 

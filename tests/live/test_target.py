@@ -2,7 +2,8 @@
 
 The issue's "done when": against the post-mortem's backend (``examples/postmortem_app.py``,
 its handler as written) ``flaky-network`` shows unroutable tabs; against the same app with
-the adapter (``examples/fixed_app.py``) it settles with none and no stale socket; a CLI run
+the adapter (``examples/fixed_app.py``) it settles with none and no stale socket (played in
+notebook 09; here the race behind it, two sockets for one user); a CLI run
 against a server without the stats route writes the client-side metrics and says which are
 unknown. Also the URL template, the stats protocol's parsing and the snapshot rule, which
 need no server.
@@ -19,7 +20,6 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ import pytest
 
 import simkit
 from simkit.cli import main
-from simkit.live.target import Mirror, parse_target
+from simkit.live.target import Mirror, fetch_registry, parse_target
 from simkit.model.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -182,39 +182,31 @@ def test_an_unreachable_target_says_so_at_once():
 # -- the examples, as uvicorn processes --------------------------------------------------------
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(240)  # two 45-second real-time runs, side by side
-def test_flaky_network_strands_tabs_on_the_postmortem_app_and_not_on_the_fixed_one():
-    """uvicorn's default keepalive (20 s/20 s, the post-mortem's deployment): a tab whose
-    network came back reconnects while its old socket is still registered."""
+# The examples under `flaky-network` for 45 real seconds (the post-mortem app strands tabs,
+# the fixed app settles true, both answer the stats route throughout) are played and checked
+# by notebook 09, which `make test` runs; here, the race itself, in a second.
 
-    def play(port: int) -> simkit.Result:
-        return simkit.run(
-            "flaky-network",
-            "postmortem-safe",
-            runtime="live",
-            target=f"ws://127.0.0.1:{port}/ws",
-            tabs=20,
-            duration=30,
-            settle=15,  # the kicked half-open sockets close within uvicorn's 10 s close timeout
-        )
 
-    with (
-        uvicorn_app("postmortem_app") as broken,
-        uvicorn_app("fixed_app") as fixed,
-        ThreadPoolExecutor(2) as pool,
-    ):
-        before, after = pool.map(play, [broken, fixed])
-    b, a = before.summary, after.summary
-    assert b["peak_unroutable"] > 0, b
-    assert b["stats_failures"] == 0 and a["stats_failures"] == 0
-    assert not b["invariants_hold"]
-    assert a["final_unroutable"] == 0 and a["final_stale"] == 0 and a["final_dangling"] == 0, a
-    assert a["invariants_hold"] is True
-    assert a["final_connected_tabs"] == a["final_live_tabs"] == 20
-    assert a["messages_received"] > 0 and a["starved_tabs"] == 0
-    assert "registry_entries" not in a["unknown_metrics"]
-    assert after.timeseries["registry_entries"].iloc[-1] == 20
+@pytest.mark.parametrize(
+    ("app", "after"), [("postmortem_app", []), ("fixed_app", [("alice", "2")])]
+)
+def test_a_reload_over_a_live_socket_strands_on_the_postmortem_app_only(app, after):
+    """Two sockets for one user, the second opened while the first is live (a reload):
+    on uvicorn's default implementation the post-mortem's handler deletes the new entry
+    every time; the adapter keeps it."""
+    from websockets.asyncio.client import connect
+
+    async def two_sockets(port: int) -> list:
+        url = f"ws://127.0.0.1:{port}/ws"
+        async with connect(f"{url}?user=alice&simkit_conn=1"):
+            await asyncio.sleep(0.3)
+            async with connect(f"{url}?user=alice&simkit_conn=2"):
+                await asyncio.sleep(0.5)  # the old handler's cleanup has run
+                return await fetch_registry("127.0.0.1", port, timeout=2.0)
+
+    with uvicorn_app(app) as port:
+        entries = asyncio.run(asyncio.wait_for(two_sockets(port), 20))
+    assert entries == after
 
 
 # -- the CLI against a server without the stats route ----------------------------------------
