@@ -35,7 +35,9 @@ redis:
 test: $(STAMP) browser redis
 	$(PY) -m ruff check simkit tests benchmarks examples
 	$(PY) -m mypy
-	$(PY) -m pytest --durations=25
+	@# CPU-only tests on every core; tests that measure real time (live, browser) one at a time
+	$(PY) -m pytest --durations=10 -n auto -m "not live and not browser"
+	$(PY) -m pytest --durations=25 -m "live or browser"
 	$(PY) -m pytest --durations=12 --nbval notebooks --nbval-sanitize-with notebooks/sanitize.cfg --nbval-current-env
 
 # The loop while developing: every test that needs neither real time, a browser nor
