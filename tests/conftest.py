@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -96,6 +97,34 @@ def require_redis() -> None:
     if os.environ.get("SIMKIT_REQUIRE_REDIS", "").strip().lower() not in ("", "0", "false"):
         pytest.fail(f"SIMKIT_REQUIRE_REDIS is set but {reason}", pytrace=False)
     pytest.skip(f"redis tests: {reason}")
+
+
+def _child_processes(name: str) -> list[int]:
+    """Live (not zombie) child processes of this test process named ``name``, or with
+    ``name`` as a word of their command line (``simkit`` for ``python -m simkit serve``:
+    not every Python child is the test's, multiprocessing starts helpers too)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            comm = (entry / "comm").read_text().strip()
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        named = comm.startswith(name) or name.encode() in argv
+        if named and int(fields[1]) == os.getpid() and fields[0] != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.fixture
+def children() -> Callable[[str], list[int]]:
+    """``children(name)``: the processes named so that this test started and left running
+    (a test that starts redis-server or node processes checks none is left)."""
+    return _child_processes
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

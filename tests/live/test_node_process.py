@@ -18,7 +18,6 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
@@ -34,23 +33,6 @@ pytestmark = [pytest.mark.redis, pytest.mark.slow, pytest.mark.timeout(120)]
 SCALE = 0.1  # presence-ttl's 15 s TTL is 1.5 s here, its 5 s refresh 0.5 s
 TTL = cluster_policy("presence-ttl").ttl * SCALE  # type: ignore[operator]
 KEY = "simkit:user:"
-
-
-def children(name: str) -> list[int]:
-    """Live processes named ``name`` whose parent is this test process."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            comm = (entry / "comm").read_text().strip()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if comm.startswith(name) and int(fields[1]) == os.getpid() and fields[0] != "Z":
-            found.append(int(entry.name))
-    return found
 
 
 async def wait_for(predicate, timeout: float, what: str) -> float:  # type: ignore[no-untyped-def]
@@ -131,7 +113,7 @@ async def died_without_close_frame(ws: ClientConnection) -> None:
     assert ws.close_code == 1006
 
 
-def crash_and_checks(strategy: str):  # type: ignore[no-untyped-def]
+def crash_and_checks(strategy: str, children):  # type: ignore[no-untyped-def]
     """Alice on node 0 and Bob on node 1; node 0's process SIGKILLed. Returns what was
     seen, for the strategy-specific assertions."""
 
@@ -150,6 +132,7 @@ def crash_and_checks(strategy: str):  # type: ignore[no-untyped-def]
                 await wait_for(both, 5, "alice at node 0 and bob at node 1 in Redis")
                 await asyncio.sleep(2 * TTL)  # longer than a TTL: the live node refreshes
                 seen["before"] = await entry(store, "alice")
+                assert len(children("simkit")) == 2  # the check below can see node processes
                 seen["pttl_before"] = await store.pttl(KEY + "alice")
 
                 os.kill(node0.pid, signal.SIGKILL)
@@ -186,13 +169,13 @@ def crash_and_checks(strategy: str):  # type: ignore[no-untyped-def]
 
     seen = asyncio.run(main())
     assert not children("redis-server"), "redis-server left running"
-    assert not children("python"), "a node process left running"
+    assert not children("simkit"), "a node process left running"
     assert seen["node0_exit"] == -signal.SIGKILL
     return seen
 
 
-def test_presence_ttl_a_sigkilled_nodes_entry_stays_then_expires() -> None:
-    seen = crash_and_checks("presence-ttl")
+def test_presence_ttl_a_sigkilled_nodes_entry_stays_then_expires(children) -> None:
+    seen = crash_and_checks("presence-ttl", children)
     assert seen["before"].startswith("0:") and 0 < seen["pttl_before"] <= TTL * 1000
     # No cleanup ran: the dead process's entry is still in Redis right after the kill.
     assert seen["right_after"] == seen["before"]
@@ -205,8 +188,8 @@ def test_presence_ttl_a_sigkilled_nodes_entry_stays_then_expires() -> None:
     assert seen["node1_stats"]["open_sockets"] == 2
 
 
-def test_blind_store_keeps_a_sigkilled_nodes_entry_until_overwritten() -> None:
-    seen = crash_and_checks("shared-kick-old-safe")
+def test_blind_store_keeps_a_sigkilled_nodes_entry_until_overwritten(children) -> None:
+    seen = crash_and_checks("shared-kick-old-safe", children)
     assert seen["before"].startswith("0:") and seen["pttl_before"] == -1  # no TTL
     assert seen["right_after"] == seen["before"]
     # It lingers: three TTLs of presence-ttl later it still names the dead node's socket.
@@ -218,7 +201,7 @@ def test_blind_store_keeps_a_sigkilled_nodes_entry_until_overwritten() -> None:
     assert seen["node1_stats"]["open_sockets"] == 2
 
 
-def test_the_kick_crosses_processes_over_pub_sub() -> None:
+def test_the_kick_crosses_processes_over_pub_sub(children) -> None:
     async def main() -> tuple[int | None, str | None]:
         async with cluster("shared-kick-old-safe") as (redis, (node0, node1)):
             store = aioredis.Redis.from_url(redis.url)
@@ -239,7 +222,7 @@ def test_the_kick_crosses_processes_over_pub_sub() -> None:
     code, held = asyncio.run(main())
     assert code == int(CloseCode.REPLACED)  # node 0's process kicked it, told by node 1's
     assert held is not None and held.startswith("1:")
-    assert not children("redis-server") and not children("python")
+    assert not children("redis-server") and not children("simkit")
 
 
 async def _starts(store: aioredis.Redis, user: str, prefix: str) -> bool:

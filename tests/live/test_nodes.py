@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from pathlib import Path
 
 import pytest
 
@@ -16,24 +15,7 @@ from simkit.model.errors import ConfigError
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(120)]
 
 
-def kit_redis_processes() -> list[int]:
-    """redis-server processes this test process started (the kit runs it as a child)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            name = (entry / "comm").read_text().strip()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if name.startswith("redis-server") and ppid == os.getpid():
-            found.append(int(entry.name))
-    return found
-
-
-def test_redis_starts_on_a_free_port_and_leaves_nothing_behind() -> None:
+def test_redis_starts_on_a_free_port_and_leaves_nothing_behind(children) -> None:
     async def main() -> tuple[int, str]:
         async with RedisServer() as server:
             reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
@@ -41,17 +23,17 @@ def test_redis_starts_on_a_free_port_and_leaves_nothing_behind() -> None:
             assert await reader.readline() == b"+PONG\r\n"
             writer.close()
             assert server.dir is not None and os.path.isdir(server.dir)
-            assert kit_redis_processes()
+            assert children("redis-server")
             return server.port, server.dir
 
     port, folder = asyncio.run(main())
-    assert not kit_redis_processes()
+    assert not children("redis-server")
     assert not os.path.exists(folder)
     with pytest.raises(OSError):  # nobody listens there any more
         asyncio.run(asyncio.open_connection("127.0.0.1", port))
 
 
-def test_node_crash_live_holds_the_invariants_and_stops_redis() -> None:
+def test_node_crash_live_holds_the_invariants_and_stops_redis(children) -> None:
     r = simkit.run(
         "node-crash", "presence-ttl", nodes=3, runtime="live", tabs=30, duration=100, seed=1
     )
@@ -61,16 +43,16 @@ def test_node_crash_live_holds_the_invariants_and_stops_redis() -> None:
     assert s["store_ops"] > 0 and s["store_errors"] == 0
     assert s["peak_dead_node_entries"] > 0  # the crashed node's entries lingered, then expired
     assert s["final_dead_node_entries"] == 0
-    assert not kit_redis_processes()
+    assert not children("redis-server")
 
 
-def test_redis_down_mid_run_is_counted_and_the_run_finishes() -> None:
+def test_redis_down_mid_run_is_counted_and_the_run_finishes(children) -> None:
     r = simkit.run(
         "redis-blip", "presence-ttl", nodes=3, runtime="live", tabs=30, duration=100, seed=2
     )
     assert r.summary["store_errors"] > 0
     assert r.summary["invariants_hold"]  # the heartbeat refresh writes back what was lost
-    assert not kit_redis_processes()
+    assert not children("redis-server")
 
 
 def test_redis_missing_or_unreachable_says_how_to_start_it(monkeypatch) -> None:
