@@ -539,7 +539,6 @@ def _default_client(workers: int | None) -> Iterator[Any]:
                 cluster.close()
                 raise
             kept = _default = _Kept(cluster, client, wanted)
-            _register_exit()
         if kept.timer is not None:
             kept.timer.cancel()
             kept.timer = None
@@ -573,14 +572,7 @@ def close_default_cluster() -> None:
         kept.close()
 
 
-_EXIT_REGISTERED = False
-
-
-def _register_exit() -> None:
-    global _EXIT_REGISTERED
-    if not _EXIT_REGISTERED:
-        atexit.register(close_default_cluster)
-        _EXIT_REGISTERED = True
+atexit.register(close_default_cluster)  # does nothing unless a cluster is kept
 
 
 def local_cluster(workers: int | None = None) -> Any:

@@ -270,16 +270,19 @@ class Link:
         wait = net.close_timeout if code == CloseCode.KEEPALIVE_TIMEOUT else net.give_up
         net.post(net.now() + wait, self._server_gives_up)
 
+    def _unanswered_ping_deadline(self) -> float | None:
+        """When the protocol ping already sent (and not answered) times out, or None."""
+        for keepalive in self.keepalives:
+            if keepalive.kind == "protocol":
+                return keepalive.beat.unanswered_deadline()
+        return None
+
     def _ping_times_out(self) -> float | None:
         """When the protocol ping already sent times out, if that is within one close
         timeout from now (the profile's ``ping_outlives_close``); else None."""
+        dead = self._unanswered_ping_deadline()
         net = self.net
-        for keepalive in self.keepalives:
-            if keepalive.kind == "protocol":
-                dead = keepalive.beat.unanswered_deadline()
-                if dead is not None and dead < net.now() + net.close_timeout:
-                    return dead
-        return None
+        return dead if dead is not None and dead < net.now() + net.close_timeout else None
 
     def _dead_while_closing(self) -> None:
         """The ping sent before the server's close timed out while the server waited for
@@ -287,8 +290,7 @@ class Link:
         if self.server != "closing" or self.close_code == CloseCode.KEEPALIVE_TIMEOUT:
             return
         net = self.net
-        beats = (k.beat for k in self.keepalives if k.kind == "protocol")
-        dead = next(beats).unanswered_deadline()
+        dead = self._unanswered_ping_deadline()
         if dead is None or dead > net.now():
             return  # answered meanwhile
         net.census.declared_dead(self.silent_since, net.now(), "protocol", self.tab.deaf_since)
