@@ -9,7 +9,7 @@ Two questions, each answered against a yardstick written with nothing but ``webs
   with 1000, and the server's handler runs its cleanup. simkit runs it with everything a
   live run has switched on: ``LocalServer`` with its registry, census and event log, the
   census sampled every :data:`SAMPLE_EVERY` s as a live run's observer does, tabs on
-  :class:`~simkit.live.network.LiveLink`. The raw loop keeps a ``dict`` registry with
+  :class:`~simkit.net.network.LiveLink`. The raw loop keeps a ``dict`` registry with
   compare-and-delete and nothing else. A third engine, ``simkit-server``, is simkit's
   server with the raw client, to tell the server's share of the cost from the client's.
   No fault proxy: it is a test fixture, not part of either stack. Clients and server share
@@ -76,7 +76,7 @@ CHURN = "benchmarks.live:churn_process"
 async def start_local_server(*, push: bool, capacity: int) -> Any:
     """A ``LocalServer`` as a live run has it (its own Server actor, census, event log) plus
     the observer's sampling; with ``push``, the app greets every user as it connects."""
-    from simkit.live.server import LocalServer
+    from simkit.net.server import LocalServer
 
     server = LocalServer(STRATEGY, max_connections=max(10_000, capacity))
     await server.start()
@@ -165,7 +165,7 @@ async def churn(engine: str, n: int, concurrency: int) -> dict[str, Any]:
         out.update(server_connects=raw.connects, open_after=raw.handlers)
         out["registry_after"] = len(raw.registry)
     else:
-        from simkit.live.network import LiveNetwork
+        from simkit.net.network import LiveNetwork
 
         loop = asyncio.get_running_loop()
         server = await start_local_server(push=True, capacity=n)

@@ -28,8 +28,8 @@ _LAZY = {
     "run": "simkit.api",
     "Grade": "simkit.grade",
     "grade": "simkit.grade",
-    "FaultProxy": "simkit.live",
-    "LocalServer": "simkit.live",
+    "FaultProxy": "simkit.net",
+    "LocalServer": "simkit.net",
     "Comparison": "simkit.results",
     "Result": "simkit.results",
     "SCENARIOS": "simkit.scenarios",
@@ -41,7 +41,7 @@ _LAZY = {
 if TYPE_CHECKING:
     from simkit.api import compare, run
     from simkit.grade import Grade, grade
-    from simkit.live import FaultProxy, LocalServer
+    from simkit.net import FaultProxy, LocalServer
     from simkit.results import Comparison, Result
     from simkit.scenarios import SCENARIOS, Scenario
     from simkit.sweep import Sweep, sweep

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from simkit.api import RUNTIMES
-from simkit.live.common import STACKS
 from simkit.model.balancer import BALANCERS
 from simkit.model.client import BACKOFFS, GUARDS, IDENTITIES, LIFECYCLES, UNLOADS, VISIBILITIES
 from simkit.model.cluster import CLUSTER_POLICIES
@@ -21,6 +20,7 @@ from simkit.model.liveness import LIVENESS
 from simkit.model.registry import REGISTRIES
 from simkit.model.strategy import STRATEGIES
 from simkit.model.transport import PROFILES
+from simkit.net.common import STACKS
 from simkit.scenarios import SCENARIOS
 from simkit.sweep import KNOBS
 
@@ -135,7 +135,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import asyncio
     import signal
 
-    from simkit.live.server import LocalServer
+    from simkit.net.server import LocalServer
 
     async def serve() -> None:
         if args.redis is not None:  # node K of N, its own process, the registry in Redis
@@ -247,7 +247,7 @@ def _bars(stats: Any, metric: str) -> Any:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     if args.stack == "fastapi":
-        from simkit.live import calibrate_fastapi
+        from simkit.net import calibrate_fastapi
 
         out = Path(args.out) if args.out else calibrate_fastapi.DEFAULT_OUT
         calibrate_fastapi.calibrate(args.reps, out=out, log=print)

@@ -83,7 +83,7 @@ def require_browser() -> None:
 
 def redis_missing() -> str | None:
     """Why the tests that need a real Redis cannot run here, or None."""
-    from simkit.live.redis import HOW_TO_START, redis_binary
+    from simkit.net.redis import HOW_TO_START, redis_binary
 
     return None if redis_binary() else f"redis-server is not installed; {HOW_TO_START}"
 

@@ -36,6 +36,7 @@ FLOORS: list[tuple[str, int]] = [
     ("simkit.scenarios", 2),
     ("simkit.results", 2),
     ("simkit.plots", 2),
+    ("simkit.net", 3),
     ("simkit.virtual", 3),
     ("simkit.live", 3),
     ("simkit.browser", 3),

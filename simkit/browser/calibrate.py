@@ -26,9 +26,9 @@ import websockets
 from simkit.browser.chromium import Chromium, chromium_version
 from simkit.calibration import FILE as CALIBRATION_FILE
 from simkit.calibration import load  # noqa: F401  (the calibration API, re-exported here)
-from simkit.live.common import BaseServer
-from simkit.live.server import LocalServer
 from simkit.model.strategy import make_strategy
+from simkit.net.common import BaseServer
+from simkit.net.server import LocalServer
 
 DEFAULT_OUT = CALIBRATION_FILE  # shipped with the package; the tab model reads it
 WAIT = 5.0  # seconds to wait for the server to see an event before calling it missing

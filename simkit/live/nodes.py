@@ -1,11 +1,11 @@
 """Several live server nodes sharing a real Redis, the kit's proxies as the load balancer.
 
-Each node is a real :class:`~simkit.live.server.LocalServer` on its own port behind its own
-:class:`~simkit.live.proxy.FaultProxy`; a tab's socket goes to the node the run's load
+Each node is a real :class:`~simkit.net.server.LocalServer` on its own port behind its own
+:class:`~simkit.net.proxy.FaultProxy`; a tab's socket goes to the node the run's load
 balancer picks when the tab dials (an L4 balancer chooses at connect time too, and a
 sticky one by the user in the URL). The nodes run in the run's process and share one
 :class:`~simkit.actors.cluster.Cluster` actor, whose registry lives in a real Redis
-(:class:`~simkit.live.redis.RedisStore`) started for the run and stopped after it.
+(:class:`~simkit.net.redis.RedisStore`) started for the run and stopped after it.
 
 Why in one process: the census keeps the truth of both ends of every socket as it happens;
 a node in another process would report its opens and closes late (the browser runtime
@@ -27,15 +27,15 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from simkit.actors.cluster import Cluster, ClusterSpec, Node
-from simkit.live.network import LiveLink, LiveNetwork
-from simkit.live.proxy import FaultProxy, Toxics
-from simkit.live.redis import RedisServer, RedisStore
 from simkit.live.runtime import LiveRuntime
-from simkit.live.server import LocalServer
 from simkit.model.cluster import cluster_policy
 from simkit.model.errors import ConfigError
 from simkit.model.liveness import CLOSE_TIMEOUT
 from simkit.model.strategy import Strategy
+from simkit.net.network import LiveLink, LiveNetwork
+from simkit.net.proxy import FaultProxy, Toxics
+from simkit.net.redis import RedisServer, RedisStore
+from simkit.net.server import LocalServer
 from simkit.runtime.census import Census
 
 if TYPE_CHECKING:
@@ -219,9 +219,9 @@ class NodeProcess:
         stack: str = "websockets",
         ws: str | None = None,
     ) -> None:
-        from simkit.live.common import check_positive
-        from simkit.live.redis import RedisAt
         from simkit.model.strategy import strategy as strategy_of
+        from simkit.net.common import check_positive
+        from simkit.net.redis import RedisAt
 
         self.strategy = strategy_of(strategy)
         self.policy = cluster_policy(self.strategy.cluster or "local")
@@ -276,7 +276,7 @@ class NodeProcess:
         """Another node's process asks this one to act (a kick of a socket held here)."""
         import json
 
-        from simkit.live.redis import REMOTE_CALLS
+        from simkit.net.redis import REMOTE_CALLS
 
         async for message in self._pubsub.listen():
             if message.get("type") != "message":

@@ -1,10 +1,10 @@
 """The ``live`` runtime: the run core over real sockets, on a real clock.
 
-A :class:`~simkit.live.server.LocalServer` on 127.0.0.1 serves the run's server actor
+A :class:`~simkit.net.server.LocalServer` on 127.0.0.1 serves the run's server actor
 (``stack="fastapi"``: FastAPI on uvicorn, with ``ws`` its WebSocket implementation),
-behind a :class:`~simkit.live.proxy.FaultProxy` that plays the scenario's latency, idle
+behind a :class:`~simkit.net.proxy.FaultProxy` that plays the scenario's latency, idle
 timeout and silent links; each tab's socket is a real ``websockets`` client
-(:class:`~simkit.live.network.LiveNetwork`). Every duration is multiplied by ``scale``
+(:class:`~simkit.net.network.LiveNetwork`). Every duration is multiplied by ``scale``
 (0.05: a 300 s scenario takes 15 s). The run plays on a fresh event loop in a worker
 thread (:func:`simkit.runtime.threads.in_thread`), so a notebook cell can call it too.
 """
@@ -18,13 +18,13 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from simkit.actors.play import Runtime
-from simkit.live.common import BaseServer, check_stack
-from simkit.live.network import LiveNetwork
-from simkit.live.proxy import FaultProxy, Toxics
-from simkit.live.server import LocalServer
 from simkit.model.errors import ConfigError
 from simkit.model.liveness import CLOSE_TIMEOUT
 from simkit.model.strategy import Strategy
+from simkit.net.common import BaseServer, check_stack
+from simkit.net.network import LiveNetwork
+from simkit.net.proxy import FaultProxy, Toxics
+from simkit.net.server import LocalServer
 from simkit.runtime.census import Census
 from simkit.runtime.threads import in_thread
 

@@ -2,7 +2,7 @@
 
 ``simkit.run(scenario, strategy, runtime="live", target="ws://HOST:PORT/PATH")`` plays the
 scenario's tabs (the strategy's *client* policy: identity, unload, guard, backoff) through
-the kit's :class:`~simkit.live.proxy.FaultProxy` to the user's own server, at scale 1 (a
+the kit's :class:`~simkit.net.proxy.FaultProxy` to the user's own server, at scale 1 (a
 foreign server's timers are real). The server's registry policy and heartbeat are the
 target's own; the strategy's are not used.
 
@@ -45,14 +45,14 @@ from websockets.exceptions import InvalidHandshake, InvalidStatus
 
 from simkit.actors.env import Env
 from simkit.actors.server import Server
-from simkit.live.network import LiveLink, LiveNetwork
-from simkit.live.proxy import FaultProxy, Piped, Toxics
 from simkit.live.runtime import LiveRuntime
 from simkit.model.codes import CloseCode
 from simkit.model.errors import ConfigError, SimkitError
 from simkit.model.liveness import CLOSE_TIMEOUT
 from simkit.model.registry import Action, Hello, Registry
 from simkit.model.strategy import Strategy
+from simkit.net.network import LiveLink, LiveNetwork
+from simkit.net.proxy import FaultProxy, Piped, Toxics
 from simkit.runtime.census import Census
 
 if TYPE_CHECKING:

@@ -135,7 +135,7 @@ def test_chromium_hides_a_page_before_freezing_it():
     import asyncio
 
     from simkit.browser.cdp import RawChromium
-    from simkit.live.server import LocalServer
+    from simkit.net.server import LocalServer
 
     async def main():
         strategy = simkit.make_strategy("t", registry="multi", liveness="off")

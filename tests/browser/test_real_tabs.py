@@ -8,7 +8,7 @@ import pytest
 
 import simkit
 from simkit.browser.chromium import Chromium
-from simkit.live.server import LocalServer
+from simkit.net.server import LocalServer
 
 LIMIT = 30.0  # seconds: no browser test may hang (Chromium is stopped on the way out)
 

@@ -185,7 +185,7 @@ def test_finished_links_are_forgotten_without_losing_attribution(
     # connection) until the end. Sweeping the finished ones must not cost the server its
     # attribution of the live ones: the census would then see outsiders and stale sockets.
     # It patches the LiveNetwork class, so it runs alone: after every other live run.
-    from simkit.live.network import LiveNetwork
+    from simkit.net.network import LiveNetwork
 
     live.drain()
     swept: list[int] = []

@@ -13,8 +13,8 @@ import json
 
 import pytest
 
-from simkit.live.calibrate_fastapi import DEFAULT_OUT, calibrate, load
 from simkit.model.registry import CloseDeleteRegister, Hello
+from simkit.net.calibrate_fastapi import DEFAULT_OUT, calibrate, load
 
 DATA = load()
 IMPL = DATA["implementations"]

@@ -23,10 +23,10 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from simkit.live import LocalServer
-from simkit.live.fastapi_stack import FastAPIServer
 from simkit.model import make_strategy
 from simkit.model.errors import ConfigError
 from simkit.model.liveness import Liveness
+from simkit.net.fastapi_stack import FastAPIServer
 
 IMPLS = ("websockets-sansio", "websockets", "wsproto")
 # uvicorn's legacy implementation on websockets' legacy server warns on every connection

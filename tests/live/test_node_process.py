@@ -24,9 +24,9 @@ import redis.asyncio as aioredis
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from simkit.live.redis import RedisServer, free_port
 from simkit.model.cluster import cluster_policy
 from simkit.model.codes import CloseCode
+from simkit.net.redis import RedisServer, free_port
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow, pytest.mark.timeout(120)]
 

@@ -8,9 +8,9 @@ import os
 import pytest
 
 import simkit
-from simkit.live import redis as kit_redis
-from simkit.live.redis import RedisServer, free_port
 from simkit.model.errors import ConfigError
+from simkit.net import redis as kit_redis
+from simkit.net.redis import RedisServer, free_port
 
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(120)]
 

@@ -2,7 +2,7 @@
 
 import asyncio
 
-from simkit.live.proxy import FaultProxy, Toxics
+from simkit.net.proxy import FaultProxy, Toxics
 
 LIMIT = 20
 

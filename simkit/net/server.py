@@ -9,8 +9,8 @@ the post-mortem's cleanup ran.
 
 Use it in a notebook cell as ``async with LocalServer("postmortem-safe") as server:``.
 ``LocalServer(strategy, stack="fastapi", ws=...)`` gives the same interface on FastAPI and
-uvicorn instead (:mod:`simkit.live.fastapi_stack`); what both stacks share (validation,
-limits, counting, the log, the app heartbeat) is in :mod:`simkit.live.common`.
+uvicorn instead (:mod:`simkit.net.fastapi_stack`); what both stacks share (validation,
+limits, counting, the log, the app heartbeat) is in :mod:`simkit.net.common`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ from urllib.parse import parse_qs, urlsplit
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from simkit.live.common import (
+from simkit.model.codes import CloseCode
+from simkit.model.strategy import Strategy
+from simkit.net.common import (
     EVENT_LOG,
     MAX_MESSAGE,
     MAX_USER_ID,
@@ -37,9 +39,7 @@ from simkit.live.common import (
     check_stack,
     check_user_id,
 )
-from simkit.live.page import PAGE
-from simkit.model.codes import CloseCode
-from simkit.model.strategy import Strategy
+from simkit.net.page import PAGE
 
 __all__ = [
     "EVENT_LOG",
@@ -78,7 +78,7 @@ class WebsocketsLink(ServerLink):
 class LocalServer(BaseServer):
     """A real local WebSocket server applying ``strategy`` (see :class:`BaseServer` for the
     options). ``stack="fastapi"`` (with ``ws=`` one of uvicorn's WebSocket implementations)
-    returns a :class:`~simkit.live.fastapi_stack.FastAPIServer` with the same interface."""
+    returns a :class:`~simkit.net.fastapi_stack.FastAPIServer` with the same interface."""
 
     def __new__(
         cls,
@@ -90,7 +90,7 @@ class LocalServer(BaseServer):
     ) -> Any:
         stack, ws = check_stack(stack, ws)
         if cls is LocalServer and stack == "fastapi":
-            from simkit.live.fastapi_stack import FastAPIServer
+            from simkit.net.fastapi_stack import FastAPIServer
 
             return FastAPIServer(strategy, *args, ws=ws, **kwargs)
         return super().__new__(cls)

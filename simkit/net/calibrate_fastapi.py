@@ -1,8 +1,8 @@
 """``python -m simkit calibrate --stack fastapi``: measure the post-mortem's own stack.
 
 For each of uvicorn's WebSocket implementations, ``reps`` times each, on a real
-:class:`~simkit.live.fastapi_stack.FastAPIServer` behind a
-:class:`~simkit.live.proxy.FaultProxy` adding ``latency`` each way:
+:class:`~simkit.net.fastapi_stack.FastAPIServer` behind a
+:class:`~simkit.net.proxy.FaultProxy` adding ``latency`` each way:
 
 - **the reload under the post-mortem's handler** (preset ``seed``), in three shapes: the old
   socket is live and idle (``replace-live``); the old page's close frame is already in
@@ -39,12 +39,12 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from simkit.live.common import STACKS, BaseServer
-from simkit.live.proxy import FaultProxy, Toxics
-from simkit.live.server import LocalServer
 from simkit.model.errors import ConfigError
 from simkit.model.liveness import Liveness
 from simkit.model.strategy import strategy as strategy_of
+from simkit.net.common import STACKS, BaseServer
+from simkit.net.proxy import FaultProxy, Toxics
+from simkit.net.server import LocalServer
 
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "calibration_fastapi.json"
 IMPLS = STACKS["fastapi"]

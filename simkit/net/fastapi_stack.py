@@ -1,9 +1,9 @@
 """``FastAPIServer``: the post-mortem's own stack, FastAPI on uvicorn, as a server of the kit.
 
-It has :class:`~simkit.live.server.LocalServer`'s interface (``url``, ``GET /stats``,
+It has :class:`~simkit.net.server.LocalServer`'s interface (``url``, ``GET /stats``,
 ``GET /``, ``registry_snapshot()``, ``counts()``, ``log``, ``async with``, ``restart``,
 ``push``, ``issue_token``) and shares everything but the transport with it
-(:mod:`simkit.live.common`), so the live runtime and the Server actor run on it unchanged.
+(:mod:`simkit.net.common`), so the live runtime and the Server actor run on it unchanged.
 Get one with ``LocalServer(strategy, stack="fastapi", ws=IMPL)``, where ``IMPL`` is one of
 uvicorn's three WebSocket implementations: ``websockets-sansio`` (uvicorn's default since
 0.50), ``websockets`` (the legacy protocol, the default before) and ``wsproto``. They differ
@@ -45,11 +45,11 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.protocols.websockets.wsproto_impl import WSProtocol
 
-from simkit.live.common import MAX_MESSAGE, PONG, BaseServer, ServerLink, check_stack
-from simkit.live.page import PAGE
 from simkit.model.codes import CloseCode
 from simkit.model.registry import CloseDeleteRegister
 from simkit.model.strategy import Strategy
+from simkit.net.common import MAX_MESSAGE, PONG, BaseServer, ServerLink, check_stack
+from simkit.net.page import PAGE
 
 with warnings.catch_warnings():  # uvicorn deprecates its legacy implementation on import
     warnings.simplefilter("ignore")
@@ -201,7 +201,7 @@ def handler_close_code(websocket: WebSocket, asgi_code: int | None) -> int:
 
 class FastAPIServer(BaseServer):
     """A FastAPI app on an in-process uvicorn server applying ``strategy``; see the module
-    docstring. Options are :class:`~simkit.live.common.BaseServer`'s plus ``ws``."""
+    docstring. Options are :class:`~simkit.net.common.BaseServer`'s plus ``ws``."""
 
     stack = "fastapi"
 

@@ -19,9 +19,9 @@ from urllib.parse import urlencode
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from simkit.live.proxy import FaultProxy
-from simkit.live.server import PONG, LocalServer
 from simkit.model.codes import CloseCode
+from simkit.net.proxy import FaultProxy
+from simkit.net.server import PONG, LocalServer
 
 
 class LiveLink:

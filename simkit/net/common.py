@@ -1,7 +1,7 @@
 """What every real server of the kit shares, whatever its WebSocket stack.
 
-The kit has two real servers: :class:`~simkit.live.server.LocalServer` on ``websockets``'
-asyncio API and :class:`~simkit.live.fastapi_stack.FastAPIServer` (FastAPI on uvicorn, the
+The kit has two real servers: :class:`~simkit.net.server.LocalServer` on ``websockets``'
+asyncio API and :class:`~simkit.net.fastapi_stack.FastAPIServer` (FastAPI on uvicorn, the
 post-mortem's own stack). They must answer bad input the same way and tell the run's Server
 actor the same facts, so everything that is not transport lives here, once: request
 validation (:func:`check_user_id`, signed identity), the connection limits (1013), per-user

@@ -1,0 +1,13 @@
+"""Real sockets on 127.0.0.1: what every real-time runtime shares.
+
+The kit's own servers (:class:`LocalServer`: ``websockets``, or FastAPI on uvicorn), the
+fault-injecting TCP proxy (:class:`FaultProxy`, with Toxiproxy's names), the real
+``websockets`` clients that play tabs (:mod:`simkit.net.network`), the kit's page for real
+browsers, and a real ``redis-server`` for several nodes. The runtimes (``simkit.live``,
+``simkit.browser``) are built from these parts and never import each other.
+"""
+
+from simkit.net.proxy import FaultProxy, Toxics
+from simkit.net.server import LocalServer
+
+__all__ = ["FaultProxy", "LocalServer", "Toxics"]
