@@ -13,14 +13,17 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from simkit.actors.cluster import Cluster
 from simkit.model.errors import ConfigError, choice
 from simkit.model.latency import Latency
 from simkit.model.strategy import Strategy, make_strategy
 
 if TYPE_CHECKING:
     from simkit.actors.env import Env
-    from simkit.actors.tab import Tab
+    from simkit.runtime.interfaces import TabActor as Tab
 
+# A script plays one tab's life through the verbs of a TabActor (the model's Tab, or a real
+# page in the browser runtime): the same script on every runtime.
 Script = Callable[["Tab", "Scenario"], Coroutine[Any, Any, None]]
 Control = Callable[["Env", "Scenario"], Coroutine[Any, Any, None]]
 
@@ -281,8 +284,8 @@ async def crash_a_node(env: Env, sc: Scenario) -> None:
     """Node 0 is killed at 40 % of the workload (SIGKILL: no handler runs) and is back
     30 s later."""
     await env.sleep(sc.duration * 0.4)
-    server = env.network.server
-    if hasattr(server, "crash_node"):
+    server = env.server
+    if isinstance(server, Cluster):
         server.crash_node(0, 30.0)
     else:
         env.network.restart_server(30.0)
@@ -292,8 +295,8 @@ async def deploy_one_by_one(env: Env, sc: Scenario) -> None:
     """A rolling deploy from a quarter of the workload on: each node in turn leaves the
     balancer, closes its sockets (4003), exits 5 s later and is back 10 s after that."""
     await env.sleep(sc.duration / 4)
-    server = env.network.server
-    if not hasattr(server, "drain_node"):
+    server = env.server
+    if not isinstance(server, Cluster):
         env.network.restart_server(10.0)
         return
     for index in range(len(server.nodes)):
@@ -304,9 +307,8 @@ async def deploy_one_by_one(env: Env, sc: Scenario) -> None:
 async def store_blip(env: Env, sc: Scenario) -> None:
     """The shared store is unreachable for 5 s at half time (Redis failing over)."""
     await env.sleep(sc.duration / 2)
-    store = getattr(env.network.server, "store", None)
-    if store is not None:
-        store.down_for(5.0)
+    if isinstance(env.server, Cluster):
+        env.server.store.down_for(5.0)
 
 
 for _scenario in (

@@ -42,6 +42,8 @@ from simkit.model.registry import (
     Registry,
     Welcome,
 )
+from simkit.model.strategy import Strategy
+from simkit.runtime.interfaces import ServerEnd, SharedStore
 
 FAILED: Any = type("StoreFailed", (), {"__repr__": lambda self: "FAILED"})()
 """What a store command returns when the store could not be reached (down, partitioned)."""
@@ -168,7 +170,7 @@ class Node:
         self.index = index
         self.alive = True  # the process runs
         self.accepting = True  # the load balancer sends it new connections
-        self.links: dict[int, Any] = {}  # conn -> server end, sockets open on this node
+        self.links: dict[int, ServerEnd] = {}  # conn -> server end, sockets open on this node
         self.held: dict[int, str] = {}  # conn -> user, sockets registered in the store
         self.registry = registry
         self.restarts = 0
@@ -231,12 +233,12 @@ class Cluster:
         nodes: int,
         policy: ClusterPolicy,
         balancer: Balancer,
-        store: Any = None,
+        store: SharedStore | None = None,
     ) -> None:
         self.env = env
         self.policy = policy
         self.balancer = balancer
-        self.store: Any = store if store is not None else VirtualStore(env, policy)
+        self.store: SharedStore = VirtualStore(env, policy) if store is None else store
         self.store.on_expired = self._expired
         self.nodes = [
             Node(i, None if policy.shared else env.strategy.registry()) for i in range(nodes)
@@ -292,7 +294,7 @@ class Cluster:
             return None
         return self.balancer.pick(user, up, {n.index: len(n.links) for n in self.nodes})
 
-    def on_open(self, link: Any, at: int | None = None) -> None:
+    def on_open(self, link: ServerEnd, at: int | None = None) -> None:
         """A handshake reached the server side: on node ``at`` if a balancer in front
         already chose it (the live runtime's proxies), else the balancer chooses now."""
         env = self.env
@@ -347,7 +349,7 @@ class Cluster:
             self.env.log("server-close", conn, link.user, int(CloseCode.REPLACED), "replaced")
         link.server_close(int(CloseCode.REPLACED), "replaced by a newer connection")
 
-    def on_close(self, link: Any, code: int) -> None:
+    def on_close(self, link: ServerEnd, code: int) -> None:
         env = self.env
         env.census.server_closed(link.id)
         node = self.node_of.pop(link.id, None)
@@ -602,19 +604,18 @@ class ClusterSpec:
         if not (isinstance(self.store_latency, int | float) and self.store_latency >= 0):
             raise ConfigError(f"store_latency must be >= 0 seconds, got {self.store_latency!r}")
 
-    def build(self, env: Env, store: Any = None) -> Cluster:
+    def build(self, env: Env, store: SharedStore | None = None) -> Cluster:
         """The cluster actor for one run: the strategy's cross-node policy (``local`` for a
         one-node design), a fresh balancer with its own random stream, the given store or
         a virtual one."""
         policy = cluster_policy(env.strategy.cluster or "local")
         chosen = balancer(self.balancer, env.rng("balancer"))
-        if store is None:
-            store = VirtualStore(env, policy, self.store_latency)
-        return Cluster(env, self.nodes, policy, chosen, store)
+        shared = VirtualStore(env, policy, self.store_latency) if store is None else store
+        return Cluster(env, self.nodes, policy, chosen, shared)
 
 
 def cluster_spec(
-    nodes: int, balancer_name: str | None, strategy: Any, runtime: str
+    nodes: int, balancer_name: str | None, strategy: Strategy, runtime: str
 ) -> ClusterSpec | None:
     """What ``simkit.run(nodes=..., balancer=...)`` asks for: None for one node and a
     one-node design (the run is exactly what it was before nodes existed), else a spec."""

@@ -11,7 +11,7 @@ from typing import Any
 from simkit.calibration import TIMING, BrowserTiming
 from simkit.model.strategy import Strategy
 from simkit.runtime.census import Census
-from simkit.runtime.interfaces import Network
+from simkit.runtime.interfaces import Network, ServerActor
 
 
 @dataclass
@@ -29,6 +29,9 @@ class Env:
     timing: BrowserTiming = TIMING  # the browser's own closes, from real Chromium
     trace: list[tuple] | None = None
     start: float = field(default=0.0)
+    # The run's server side (set by the run core once it exists, before any script runs):
+    # what a scenario's server-side control acts on.
+    server: ServerActor = field(init=False, repr=False)
 
     def now(self) -> float:
         """Scenario time in seconds since the run started."""

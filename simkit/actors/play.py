@@ -30,9 +30,10 @@ from simkit.actors.env import Env
 from simkit.actors.server import Server
 from simkit.actors.tab import Tab
 from simkit.model.client import Storage
+from simkit.model.errors import ScriptFailed
 from simkit.model.strategy import Strategy
 from simkit.runtime.census import Census
-from simkit.runtime.interfaces import Network
+from simkit.runtime.interfaces import Network, ServerActor, SharedStore, TabActor
 
 if TYPE_CHECKING:
     from simkit.scenarios import Scenario
@@ -70,17 +71,17 @@ class Runtime(ABC):
     def network(self, loop: asyncio.AbstractEventLoop, census: Census) -> Network:
         """How this runtime's tabs reach the server."""
 
-    def server_actor(self, env: Env) -> Server:
+    def server_actor(self, env: Env) -> ServerActor:
         """The server-side actor the run observes and pushes through. The kit's own servers
         play :class:`Server` (the strategy's registry); a runtime playing against a server
         that is not the kit's (``simkit.live.target``) returns one that only mirrors what it
         can see of that server. With :attr:`cluster` set it is a :class:`Cluster` of nodes
         sharing :meth:`cluster_store`."""
         if self.cluster is not None:
-            return self.cluster.build(env, self.cluster_store(env))  # type: ignore[return-value]
+            return self.cluster.build(env, self.cluster_store(env))
         return Server(env)
 
-    def cluster_store(self, env: Env) -> Any:
+    def cluster_store(self, env: Env) -> SharedStore | None:
         """The store several nodes share (None: a virtual store on the run's clock; the live
         runtime returns a real Redis)."""
         return None
@@ -89,7 +90,7 @@ class Runtime(ABC):
         """Last set-up once the actors exist and before the clock starts (e.g. one browser
         context per person)."""
 
-    def tab(self, env: Env, index: int, person: str, storage: Storage) -> Any:
+    def tab(self, env: Env, index: int, person: str, storage: Storage) -> TabActor:
         """The actor that plays tab ``index`` (the scenario's script calls its verbs)."""
         return Tab(env, index, person, storage)
 
@@ -116,7 +117,7 @@ class Played:
     """What a run leaves behind, before it is summarised into a :class:`~simkit.results.Result`."""
 
     census: Census
-    server: Server
+    server: ServerActor
     env: Env
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -156,7 +157,8 @@ async def play(
             start=loop.time(),
         )
         server = runtime.server_actor(env)
-        network.server = server
+        env.server = server
+        network.attach(env, server)
         sc = scenario.with_(duration=duration)
         people = sc.people(tabs, env.rng("people"))
         await runtime.prepare(env, people)
@@ -182,8 +184,13 @@ async def play(
         # A script that failed must fail the run (SimPy's rule), never vanish in a gather.
         for task, outcome in zip(tasks, outcomes, strict=True):
             if isinstance(outcome, Exception):
-                raise RuntimeError(
-                    f"scenario {sc.name!r}, {task.get_name()}: {outcome}"
+                raise ScriptFailed(
+                    f"scenario {sc.name!r}, strategy {strategy.name!r}, {task.get_name()}: "
+                    f"{outcome}",
+                    scenario=sc.name,
+                    strategy=strategy.name,
+                    task=task.get_name(),
+                    cause=outcome,
                 ) from outcome
         runtime.check()
         return Played(census, server, env, runtime.summary())
@@ -197,7 +204,7 @@ async def play(
 
 def observe(
     env: Env,
-    server: Server,
+    server: ServerActor,
     step: float,
     end: float,
     progress: Callable[[float], None] | None,
@@ -207,14 +214,12 @@ def observe(
     """Sample the census every ``step`` scenario seconds from 0 to ``end`` inclusive;
     ``on_sample`` gets each new row, with NaN in the columns ``unknown()`` names."""
     n = 0
-    per_node = getattr(server, "on_sample", None)  # a Cluster's numbers per node
 
     def sample() -> None:
         nonlocal n
         t = n * step
         env.census.sample(t, server.registry)
-        if per_node is not None:
-            per_node(t)
+        server.on_sample(t)
         if progress is not None:
             progress(t)
         if on_sample is not None:
@@ -229,7 +234,7 @@ def observe(
     env.loop.call_soon(sample)
 
 
-def push_source(env: Env, server: Server, people: list[str], rate: float) -> None:
+def push_source(env: Env, server: ServerActor, people: list[str], rate: float) -> None:
     """Pushes to people at random, a Poisson stream of ``rate`` per scenario second, until
     the workload ends."""
     rng = env.rng("pushes")

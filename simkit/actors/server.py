@@ -8,10 +8,11 @@ Every push's fate is counted against the census's ground truth.
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
 
 from simkit.actors.env import Env
 from simkit.model.registry import (
+    Action,
     Buffered,
     Close,
     Deliver,
@@ -22,9 +23,13 @@ from simkit.model.registry import (
     Registry,
     Welcome,
 )
+from simkit.runtime.census import Census
+from simkit.runtime.interfaces import ServerEnd
 
 
-def welcome(link: Any, action: Welcome, pending: dict[int, int], census: Any) -> None:
+def welcome(
+    link: ServerEnd | None, action: Welcome, pending: dict[int, int], census: Census
+) -> None:
     """Carry out a resume's welcome: the session id and the replay down ``link`` (if it is
     still open), and every replayed push taken out of the buffers that held it."""
     if link is not None:
@@ -36,7 +41,7 @@ def welcome(link: Any, action: Welcome, pending: dict[int, int], census: Any) ->
             census.count_push("replayed")
 
 
-def unbuffer(pending: dict[int, int], push: int, census: Any) -> None:
+def unbuffer(pending: dict[int, int], push: int, census: Census) -> None:
     """One buffer that held ``push`` expired; when none holds it any more it is lost."""
     held = pending.get(push)
     if held is None:
@@ -57,7 +62,7 @@ class Server:
         self.rng = env.rng("server")
         self.restarts = 0
         self.pending: dict[int, int] = {}  # buffered push -> how many buffers hold it
-        self._expiry: Any = None
+        self._expiry: asyncio.TimerHandle | None = None
         self._expiry_at: float | None = None
 
     def restart(self) -> None:
@@ -72,9 +77,16 @@ class Server:
             self._expiry.cancel()
         self._expiry = self._expiry_at = None
 
+    def on_sample(self, t: float) -> None:
+        """One node keeps no numbers per sample beyond the census's (a Cluster does)."""
+
+    def summary(self) -> dict[str, object]:
+        """One node adds nothing to the run's summary (a Cluster adds its per-node numbers)."""
+        return {}
+
     # -- connection events -----------------------------------------------------------------
 
-    def on_open(self, link: Any) -> None:
+    def on_open(self, link: ServerEnd) -> None:
         env = self.env
         now = env.now()
         env.census.server_opened(link.id, link.tab_index, link.user, now)
@@ -82,7 +94,7 @@ class Server:
             env.log("server-open", link.id, link.user)
         self.apply(self.registry.connect(Hello(link.id, link.user, link.session), now))
 
-    def on_close(self, link: Any, code: int) -> None:
+    def on_close(self, link: ServerEnd, code: int) -> None:
         env = self.env
         env.census.server_closed(link.id)
         if env.trace is not None:
@@ -102,7 +114,7 @@ class Server:
 
     # -- carrying out decisions ------------------------------------------------------------
 
-    def apply(self, actions: list, push: int | None = None) -> None:
+    def apply(self, actions: list[Action], push: int | None = None) -> None:
         if not actions and push is None:  # most opens and closes: nothing to carry out
             if self._timed:
                 self._arm_expiry()
@@ -156,7 +168,7 @@ class Server:
         buffered: bool,
         dropped: bool,
         deaf: bool,
-        actions: list,
+        actions: list[Action],
     ) -> None:
         """A push's fate, counted once: it reached a live tab, waits in resume buffers, or
         is lost (sent only to stale sockets, no route, or not even buffered)."""

@@ -19,7 +19,9 @@ from typing import Any
 from simkit.actors.env import Env
 from simkit.model.client import REPLACED_CODES, Storage, claim
 from simkit.model.codes import CloseCode
+from simkit.model.errors import RunFailed
 from simkit.model.page import Page, step
+from simkit.runtime.interfaces import ClientEnd, Message
 
 _EMPTY: frozenset[int] = frozenset()  # stands for an empty set until one is needed
 
@@ -32,7 +34,7 @@ def _token_words() -> int:
     claim("per-tab", "probe", Storage({}), rng)
     drawn = rng.getstate()[1][-1]
     if not 0 < drawn < 624:  # (one block, no second twist: a plain skip reproduces it)
-        raise RuntimeError(f"a per-tab token drew {drawn} words; the skip needs 1-623")
+        raise RunFailed(f"a per-tab token drew {drawn} words; the skip needs 1-623")
     return drawn
 
 
@@ -76,7 +78,7 @@ class Tab:
         self.truth = env.census.add_tab(index, person)
         self.page = Page.UNLOADED
         self.user = ""
-        self.link: Any = None  # the current page load's socket
+        self.link: ClientEnd | None = None  # the current page load's socket
         self.want = False  # the page wants a connection now
         self.elsewhere = False  # replaced, and showing "opened elsewhere" (on_replaced="stop")
         self.attempt = 0
@@ -414,7 +416,7 @@ class Tab:
 
     # -- network callbacks -----------------------------------------------------------------
 
-    def on_open(self, link: Any) -> None:
+    def on_open(self, link: ClientEnd) -> None:
         if link.id in self.close_when_open:
             self.close_when_open.discard(link.id)
             if self.link is link:
@@ -428,7 +430,7 @@ class Tab:
         self.waiting_since = None
         self.env.census.set_connected(self.truth, True)
 
-    def on_close(self, link: Any, code: int) -> None:
+    def on_close(self, link: ClientEnd, code: int) -> None:
         if self.env.trace is not None:
             self.env.log("client-close", link.id, self.user, code)
         if link is self.link:
@@ -472,21 +474,22 @@ class Tab:
         self.retry = None
         self.connect()
 
-    def on_message(self, link: Any, message: tuple) -> None:
+    def on_message(self, link: ClientEnd, message: Message) -> None:
         if self.deaf_since is not None:
             return  # a frozen page runs no code: the message is lost
-        if message[0] == "welcome":
-            self.storage.session["session"] = message[1]
-        elif message[0] == "push":
-            if message[1] in self.seen:
+        kind, value = message[0], message[1]
+        if kind == "welcome" and isinstance(value, str):
+            self.storage.session["session"] = value
+        elif kind == "push" and isinstance(value, int):
+            if value in self.seen:
                 self.env.census.count_duplicate_push()  # resume must deliver exactly once
             else:
                 if self.seen is _EMPTY:
                     self.seen = set()
-                self.seen.add(message[1])
+                self.seen.add(value)
         self.received += 1
 
-    def answers(self, link: Any, kind: str) -> bool:
+    def answers(self, link: ClientEnd, kind: str) -> bool:
         """Does this tab answer a heartbeat of ``kind``? The browser answers protocol pings
         while the page is frozen; an app-level ping needs the page to run."""
         return kind == "protocol" or self.deaf_since is None

@@ -32,10 +32,12 @@ from typing import Any
 
 from websockets.asyncio.client import connect
 
+from simkit.model.errors import BrowserError
+
 Listener = Callable[[dict[str, Any], "str | None"], None]
 
 
-class CDPError(RuntimeError):
+class CDPError(BrowserError):
     """A CDP call failed, timed out, or the connection to the browser is gone."""
 
 

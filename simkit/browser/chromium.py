@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from simkit.model.errors import BrowserError
+
 CHROMIUM = os.environ.get("SIMKIT_CHROMIUM", "/usr/bin/chromium")
 FLAGS = (
     "--headless",
@@ -78,7 +80,7 @@ async def launch(
             if lines:
                 return proc, profile, int(lines[0])
             if proc.poll() is not None:
-                raise RuntimeError(f"chromium exited at start with status {proc.returncode}")
+                raise BrowserError(f"chromium exited at start with status {proc.returncode}")
             if time.monotonic() > deadline:
                 raise TimeoutError(f"chromium did not start within {start_timeout} s")
             await asyncio.sleep(0.05)

@@ -64,11 +64,12 @@ from simkit.actors.env import Env
 from simkit.browser.cdp import RawCDP, RawChromium
 from simkit.live.runtime import LiveRuntime
 from simkit.model.client import Storage
-from simkit.model.errors import ConfigError
+from simkit.model.errors import BrowserError, ConfigError
 from simkit.model.liveness import CLOSE_TIMEOUT
 from simkit.model.page import Page, step
 from simkit.model.strategy import Strategy
 from simkit.runtime.census import Census
+from simkit.runtime.interfaces import Clock, ServerActor
 
 if TYPE_CHECKING:
     from simkit.scenarios import Scenario
@@ -260,7 +261,7 @@ class BrowserTab:
             history = await self._send("Page.getNavigationHistory", {})
             index = history["currentIndex"]
             if index < 1:  # restore() without enter_bfcache(): entries[-1] would be wrong
-                raise RuntimeError(f"tab {self.index}: no page to go back to (history {index})")
+                raise BrowserError(f"tab {self.index}: no page to go back to (history {index})")
             entry = history["entries"][index - 1]
             await self._loaded(self._send("Page.navigateToHistoryEntry", {"entryId": entry["id"]}))
 
@@ -385,7 +386,7 @@ class BrowserTab:
     async def _navigate(self, url: str) -> None:
         result = await self._send("Page.navigate", {"url": url})
         if result.get("errorText"):
-            raise RuntimeError(f"navigation to {url} failed: {result['errorText']}")
+            raise BrowserError(f"navigation to {url} failed: {result['errorText']}")
 
     async def _goto(self, copied: asyncio.Future | None = None) -> None:
         if self.session is None:
@@ -518,15 +519,14 @@ class BrowserNetwork:
         return self.local.open_links  # type: ignore[return-value]
 
     @property
-    def server(self) -> Any:
+    def server(self) -> ServerActor:
         return self.local.core
 
-    @server.setter
-    def server(self, core: Any) -> None:
-        self.local.core = core
+    def attach(self, clock: Clock, server: ServerActor) -> None:
+        self.local.core = server
 
     def connect(self, tab: Any, user: str, session: str | None) -> Any:
-        raise RuntimeError("in the browser runtime a page opens its own sockets")
+        raise BrowserError("in the browser runtime a page opens its own sockets")
 
     def finish(self) -> None:
         """Nothing to settle: the browser's and the server's timers ran for real."""

@@ -37,6 +37,7 @@ from simkit.net.proxy import FaultProxy, Toxics
 from simkit.net.redis import RedisServer, RedisStore
 from simkit.net.server import LocalServer
 from simkit.runtime.census import Census
+from simkit.runtime.interfaces import Clock, ServerActor
 
 if TYPE_CHECKING:
     from simkit.scenarios import Scenario
@@ -83,13 +84,15 @@ class ClusterNetwork(LiveNetwork):
         return ChainMap(*(local.open_links for local in self.runtime.locals))
 
     @property
-    def server(self) -> Any:
+    def server(self) -> ServerActor:
+        assert self.cluster is not None, "attach() first"
         return self.cluster
 
-    @server.setter
-    def server(self, cluster: Any) -> None:
-        self.cluster = cluster
-        self.env = cluster.env
+    def attach(self, clock: Clock, server: ServerActor) -> None:
+        if not isinstance(server, Cluster):
+            raise TypeError(f"the nodes' network serves a Cluster, not {type(server).__name__}")
+        cluster = self.cluster = server
+        self.env = clock
         for index, local in enumerate(self.runtime.locals):
             local.core = NodeCore(cluster, index)
         cluster.kill = self.runtime.kill_node

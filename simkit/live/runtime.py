@@ -18,7 +18,7 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from simkit.actors.play import Runtime
-from simkit.model.errors import ConfigError
+from simkit.model.errors import ClientFailed, ConfigError, RunFailed
 from simkit.model.liveness import CLOSE_TIMEOUT
 from simkit.model.strategy import Strategy
 from simkit.net.common import BaseServer, check_stack
@@ -76,14 +76,14 @@ class LiveRuntime(Runtime):
     def server(self) -> BaseServer:
         """The run's LocalServer (once :meth:`start` has run)."""
         if self.local is None:
-            raise RuntimeError(f"the {self.name} runtime has not started")
+            raise RunFailed(f"the {self.name} runtime has not started")
         return self.local
 
     @property
     def faults(self) -> FaultProxy:
         """The run's FaultProxy (once :meth:`start` has run)."""
         if self.proxy is None:
-            raise RuntimeError(f"the {self.name} runtime has not started")
+            raise RunFailed(f"the {self.name} runtime has not started")
         return self.proxy
 
     def execute(self, main: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -127,7 +127,13 @@ class LiveRuntime(Runtime):
     def check(self) -> None:
         for net in self.networks:
             if net.errors:  # a client task failed: the run is not to be trusted
-                raise RuntimeError(f"live run failed: {net.errors[0]!r}") from net.errors[0]
+                raise ClientFailed(
+                    f"{self.name} run failed: a client task raised {net.errors[0]!r}",
+                    scenario=self.scenario.name,
+                    strategy=self.strategy.name,
+                    task="client",
+                    cause=net.errors[0],
+                ) from net.errors[0]
 
     async def stop(self) -> None:
         for net in self.networks:

@@ -54,6 +54,7 @@ from simkit.model.strategy import Strategy
 from simkit.net.network import LiveLink, LiveNetwork
 from simkit.net.proxy import FaultProxy, Piped, Toxics
 from simkit.runtime.census import Census
+from simkit.runtime.interfaces import Clock, ServerActor
 
 if TYPE_CHECKING:
     from simkit.scenarios import Scenario
@@ -248,6 +249,9 @@ class TargetEnd:
     def server_close(self, code: int, reason: str = "") -> None:
         """The kit does not close sockets on a foreign server's behalf."""
 
+    def server_dies(self) -> None:
+        """The kit does not kill a foreign server's process."""
+
 
 class TargetServer(Server):
     """The run's server actor for a target: tells the census what the proxy and the
@@ -281,7 +285,7 @@ class TargetNetwork(LiveNetwork):
         self.target = target
         self.auth = auth
         self.open_timeout = open_timeout
-        self.core: Server | None = None
+        self.core: ServerActor | None = None
         self.ends: dict[int, TargetEnd] = {}  # open at the server: the proxy holds them
         self._by_piped: dict[Piped, TargetEnd] = {}
         self.refusals: Counter[str] = Counter()
@@ -293,14 +297,14 @@ class TargetNetwork(LiveNetwork):
         self._message_ids = 0
         proxy.on_closed = self._upstream_closed
 
-    @property  # type: ignore[override]
-    def server(self) -> Any:
+    @property
+    def server(self) -> ServerActor:
+        assert self.core is not None, "attach() first"
         return self.core
 
-    @server.setter
-    def server(self, core: Server) -> None:
-        self.core = core
-        self.env = core.env
+    def attach(self, clock: Clock, server: ServerActor) -> None:
+        self.core = server
+        self.env = clock
 
     @property
     def open_links(self) -> dict[int, Any]:

@@ -1,4 +1,34 @@
-"""Errors split by blame, as h11 does: the caller misused the kit, or a peer misbehaved."""
+"""Every error simkit raises on purpose, rooted in :class:`SimkitError`.
+
+Split by blame, as h11 does: the caller misused the kit (a bad name or value, a move a
+state machine does not allow), or a run could not be trusted (a script failed, the clock
+stopped, a browser or a service misbehaved). ``except SimkitError`` catches all of them;
+each also derives from the builtin a caller would expect (``ValueError`` for bad input,
+``RuntimeError`` for a failed run), so older ``except`` clauses keep working. The tree::
+
+    SimkitError
+    ├── ConfigError (ValueError)          a bad name or value; names it and what is allowed
+    │   └── TokenError                    a signed identity token that does not verify
+    ├── IllegalTransition (RuntimeError)  a state machine refused an event (page, connection)
+    └── RunFailed (RuntimeError)          a run that cannot be trusted returns no numbers
+        ├── ScriptFailed                  a scenario's script or control task raised
+        ├── ClientFailed                  a real client's task failed (live runtimes)
+        ├── SimulationStalled             the virtual clock stopped advancing
+        ├── VirtualDeadlock               nothing can ever wake the virtual run again
+        ├── UnhandledError                an error nobody awaited, raised on the virtual loop
+        ├── BrowserError                  Chromium or its DevTools protocol failed
+        │   └── CDPError                  a DevTools call answered with an error
+        ├── ServiceError                  a server the run needs (uvicorn, Redis, Next.js)
+        │                                 did not start or went away
+        └── StatsUnavailable              a target's stats endpoint did not answer usefully
+
+Subclasses defined in other modules (``TokenError`` in :mod:`simkit.model.tokens`,
+``CDPError`` in :mod:`simkit.browser.cdp`, ``StatsUnavailable`` with the target's stats
+client) derive from the classes here; ``tests/model/test_errors.py`` checks that every
+exception class the package defines is in this tree.
+"""
+
+from __future__ import annotations
 
 
 class SimkitError(Exception):
@@ -20,12 +50,40 @@ class IllegalTransition(SimkitError, RuntimeError):
         self.machine, self.state, self.event = machine, state, event
 
 
-def choice(kind: str, value: object, allowed: "list[str] | tuple[str, ...]") -> ConfigError:
+def choice(kind: str, value: object, allowed: list[str] | tuple[str, ...]) -> ConfigError:
     """The one way the kit reports an unknown name: the bad value and every valid one."""
     return ConfigError(f"unknown {kind} {value!r}; choose one of: {', '.join(allowed)}")
 
 
-class SimulationStalled(SimkitError, RuntimeError):
+class RunFailed(SimkitError, RuntimeError):
+    """A run that cannot be trusted: it returns no numbers, and says what failed.
+
+    ``scenario`` and ``strategy`` name the run (empty when not known where it was raised),
+    ``task`` the part that failed (a tab's script, the control, a client), ``cause`` the
+    original exception (also chained as ``__cause__``)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        scenario: str = "",
+        strategy: str = "",
+        task: str = "",
+        cause: BaseException | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.scenario, self.strategy, self.task, self.cause = scenario, strategy, task, cause
+
+
+class ScriptFailed(RunFailed):
+    """A scenario's script (one tab's life) or its server-side control raised."""
+
+
+class ClientFailed(RunFailed):
+    """A real client's task failed during a live run (its socket code raised)."""
+
+
+class SimulationStalled(RunFailed):
     """The virtual clock stopped advancing: something keeps re-scheduling itself at the same
     instant, so the run would never return. Raised instead of hanging a notebook cell.
 
@@ -36,3 +94,38 @@ class SimulationStalled(SimkitError, RuntimeError):
     def __init__(self, message: str, *, now: float, steps: int, culprits: str) -> None:
         super().__init__(message)
         self.now, self.steps, self.culprits = now, steps, culprits
+
+
+class VirtualDeadlock(RunFailed):
+    """The virtual run waits for something nothing can ever do: no task is ready and no
+    timer is armed, so no amount of virtual time would help."""
+
+
+class UnhandledError(RunFailed):
+    """An exception raised on the virtual loop that no task awaited: SimPy's rule, a failed
+    event nobody handles stops the run instead of vanishing."""
+
+
+class BrowserError(RunFailed):
+    """Chromium did not start, died, or could not do what a tab's verb asked."""
+
+
+class ServiceError(RunFailed):
+    """A server the run needs (uvicorn, redis-server, a Next.js app) did not start in its
+    bounded wait, or went away."""
+
+
+__all__ = [
+    "BrowserError",
+    "ClientFailed",
+    "ConfigError",
+    "IllegalTransition",
+    "RunFailed",
+    "ScriptFailed",
+    "ServiceError",
+    "SimkitError",
+    "SimulationStalled",
+    "UnhandledError",
+    "VirtualDeadlock",
+    "choice",
+]

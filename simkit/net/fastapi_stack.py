@@ -46,6 +46,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from uvicorn.protocols.websockets.wsproto_impl import WSProtocol
 
 from simkit.model.codes import CloseCode
+from simkit.model.errors import ServiceError
 from simkit.model.registry import CloseDeleteRegister
 from simkit.model.strategy import Strategy
 from simkit.net.common import MAX_MESSAGE, PONG, BaseServer, ServerLink, check_stack
@@ -265,7 +266,7 @@ class FastAPIServer(BaseServer):
             while not server.started:
                 if self._serving.done():
                     self._serving.result()  # raises what stopped it
-                    raise RuntimeError("uvicorn stopped before it started")
+                    raise ServiceError("uvicorn stopped before it started")
                 if loop.time() > deadline:
                     raise TimeoutError("uvicorn did not start within 10 s")
                 await asyncio.sleep(0.005)

@@ -22,6 +22,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from simkit.model.codes import CloseCode
 from simkit.net.proxy import FaultProxy
 from simkit.net.server import PONG, LocalServer
+from simkit.runtime.interfaces import Clock, ServerActor
 
 
 class LiveLink:
@@ -150,7 +151,7 @@ class LiveNetwork:
         self._prune_at = self.PRUNE_FLOOR
         self._next_id = 0
         self._tasks: set[asyncio.Task] = set()
-        self.env: Any = None
+        self.env: Clock | None = None  # the run's clock, once attached
         self.errors: list[BaseException] = []
 
     @property
@@ -191,17 +192,17 @@ class LiveNetwork:
         first close frame), just before its tab hears of it."""
 
     @property
-    def server(self) -> Any:
+    def server(self) -> ServerActor:
         assert self.local is not None
         return self.local.core
 
-    @server.setter
-    def server(self, core: Any) -> None:
+    def attach(self, clock: Clock, server: ServerActor) -> None:
         assert self.local is not None
-        self.local.core = core
-        self.env = core.env
+        self.local.core = server
+        self.env = clock
 
     def env_now(self) -> float:
+        assert self.env is not None, "attach() first"
         return self.env.now()
 
     def spawn(self, coro: Any) -> None:

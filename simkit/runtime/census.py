@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from simkit.model.registry import Registry
+from simkit.runtime.interfaces import RegistryView as Registry
 
 COLUMNS = (
     "t",

@@ -32,8 +32,7 @@ from simkit.model.liveness import Heartbeat, Liveness
 from simkit.model.transport import PROFILES, TransportProfile
 
 if TYPE_CHECKING:
-    from simkit.actors.server import Server
-    from simkit.actors.tab import Tab
+    from simkit.runtime.interfaces import Clock, ServerActor, TabCallbacks
 
 
 class Link:
@@ -61,7 +60,9 @@ class Link:
         "user",
     )
 
-    def __init__(self, net: MemoryNetwork, conn: int, tab: Tab, user: str, session: str | None):
+    def __init__(
+        self, net: MemoryNetwork, conn: int, tab: TabCallbacks, user: str, session: str | None
+    ):
         self.net = net
         self.id = conn
         self.tab = tab
@@ -335,7 +336,7 @@ class Link:
             user = self.user if link is None else link.user
             actions = registry.resumed(new, user, net.now())  # type: ignore[attr-defined]
             net.census.registry_changed(user)
-            net.server.apply(actions)
+            net.server.apply(actions)  # type: ignore[attr-defined]
         if by_server:
             net.server.on_close(self, code)
 
@@ -578,7 +579,7 @@ class MemoryNetwork:
         self.latency = latency
         self.close_timeout = close_timeout
         self.idle_timeout = idle_timeout
-        self.server: Server = None  # type: ignore[assignment]
+        self.server: ServerActor = None  # type: ignore[assignment]  # set by the run core before any connect
         self.down = False
         self.open_links: dict[int, Link] = {}
         self._next_id = 0
@@ -594,7 +595,11 @@ class MemoryNetwork:
         # Is nothing else due at this instant? (On another loop: assume something is.)
         self.alone_now: Callable[[], bool] = getattr(loop, "alone_now", bool)
 
-    def connect(self, tab: Tab, user: str, session: str | None) -> Link:
+    def attach(self, clock: Clock, server: ServerActor) -> None:
+        """The run's server actor (the clock is the loop's: this network reads it directly)."""
+        self.server = server
+
+    def connect(self, tab: TabCallbacks, user: str, session: str | None) -> Link:
         self._next_id += 1
         link = Link(self, self._next_id, tab, user, session)
         link._up(link.handshake_reaches_server)
