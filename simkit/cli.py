@@ -6,21 +6,22 @@ checkout (``python -m benchmarks``, ``make bench``, ``make soak``)."""
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
-from simkit.api import RUNTIMES
 from simkit.model.balancer import BALANCERS
 from simkit.model.client import BACKOFFS, GUARDS, IDENTITIES, LIFECYCLES, UNLOADS, VISIBILITIES
 from simkit.model.cluster import CLUSTER_POLICIES
-from simkit.model.errors import SimkitError
+from simkit.model.errors import ConfigError, SimkitError
 from simkit.model.liveness import LIVENESS
 from simkit.model.registry import REGISTRIES
 from simkit.model.strategy import STRATEGIES
 from simkit.model.transport import PROFILES
 from simkit.net.common import STACKS
+from simkit.runtimes import RUNTIMES, Live, RuntimeSpec, as_runtime
 from simkit.scenarios import SCENARIOS
 from simkit.sweep import KNOBS
 
@@ -65,14 +66,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         tabs=args.tabs,
         duration=args.duration,
         seed=args.seed,
-        runtime=args.runtime,
+        runtime=runtime_of(args),
+        settle=args.settle,
         progress=None,
-        scale=args.scale,
-        nodes=args.nodes,
-        balancer=args.balancer,
-        stack=args.stack,
-        ws=args.ws,
-        **_target(args),
     )
     out = _outdir(args.out)
     result.timeseries.to_csv(out / "timeseries.csv", index=False)
@@ -98,13 +94,8 @@ def cmd_compare(args: argparse.Namespace, strategies: list[str] | None = None) -
         tabs=args.tabs,
         duration=args.duration,
         seed=args.seed,
-        runtime=args.runtime,
-        scale=args.scale,
-        nodes=args.nodes,
-        balancer=args.balancer,
-        stack=args.stack,
-        ws=args.ws,
-        **_target(args),
+        runtime=runtime_of(args),
+        settle=getattr(args, "settle", None),
     )
     out = _outdir(args.out)
     table = comparison.table
@@ -119,9 +110,10 @@ def cmd_compare(args: argparse.Namespace, strategies: list[str] | None = None) -
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    spec = runtime_of(args)
     where = (
-        "a real local server on 127.0.0.1, time x" + f"{args.scale or 0.05:g}"
-        if args.runtime == "live"
+        f"a real local server on 127.0.0.1, time x{spec.scale:g}"
+        if isinstance(spec, Live)
         else "virtual time"
     )
     print(
@@ -277,7 +269,9 @@ def _stack_options(p: argparse.ArgumentParser, default: str | None) -> None:
         "--stack",
         default=default,
         choices=list(STACKS),
-        help="the live server: websockets, or fastapi (FastAPI on uvicorn, the post-mortem's)",
+        help="the live server: websockets, or fastapi (FastAPI on uvicorn, the post-mortem's); "
+        "in virtual time, its measured transport profile"
+        + ("" if default else " (default: websockets)"),
     )
     p.add_argument(
         "--ws",
@@ -296,12 +290,18 @@ def _save(fig: Any, path: Path) -> None:
 
 
 def _common(p: argparse.ArgumentParser, *, scenario: str, tabs: int | None, duration: float | None):
-    p.add_argument("--scenario", default=scenario, choices=list(SCENARIOS))
+    p.add_argument(
+        "--scenario",
+        default=scenario,
+        choices=list(SCENARIOS),
+        metavar="NAME",
+        help="what the tabs do and when (python -m simkit list names them all)",
+    )
     p.add_argument("--tabs", type=int, default=tabs, help="number of tabs (default: scenario's)")
     p.add_argument(
         "--duration", type=float, default=duration, help="workload seconds (default: scenario's)"
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="the run's seed (virtual runs are exact)")
     p.add_argument(
         "--runtime",
         default="virtual",
@@ -312,7 +312,8 @@ def _common(p: argparse.ArgumentParser, *, scenario: str, tabs: int | None, dura
         "--scale",
         type=float,
         default=None,
-        help="live and browser only: wall seconds per scenario second",
+        help="live and browser only: wall seconds per scenario second (default: 0.05 live, "
+        "0.1 browser; 1 against a target)",
     )
     p.add_argument(
         "--nodes", type=int, default=None, help="server nodes (default: scenario's, mostly 1)"
@@ -352,16 +353,18 @@ def _target_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _target(args: argparse.Namespace) -> dict[str, Any]:
-    """run()/compare()'s target and settle options; --target implies the live runtime."""
-    options: dict[str, Any] = {}
-    if getattr(args, "settle", None) is not None:
-        options["settle"] = args.settle
-    if getattr(args, "target", None) is None:
-        if getattr(args, "target_keepalive", None) is not None:
-            raise SimkitError("--target-keepalive needs --target")
-        return options
-    return {**options, "target": args.target, "target_keepalive": args.target_keepalive}
+def runtime_of(args: argparse.Namespace) -> RuntimeSpec:
+    """The runtime value the options describe, read in one place (``--target`` implies the
+    live runtime); a bad combination is the same ConfigError ``simkit.run`` gives."""
+    target = getattr(args, "target", None)
+    if target is None and getattr(args, "target_keepalive", None) is not None:
+        raise ConfigError("--target-keepalive needs --target")
+    return as_runtime(
+        "live" if target is not None and args.runtime == "virtual" else args.runtime,
+        stack=args.stack, ws=args.ws, scale=args.scale, target=target,
+        target_keepalive=getattr(args, "target_keepalive", None), nodes=args.nodes,
+        balancer=args.balancer,
+    )  # fmt: skip
 
 
 def _say_unknown(summary: dict[str, Any], prefix: str = "") -> None:
@@ -373,17 +376,40 @@ def _say_unknown(summary: dict[str, Any], prefix: str = "") -> None:
         print(f"{prefix}unknown (NaN, not guessed): {', '.join(unknown)}")
 
 
+class Help(argparse.HelpFormatter):
+    """Every option's help ends with its default, unless the help already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if "default" in text or default is None or default is False or default == argparse.SUPPRESS:
+            return text
+        if action.option_strings or action.nargs in (argparse.OPTIONAL, argparse.ZERO_OR_MORE):
+            return f"{text} (default: %(default)s)"
+        return text
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="python -m simkit",
         description="Simulate WebSocket session management across page reloads.",
+        formatter_class=Help,
     )
     sub = root.add_subparsers(dest="command", required=True)
+    sub.add_parser = functools.partial(  # type: ignore[method-assign]  # every command too
+        sub.add_parser, formatter_class=Help
+    )
     sub.add_parser("list", help="every scenario, strategy and policy, one line each")
     p = sub.add_parser("run", help="one scenario under one strategy")
     _common(p, scenario="reload-storm", tabs=None, duration=None)
     _target_options(p)
-    p.add_argument("--strategy", default=None, choices=list(STRATEGIES))
+    p.add_argument(
+        "--strategy",
+        default=None,
+        choices=list(STRATEGIES),
+        metavar="NAME",
+        help="the design to run (python -m simkit list); default: the scenario's own, if any",
+    )
     p = sub.add_parser("compare", help="one scenario under several strategies")
     _common(p, scenario="reload-storm", tabs=None, duration=None)
     _target_options(p)
@@ -392,9 +418,15 @@ def parser() -> argparse.ArgumentParser:
     _common(p, scenario="reload-storm", tabs=100, duration=200.0)
     p.set_defaults(out="demo-output", runtime="live")
     p = sub.add_parser("serve", help="a LocalServer in the foreground until Ctrl-C")
-    p.add_argument("--strategy", default="postmortem-safe", choices=list(STRATEGIES))
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8765)
+    p.add_argument(
+        "--strategy",
+        default="postmortem-safe",
+        choices=list(STRATEGIES),
+        metavar="NAME",
+        help="the registry policy and heartbeat the server applies",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=int, default=8765, help="port to listen on")
     _stack_options(p, "websockets")
     p.add_argument(
         "--redis",
@@ -419,14 +451,24 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 for every combination")
     p.add_argument("--tabs", type=int, default=None, help="tabs per run (default: scenario's)")
-    p.add_argument("--duration", type=float, default=None, help="workload seconds per run")
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="workload seconds per run (default: scenario's)",
+    )
     p.add_argument(
         "--scheduler",
         default=None,
         help="tcp://host:8786 for an existing Dask cluster, or synchronous (this process); "
         "default: a LocalCluster here, one worker per core",
     )
-    p.add_argument("--workers", type=int, default=None, help="the LocalCluster's workers")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="the LocalCluster's workers (default: one per core)",
+    )
     p.add_argument("--metric", default="mean_stale", help="what sweep.png plots")
     p.add_argument("--out", default="sweep-output", help="folder for the csv and png files")
     p = sub.add_parser("calibrate", help="measure real Chromium's closes; write calibration")
@@ -466,8 +508,6 @@ def main(argv: list[str] | None = None) -> int:
             parser().error(
                 f"unknown strategy {unknown[0]!r}; choose one of: {', '.join(STRATEGIES)}"
             )
-    if getattr(args, "target", None) is not None and args.runtime == "virtual":
-        args.runtime = "live"  # a target is a real server: --target implies --runtime live
     try:
         return COMMANDS[args.command](args)
     except SimkitError as error:
