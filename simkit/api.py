@@ -39,7 +39,8 @@ def settle_for(strategy: Strategy, target: str | None, keepalive: float | None) 
     place of the strategy's heartbeat (which the target does not run)."""
     if target is None:
         return default_settle(strategy)
-    from simkit.live.target import TARGET_KEEPALIVE, check_keepalive, target_settle
+    from simkit.live.target import target_settle
+    from simkit.net.target import TARGET_KEEPALIVE, check_keepalive
 
     return target_settle(
         strategy, check_keepalive(TARGET_KEEPALIVE if keepalive is None else keepalive)
@@ -262,7 +263,8 @@ def _single_runtime(
             f"(virtual), not runtime={name!r}" + (" with target=" if target else "")
         )
     if target is not None and name == "live":
-        from simkit.live.target import TARGET_KEEPALIVE, TargetRuntime
+        from simkit.live.target import TargetRuntime
+        from simkit.net.target import TARGET_KEEPALIVE
 
         keepalive = TARGET_KEEPALIVE if target_keepalive is None else target_keepalive
         return TargetRuntime(
