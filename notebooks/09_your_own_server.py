@@ -38,7 +38,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 import simkit
-from simkit.live.target import fetch_registry
+from simkit.net.target import fetch_registry
 
 pd.set_option("display.width", 120)
 ROOT = Path.cwd().parent if Path.cwd().name == "notebooks" else Path.cwd()

@@ -33,6 +33,7 @@ from simkit.model.balancer import check_nodes
 from simkit.model.errors import ConfigError, choice
 from simkit.model.liveness import CLOSE_TIMEOUT
 from simkit.model.strategy import Strategy
+from simkit.net.target.url import TARGET_KEEPALIVE
 
 if TYPE_CHECKING:
     from simkit.actors.play import Runtime
@@ -43,7 +44,7 @@ Auth = Callable[[str], Mapping[str, str]]
 
 LIVE_SCALE = 0.05  # a live run plays 20 scenario seconds per wall second by default
 BROWSER_SCALE = 0.1  # a browser run plays 10 scenario seconds per wall second by default
-TARGET_KEEPALIVE = 40.0  # uvicorn's defaults: ping every 20 s, close after 20 s more
+
 STACKS = ("websockets", "fastapi")
 
 
@@ -220,7 +221,7 @@ class Target(RuntimeSpec):
     keepalive: float = TARGET_KEEPALIVE
 
     def __post_init__(self) -> None:
-        from simkit.live.target import check_keepalive, parse_target
+        from simkit.net.target import check_keepalive, parse_target
 
         if self.nodes not in (None, 1):
             raise ConfigError(

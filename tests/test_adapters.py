@@ -195,7 +195,7 @@ async def test_websockets_server_answers_the_stats_protocol():
     from websockets.asyncio.client import connect
     from websockets.asyncio.server import serve
 
-    from simkit.live.target import fetch_registry
+    from simkit.net.target import fetch_registry
 
     registry = SafeRegistry("kick-old-safe")
 

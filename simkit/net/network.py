@@ -159,7 +159,7 @@ class LiveNetwork:
         assert self.local is not None
         return self.local.open_links
 
-    # -- hooks a network without a LocalServer overrides (simkit.live.target) -------------
+    # -- hooks a network without a LocalServer overrides (simkit.net.target) --------------
 
     def dial(self, link: LiveLink) -> tuple[str, dict[str, Any]]:
         """Where ``link`` connects and the options of its ``connect``: the LocalServer's

@@ -14,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import socket
+import statistics
 import subprocess
 import sys
 import threading
@@ -27,8 +29,8 @@ import pytest
 
 import simkit
 from simkit.cli import main
-from simkit.live.target import Mirror, fetch_registry, parse_target
 from simkit.model.errors import ConfigError
+from simkit.net.target import Mirror, fetch_registry, parse_target
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -264,3 +266,155 @@ def test_cli_against_a_server_without_stats_writes_client_metrics_and_names_the_
     last = dict(zip(header, ts[-1].split(","), strict=True))
     assert int(last["open_sockets"]) == summary["final_open_sockets"]
     assert last["unroutable"] == "" and last["dangling"] == ""  # NaN: an empty cell
+
+
+# -- the summary: the table of unknowns gives what the ifs it replaced gave ----------------
+
+
+def summary_as_it_was(rt: Any) -> dict[str, Any]:
+    """``TargetRuntime.summary()`` as it was written before the unknown metrics became a
+    table (:mod:`simkit.net.target.report`), verbatim: the reference the table must match."""
+    net = rt.net
+    census = net.census
+    nan = math.nan
+    unknown: dict[str, str] = {}
+    extra: dict[str, Any] = {"target": rt.target.url, "target_keepalive": rt.keepalive}
+    if rt.stats_problem is not None:
+        why = f"needs the target's registry; its stats route is unusable ({rt.stats_problem})"
+        for column in ("registry_entries", "dangling", "unroutable"):
+            unknown[column] = why
+            extra.update({f"peak_{column}": nan, f"mean_{column}": nan, f"final_{column}": nan})
+    extra.update(stats_polls=rt.stats_polls, stats_failures=rt.stats_failures)
+    extra["registry_foreign_entries"] = rt.foreign_entries
+    unknown["delivery_ratio"] = (
+        "the target pushes on its own; the kit counts what the tabs received "
+        "(messages_received, starved_tabs), not what the server meant to send"
+    )
+    for key in (
+        "pushes_sent",
+        "pushes_delivered",
+        "pushes_lost",
+        "pushes_lost_stale",
+        "pushes_lost_frozen",
+        "pushes_no_route",
+    ):
+        extra[key] = nan
+    unknown["detections"] = "the target's heartbeat verdicts are not visible from outside"
+    extra.update(
+        detections=nan,
+        detection_delay_mean=nan,
+        detection_delay_max=nan,
+        heartbeat_pings=nan,
+        heartbeat_pongs=nan,
+    )
+    per_tab = [tab.received for tab in rt.tabs]
+    extra["messages_received"] = net.messages
+    extra["messages_per_tab"] = (
+        {"min": min(per_tab), "median": statistics.median(per_tab), "max": max(per_tab)}
+        if per_tab
+        else {}
+    )
+    extra["binary_messages"] = net.binary
+    extra["garbage_messages"] = net.garbage
+    if net.messages:
+        extra["starved_tabs"] = net.starved(rt.starve_after)
+    else:
+        extra["starved_tabs"] = nan
+        unknown["starved_tabs"] = "the target sent no messages, so silence means nothing"
+    extra["starve_after"] = rt.starve_after
+    extra["handshake_refusals"] = dict(sorted(net.refusals.items()))
+    extra["closed_by_server"] = {str(k): v for k, v in sorted(net.closes["server"].items())}
+    extra["closed_for_client"] = {str(k): v for k, v in sorted(net.closes["client"].items())}
+    extra["proxy_outages"] = net.outages
+    rows = census.rows
+    final_client = bool(
+        rows["stale"]
+        and rows["stale"][-1] == 0
+        and rows["open_sockets"][-1] == rows["connected_tabs"][-1]
+        and rows["live_tabs"][-1] == rows["connected_tabs"][-1]
+    )
+    extra["client_invariants_hold"] = final_client
+    if rt.stats_problem is not None:
+        extra["invariants_hold"] = None  # half of them need the registry: not guessed
+        unknown["invariants_hold"] = "dangling and unroutable are unknown"
+    notes = []
+    if census.connects == 0 and net.refusals:
+        what = ", ".join(f"{k} x{v}" for k, v in net.refusals.most_common())
+        notes.append(f"the target refused every handshake ({what})")
+    if rt.stats_problem is not None:
+        notes.append(
+            f"no stats route ({rt.stats_problem}): registry_entries, dangling and "
+            "unroutable are unknown (NaN)"
+        )
+    elif rt.stats_failures:
+        notes.append(
+            f"the stats route failed {rt.stats_failures} of {rt.stats_polls} polls "
+            f"(last: {rt.stats_last_failure}); those samples reuse its previous answer"
+        )
+    if net.binary or net.garbage:
+        notes.append(f"the target sent {net.binary} binary and {net.garbage} non-JSON messages")
+    extra["notes"] = notes
+    extra["unknown_metrics"] = unknown
+    return extra
+
+
+@pytest.mark.slow
+def test_the_summary_is_what_it_was_with_and_without_the_stats_protocol(monkeypatch):
+    """Each run's summary from the table equals, key for key and in order, what the ifs it
+    replaced give on the same runtime: against a server that answers the stats protocol and
+    pushes, and against one that does neither (registry, starvation and invariants unknown)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from websockets.asyncio.server import serve
+    from websockets.exceptions import ConnectionClosed
+
+    from simkit.adapters import SafeRegistry, stats_process_request
+    from simkit.live.target import TargetRuntime
+
+    pairs: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    table = TargetRuntime.summary
+
+    def both(self: TargetRuntime) -> dict[str, Any]:
+        got = table(self)
+        pairs.append((got, summary_as_it_was(self)))
+        return got
+
+    monkeypatch.setattr(TargetRuntime, "summary", both)
+
+    async def with_stats() -> Any:
+        registry = SafeRegistry("kick-old-safe")
+
+        async def handler(ws: Any) -> None:
+            user = parse_qs(urlsplit(ws.request.path).query)["user"][0]
+            with contextlib.suppress(ConnectionClosed):
+                async with registry.connection(user, ws) as conn:
+                    await ws.send(json.dumps({"t": "hello"}))
+                    async for _ in conn.messages():
+                        pass
+
+        return await serve(handler, "127.0.0.1", 0, process_request=stats_process_request(registry))
+
+    async def quiet(ws: Any) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            async for _ in ws:
+                pass
+
+    results = []
+    for start in (with_stats, lambda: serve(quiet, "127.0.0.1", 0)):
+        with serving(start) as port:
+            url = f"ws://127.0.0.1:{port}/ws"
+            options: dict[str, Any] = {"tabs": 3, "duration": 4, "settle": 2, "target": url}
+            results.append(simkit.run("reload-storm", "postmortem-safe", runtime="live", **options))
+    assert len(pairs) == 2
+    for got, was in pairs:
+        assert list(got) == list(was)  # the same keys in the same order (the CLI prints it)
+        assert json.dumps(got, default=str) == json.dumps(was, default=str)  # NaN == NaN
+    answered, silent = (r.summary for r in results)
+    assert "registry_entries" not in answered["unknown_metrics"]  # both cases were played
+    assert answered["stats_polls"] > 0 and answered["messages_received"] > 0
+    assert answered["starved_tabs"] == 0 and isinstance(answered["invariants_hold"], bool)
+    assert set(silent["unknown_metrics"]) == {
+        "registry_entries", "dangling", "unroutable", "delivery_ratio", "detections",
+        "starved_tabs", "invariants_hold",
+    }  # fmt: skip
+    assert silent["invariants_hold"] is None and math.isnan(silent["final_unroutable"])

@@ -20,7 +20,7 @@ from websockets.asyncio.server import serve
 from websockets.exceptions import ConnectionClosed
 
 import simkit
-from simkit.live.target import STATS_PATH
+from simkit.net.target import STATS_PATH
 
 from .test_target import serving
 
