@@ -35,6 +35,10 @@ _LAZY = {
     "SCENARIOS": "simkit.scenarios",
     "Scenario": "simkit.scenarios",
     "Sweep": "simkit.sweep",
+    "Browser": "simkit.runtimes",
+    "Live": "simkit.runtimes",
+    "Target": "simkit.runtimes",
+    "Virtual": "simkit.runtimes",
     "sweep": "simkit.sweep",
 }
 
@@ -43,6 +47,7 @@ if TYPE_CHECKING:
     from simkit.grade import Grade, grade
     from simkit.net import FaultProxy, LocalServer
     from simkit.results import Comparison, Result
+    from simkit.runtimes import Browser, Live, Target, Virtual
     from simkit.scenarios import SCENARIOS, Scenario
     from simkit.sweep import Sweep, sweep
 
@@ -74,6 +79,7 @@ sys.modules[__name__].__class__ = _Package
 __all__ = [
     "SCENARIOS",
     "STRATEGIES",
+    "Browser",
     "Client",
     "Comparison",
     "ConfigError",
@@ -81,12 +87,15 @@ __all__ = [
     "Grade",
     "Latency",
     "Liveness",
+    "Live",
     "LocalServer",
     "Registry",
     "Result",
     "Scenario",
     "Strategy",
     "Sweep",
+    "Target",
+    "Virtual",
     "compare",
     "grade",
     "make_strategy",
