@@ -14,7 +14,7 @@ summary (``min_delivery_ratio=0.95``, ``max_kicked_live_tabs=0``,
 included (a reconnect herd hammering a server that is down). Every check reports the number
 it measured, so a failure says by how much.
 
->>> from simkit.grade import grade
+>>> from simkit.grading import grade
 >>> g = grade("kick-old", scenarios=["reload-storm"], tabs=20, duration=60)
 >>> g.passed
 False
