@@ -26,8 +26,8 @@ from simkit.model.strategy import STRATEGIES
 _LAZY = {
     "compare": "simkit.api",
     "run": "simkit.api",
-    "Grade": "simkit.grade",
-    "grade": "simkit.grade",
+    "Grade": "simkit.grading",
+    "grade": "simkit.grading",
     "FaultProxy": "simkit.net",
     "LocalServer": "simkit.net",
     "Comparison": "simkit.results",
@@ -44,7 +44,7 @@ _LAZY = {
 
 if TYPE_CHECKING:
     from simkit.api import compare, run
-    from simkit.grade import Grade, grade
+    from simkit.grading import Grade, grade
     from simkit.net import FaultProxy, LocalServer
     from simkit.results import Comparison, Result
     from simkit.runtimes import Browser, Live, Target, Virtual
@@ -68,7 +68,7 @@ class _Package(ModuleType):
     def __setattr__(self, name: str, value: Any) -> None:
         if isinstance(value, ModuleType) and callable(self.__dict__.get(name)):
             return
-        if isinstance(value, ModuleType) and name in ("grade", "sweep"):
+        if isinstance(value, ModuleType) and name in ("sweep",):
             value = getattr(value, name)
         super().__setattr__(name, value)
 
@@ -86,8 +86,8 @@ __all__ = [
     "FaultProxy",
     "Grade",
     "Latency",
-    "Liveness",
     "Live",
+    "Liveness",
     "LocalServer",
     "Registry",
     "Result",

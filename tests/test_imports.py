@@ -41,7 +41,7 @@ FLOORS: list[tuple[str, int]] = [
     ("simkit.live", 3),
     ("simkit.browser", 3),
     ("simkit.api", 4),
-    ("simkit.grade", 4),
+    ("simkit.grading", 4),
     ("simkit.cli", 4),
     ("simkit.sweep", 4),
     ("simkit.widgets", 4),

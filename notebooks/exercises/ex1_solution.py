@@ -9,7 +9,7 @@
 # **What you need:** `ex1_survive_the_race.ipynb` (the task) and notebook 02.
 
 # %%
-from simkit.grade import exercise
+from simkit.grading import exercise
 from simkit.model import Close, CloseCode, KickOld, Registry
 from simkit.model.explore import counterexample
 

@@ -27,7 +27,7 @@
 # `entries()`, and overriding `routes_to` or `audit` changes nothing.
 
 # %%
-from simkit.grade import exercise
+from simkit.grading import exercise
 from simkit.model import Close, CloseCode, Registry
 from simkit.model.explore import counterexample
 

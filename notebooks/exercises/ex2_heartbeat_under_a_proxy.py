@@ -21,7 +21,7 @@
 
 # %%
 import simkit
-from simkit.grade import exercise
+from simkit.grading import exercise
 
 SAFE = simkit.STRATEGIES["postmortem-safe"]
 for liveness in ["off", "websockets"]:

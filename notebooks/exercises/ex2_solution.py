@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 import simkit
-from simkit.grade import exercise
+from simkit.grading import exercise
 
 pd.set_option("display.width", 120)
 SAFE = simkit.STRATEGIES["postmortem-safe"]

@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 import simkit
-from simkit.grade import exercise, peak_attempt_rate
+from simkit.grading import exercise, peak_attempt_rate
 from simkit.model import BACKOFF_PRESETS, Backoff
 
 pd.set_option("display.width", 120)

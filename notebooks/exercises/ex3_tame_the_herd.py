@@ -32,7 +32,7 @@
 
 # %%
 import simkit
-from simkit.grade import exercise
+from simkit.grading import exercise
 from simkit.model import Backoff
 
 SAFE = simkit.STRATEGIES["postmortem-safe"]

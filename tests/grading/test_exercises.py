@@ -1,4 +1,4 @@
-"""``simkit.grade.exercise``: wrong and gaming answers fail their exercise, right answers
+"""``simkit.grading.exercise``: wrong and gaming answers fail their exercise, right answers
 written differently from the solutions pass, and the official solutions pass on every seed.
 
 Each wrong answer is one an attendee could write without looking at the solution (several
@@ -17,7 +17,7 @@ from typing import ClassVar
 import pytest
 
 import simkit
-from simkit.grade import EXERCISE_SEEDS, EXERCISES, ExerciseGrade, exercise
+from simkit.grading import EXERCISE_SEEDS, EXERCISES, ExerciseGrade, exercise
 from simkit.model import Backoff, Close, CloseCode, Deliver, Registry
 from simkit.runtime.census import Census
 

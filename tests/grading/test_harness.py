@@ -6,7 +6,7 @@ import math
 import pytest
 
 import simkit
-from simkit.grade import Grade, grade, measures, peak_attempt_rate
+from simkit.grading import Grade, grade, measures, peak_attempt_rate
 from simkit.model import KickOld, KickOldSafe
 
 SMALL = {"tabs": 30, "duration": 90}
