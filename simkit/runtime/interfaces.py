@@ -238,6 +238,9 @@ class TabActor(TabCallbacks, Protocol):
         self, downtime: float, *, vanish: bool = False, strict_mode: bool = False
     ) -> None: ...
 
+    def unload(self, *, vanish: bool = False, page_close: bool = False) -> None:
+        """The page goes away with no new load (``vanish``: its path died silently first)."""
+
     def close(self) -> None: ...
 
     def crash(self) -> None: ...
