@@ -43,6 +43,10 @@ class Piped:
         self.up = Toxics(**vars(proxy.defaults))
         self.down = Toxics(**vars(proxy.defaults))
         self._cw, self._sw = cw, sw
+        # The port of the proxy's own socket to the server: the server sees the connection
+        # come from it (its remote address), so it names the connection at the server.
+        sockname = sw.get_extra_info("sockname")
+        self.upstream_port: int | None = sockname[1] if sockname is not None else None
         self.last_traffic = asyncio.get_running_loop().time()
         self.closed = False
         self.server_gone = False  # the server's side has ended (see FaultProxy.on_closed)
@@ -191,7 +195,16 @@ class FaultProxy:
             self._server = None
 
     def connection(self, client_port: int) -> Piped | None:
+        """The proxied connection whose client dialled from ``client_port``."""
         return self.connections.get(client_port)
+
+    def connection_to(self, upstream_port: int) -> Piped | None:
+        """The proxied connection the server sees coming from ``upstream_port`` (the remote
+        port of its end): how a server-side view finds the path to fault."""
+        for piped in self.connections.values():
+            if piped.upstream_port == upstream_port:
+                return piped
+        return None
 
     def set_down(self, down: bool) -> None:
         """``down``: refuse new connections and reset the existing ones."""
