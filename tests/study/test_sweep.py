@@ -1,5 +1,5 @@
-"""simkit.sweep: each row is exactly simkit.run's numbers, the frame is the same on any
-cluster, a failing run is reported with its arguments while the rest complete, knobs are
+"""simkit.study: each row of simkit.sweep is exactly simkit.run's numbers, the frame is the
+same on any cluster, a failing run is reported with its arguments while the rest complete, knobs are
 addressed by name, the aggregate's intervals are right, the study plots and the CLI."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from simkit.model.errors import ConfigError
 from simkit.model.latency import Latency
 from simkit.plots import pareto_front
 from simkit.scenarios import SCENARIOS, reload_storm
-from simkit.sweep import (
+from simkit.study import (
     KNOBS,
     STATS,
     Sweep,
@@ -119,7 +119,7 @@ def _profiling() -> bool:
 
 @pytest.mark.slow
 def test_the_default_cluster_is_kept_between_sweeps_and_shut_down_when_idle(monkeypatch):
-    sweep_module = importlib.import_module("simkit.sweep")
+    sweep_module = importlib.import_module("simkit.study.cluster")
     first = small(scheduler=None, workers=1, seeds=1)
     kept = sweep_module._default
     assert kept is not None and kept.alive() and kept.timer is not None  # idle timer armed
