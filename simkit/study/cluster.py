@@ -35,10 +35,14 @@ __all__ = [
     "NoWorkers",
     "SchedulerUnreachable",
     "WorkerWatch",
+    "check_main_guard",
     "close_default_cluster",
     "connect",
+    "cores",
     "default_client",
     "local_cluster",
+    "under_main_guard",
+    "unguarded_call",
 ]
 
 KEEP_IDLE = 300.0
@@ -222,7 +226,7 @@ def unguarded_call(frame: FrameType | None) -> tuple[str, int] | None:
     would re-run it; else None."""
     import dask
 
-    if dask.config.get("distributed.worker.multiprocessing-method") == "fork":
+    if dask.config.get("distributed.worker.multiprocessing-method", "spawn") == "fork":
         return None  # a forked worker does not re-run the script
     main = sys.modules.get("__main__")
     path = getattr(main, "__file__", None)
@@ -245,10 +249,10 @@ def unguarded_call(frame: FrameType | None) -> tuple[str, int] | None:
         tree = ast.parse(Path(path).read_text(encoding="utf-8"), filename=path)
     except (OSError, SyntaxError, ValueError, UnicodeDecodeError):
         return None  # cannot tell: let multiprocessing speak
-    return None if _under_main_guard(tree, line) else (path, line)
+    return None if under_main_guard(tree, line) else (path, line)
 
 
-def _under_main_guard(tree: ast.Module, line: int) -> bool:
+def under_main_guard(tree: ast.Module, line: int) -> bool:
     for node in ast.walk(tree):
         if isinstance(node, ast.If) and _is_main_test(node.test) and node.body:
             end = node.body[-1].end_lineno or node.body[-1].lineno

@@ -15,7 +15,7 @@ import contextlib
 import math
 import traceback
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -211,23 +211,21 @@ def _execute(
         raise ConfigError(f"workers must be a whole number >= 1, got {workers!r}")
     if workers is not None and workers < 1:
         raise ConfigError(f"workers must be a whole number >= 1, got {workers!r}")
-    tick, close = _bar(len(specs), bar)
-    try:
-        if scheduler == "synchronous":
+    if scheduler == "synchronous":
+        with _bar(len(specs), bar) as tick:
             outcomes = []
             for spec in specs:
                 outcomes.append(play_one(spec))
                 tick()
             return outcomes
-        if client is not None:
+    if client is not None:
+        with _bar(len(specs), bar) as tick:
             return _on_dask(client, specs, tick, no_workers)
-        if scheduler is not None:
-            with connect(scheduler) as remote:
-                return _on_dask(remote, specs, tick, no_workers)
-        with default_client(workers) as local:
-            return _on_dask(local, specs, tick, no_workers)
-    finally:
-        close()
+    if scheduler is not None:
+        with connect(scheduler) as remote, _bar(len(specs), bar) as tick:
+            return _on_dask(remote, specs, tick, no_workers)
+    with default_client(workers) as local, _bar(len(specs), bar) as tick:
+        return _on_dask(local, specs, tick, no_workers)
 
 
 def _on_dask(
@@ -274,13 +272,17 @@ def _failed(error: BaseException) -> dict[str, Any]:
     return {"error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc()}
 
 
-def _bar(total: int, wanted: bool) -> tuple[Callable[[], None], Callable[[], None]]:
+@contextlib.contextmanager
+def _bar(total: int, wanted: bool) -> Iterator[Callable[[], None]]:
+    """A progress bar's tick, shown once the runs can start (not before a cluster is
+    reached: a scheduler that cannot be reached is one line, not a bar and a line)."""
     if not wanted:
-        return (lambda: None), (lambda: None)
+        yield lambda: None
+        return
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=total, unit="run", desc="sweep")
-    return (lambda: bar.update(1)), bar.close
+    with tqdm(total=total, unit="run", desc="sweep") as bar:
+        yield lambda: bar.update(1)
 
 
 def _assemble(specs: list[Spec], outcomes: list[dict[str, Any]], keys: list[str]) -> Sweep:
