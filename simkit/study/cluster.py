@@ -40,14 +40,16 @@ __all__ = [
     "connect",
     "cores",
     "default_client",
+    "keep_idle",
     "local_cluster",
     "under_main_guard",
     "unguarded_call",
 ]
 
 KEEP_IDLE = 300.0
-"""Seconds the default cluster stays up after a sweep, waiting for the next one (set
-``simkit.study.cluster.KEEP_IDLE`` to change it: the timer reads it there)."""
+"""Seconds the default cluster stays up after a sweep, waiting for the next one. The
+package re-exports it and the idle timer reads it there, so ``simkit.study.KEEP_IDLE = 60``
+works as written (see :func:`keep_idle`)."""
 
 NO_WORKERS_TIMEOUT = 60.0
 """Seconds a sweep waits while its cluster has no live worker before the runs not yet
@@ -135,9 +137,17 @@ def default_client(workers: int | None) -> Iterator[Any]:
         with _DEFAULT_LOCK:
             kept.busy -= 1
             if kept is _default and kept.busy == 0:
-                kept.timer = threading.Timer(KEEP_IDLE, _close_if_idle, (kept,))
+                kept.timer = threading.Timer(keep_idle(), _close_if_idle, (kept,))
                 kept.timer.daemon = True
                 kept.timer.start()
+
+
+def keep_idle() -> float:
+    """:data:`KEEP_IDLE` as the user set it: on the package (``simkit.study.KEEP_IDLE``,
+    the documented name), read when each idle timer starts; this module's value when the
+    package is not imported (it always is, by whoever imports this module through it)."""
+    package = sys.modules.get(__name__.rpartition(".")[0])
+    return float(getattr(package, "KEEP_IDLE", KEEP_IDLE))
 
 
 def _close_if_idle(kept: _Kept) -> None:
