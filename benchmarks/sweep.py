@@ -39,7 +39,7 @@ TARGET = 1.6
 def sequential(tabs: int, duration: float) -> tuple[float, float, list[dict[str, Any]]]:
     """The loop a person writes without a cluster: (wall s, CPU s, summaries)."""
     import simkit
-    from simkit.sweep import plan  # the very runs the sweep plays
+    from simkit.study import plan  # the very runs the sweep plays
 
     specs, _ = plan(SCENARIO, STRATEGIES, GRID, SEEDS, tabs, duration, None)
     wall, cpu = time.perf_counter(), time.process_time()
@@ -71,7 +71,7 @@ def on_cluster(tabs: int, duration: float) -> tuple[float, Any]:
 
 def shut_down() -> float:
     """Close the kept default cluster: (wall s)."""
-    from simkit.sweep import close_default_cluster
+    from simkit.study import close_default_cluster
 
     wall = time.perf_counter()
     close_default_cluster()

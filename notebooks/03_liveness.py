@@ -39,7 +39,7 @@ SEEDS = 5  # every number below is a mean over seeds 0-4, with its 95 % interval
 # (a local Dask cluster, one worker process per core; its size differs between machines)
 from distributed import Client
 
-from simkit.sweep import local_cluster
+from simkit.study import local_cluster
 
 cluster = local_cluster()
 client = Client(cluster)

@@ -150,7 +150,7 @@ assert abs(big["mean_stale"] / small["mean_stale"] / (TABS / SIZES[0]) - 1) < 0.
 # (a local Dask cluster, one worker process per core; its size differs between machines)
 from distributed import Client
 
-from simkit.sweep import local_cluster
+from simkit.study import local_cluster
 
 cluster = local_cluster()
 client = Client(cluster)

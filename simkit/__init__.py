@@ -4,9 +4,7 @@ Start with :func:`run` and :func:`compare`, then :func:`sweep` for parameter stu
 Dask); ``python -m simkit list`` names every scenario, strategy and policy.
 """
 
-import sys
 from importlib import import_module
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from simkit.model import (
@@ -34,46 +32,37 @@ _LAZY = {
     "Result": "simkit.results",
     "SCENARIOS": "simkit.scenarios",
     "Scenario": "simkit.scenarios",
-    "Sweep": "simkit.sweep",
+    "Sweep": "simkit.study",
     "Browser": "simkit.runtimes",
     "Live": "simkit.runtimes",
     "Target": "simkit.runtimes",
     "Virtual": "simkit.runtimes",
-    "sweep": "simkit.sweep",
+    "sweep": "simkit.study",
+    "study": "simkit.study",
+    "grading": "simkit.grading",
 }
 
 if TYPE_CHECKING:
+    from simkit import grading as grading
+    from simkit import study as study
     from simkit.api import compare, run
     from simkit.grading import Grade, grade
     from simkit.net import FaultProxy, LocalServer
     from simkit.results import Comparison, Result
     from simkit.runtimes import Browser, Live, Target, Virtual
     from simkit.scenarios import SCENARIOS, Scenario
-    from simkit.sweep import Sweep, sweep
+    from simkit.study import Sweep, sweep
 
 
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'simkit' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
+    imported = import_module(module)
+    # a submodule (``simkit.study``) is the module itself; anything else is read from it
+    value = imported if module == f"{__name__}.{name}" else getattr(imported, name)
     globals()[name] = value
     return value
-
-
-class _Package(ModuleType):
-    """``simkit.grade`` and ``simkit.sweep`` are functions named like their modules: when
-    the module is first imported, Python binds it on the package; the function stays."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if isinstance(value, ModuleType) and callable(self.__dict__.get(name)):
-            return
-        if isinstance(value, ModuleType) and name in ("sweep",):
-            value = getattr(value, name)
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
 
 
 __all__ = [

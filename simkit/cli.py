@@ -23,7 +23,7 @@ from simkit.model.transport import PROFILES
 from simkit.net.common import STACKS
 from simkit.runtimes import RUNTIMES, Live, RuntimeSpec, as_runtime
 from simkit.scenarios import SCENARIOS
-from simkit.sweep import KNOBS
+from simkit.study.knobs import KNOBS
 
 DEMO_STRATEGIES = ("before", "postmortem", "postmortem-safe")
 
@@ -168,10 +168,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """A parameter study (``simkit.sweep``): runs.csv (one row per run), summary.csv (mean
-    and 95 % interval per combination and metric, long form) and sweep.png."""
-    from simkit.sweep import close_default_cluster, sweep
+    and 95 % interval per combination and metric, long form) and sweep.png; failures.csv
+    (each failed run's arguments and error) and exit status 1 when any run failed, even all
+    of them."""
+    from simkit.study import close_default_cluster, sweep
 
     grid = dict(_grid_item(item) for item in args.grid or [])
+    out = _outdir(args.out)
     try:
         study = sweep(
             [s for s in args.scenarios.split(",") if s],
@@ -183,16 +186,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             scheduler=args.scheduler,
             workers=args.workers,
             progress=True,
+            no_workers_timeout=args.no_workers_timeout,
         )
     finally:
         close_default_cluster()  # one sweep per command: nothing to keep the cluster for
-    out = _outdir(args.out)
-    study.runs.to_csv(out / "runs.csv", index=False)
-    study.tidy().to_csv(out / "summary.csv", index=False)
-    written = ["runs.csv", "summary.csv"]
-    if not study.failures.empty:
+    written = []
+    if not study.failures.empty:  # first: whatever fails below, the failures are kept
         study.failures.to_csv(out / "failures.csv", index=False)
         written.append("failures.csv")
+    study.runs.to_csv(out / "runs.csv", index=False)
+    study.tidy().to_csv(out / "summary.csv", index=False)
+    written += ["runs.csv", "summary.csv"]
     if not study.runs.empty:
         if study.keys:
             fig = study.plot(args.metric)
@@ -203,7 +207,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(study.metric(args.metric)[["mean", "ci95", "n"]].round(4).to_string())
     done = f"{len(study.runs)} runs, {len(study.failures)} failed"
     print(f"\n{done}; wrote {out}/" + ", ".join(written))
-    return 1 if not study.failures.empty else 0
+    if study.failures.empty:
+        return 0
+    errors = study.failures["error"].value_counts()
+    for error, count in errors.head(3).items():
+        print(f"python -m simkit: {count} run(s) failed: {error}", file=sys.stderr)
+    if len(errors) > 3:
+        print(f"python -m simkit: ... {len(errors) - 3} more errors", file=sys.stderr)
+    return 1
 
 
 def _grid_item(text: str) -> tuple[str, list[Any]]:
@@ -468,6 +479,14 @@ def parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="the LocalCluster's workers (default: one per core)",
+    )
+    p.add_argument(
+        "--no-workers-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="seconds the cluster may have no live worker before the runs not yet played "
+        "fail (default: 60)",
     )
     p.add_argument("--metric", default="mean_stale", help="what sweep.png plots")
     p.add_argument("--out", default="sweep-output", help="folder for the csv and png files")

@@ -27,7 +27,7 @@ from simkit.model.strategy import strategy as strategy_of
 from simkit.results import Result
 from simkit.scenarios import Scenario
 from simkit.scenarios import scenario as scenario_of
-from simkit.sweep import apply_knobs
+from simkit.study.knobs import apply_knobs
 
 __all__ = ["Explorer", "LivePlot", "explore", "live_plot"]
 

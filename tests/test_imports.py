@@ -43,7 +43,7 @@ FLOORS: list[tuple[str, int]] = [
     ("simkit.api", 4),
     ("simkit.grading", 4),
     ("simkit.cli", 4),
-    ("simkit.sweep", 4),
+    ("simkit.study", 4),
     ("simkit.widgets", 4),
     ("simkit.adapters", 4),  # imported by web apps: only the pure model below it
     ("simkit.__main__", 4),

@@ -11,7 +11,7 @@ import pytest
 import simkit
 from simkit.model.errors import ConfigError
 from simkit.scenarios import SCENARIOS
-from simkit.sweep import apply_knobs
+from simkit.study.knobs import apply_knobs
 from simkit.widgets import PRESET, Explorer, LivePlot, explore
 
 SIZE = {"tabs": 30, "duration": 40.0}

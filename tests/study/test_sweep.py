@@ -1,13 +1,17 @@
-"""simkit.sweep: each row is exactly simkit.run's numbers, the frame is the same on any
-cluster, a failing run is reported with its arguments while the rest complete, knobs are
+"""simkit.study: each row of simkit.sweep is exactly simkit.run's numbers, the frame is the
+same on any cluster, a failing run is reported with its arguments while the rest complete, knobs are
 addressed by name, the aggregate's intervals are right, the study plots and the CLI."""
 
 from __future__ import annotations
 
 import importlib
 import math
+import os
 import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import matplotlib
 import pandas as pd
@@ -19,7 +23,7 @@ from simkit.model.errors import ConfigError
 from simkit.model.latency import Latency
 from simkit.plots import pareto_front
 from simkit.scenarios import SCENARIOS, reload_storm
-from simkit.sweep import (
+from simkit.study import (
     KNOBS,
     STATS,
     Sweep,
@@ -119,27 +123,27 @@ def _profiling() -> bool:
 
 @pytest.mark.slow
 def test_the_default_cluster_is_kept_between_sweeps_and_shut_down_when_idle(monkeypatch):
-    sweep_module = importlib.import_module("simkit.sweep")
+    cluster_module = importlib.import_module("simkit.study.cluster")
     first = small(scheduler=None, workers=1, seeds=1)
-    kept = sweep_module._default
+    kept = cluster_module._default
     assert kept is not None and kept.alive() and kept.timer is not None  # idle timer armed
     # its workers skip Dask's statistical profiler (measured: 5-6 % of each run's CPU)
     assert list(kept.client.run(_profiling).values()) == [False]
     again = small(scheduler=None, workers=1, seeds=1)
-    assert sweep_module._default is kept  # the same cluster, not a new one
+    assert cluster_module._default is kept  # the same cluster, not a new one
     pd.testing.assert_frame_equal(again.runs, first.runs)
     small(scheduler=None, workers=2, seeds=1)  # another size replaces it
-    replaced = sweep_module._default
+    replaced = cluster_module._default
     assert replaced is not kept and replaced.workers == 2 and not kept.alive()
-    monkeypatch.setattr(sweep_module, "KEEP_IDLE", 0.2)
+    monkeypatch.setattr(simkit.study, "KEEP_IDLE", 0.2)  # the documented name, as written
     small(scheduler=None, workers=2, seeds=1)
     deadline = time.monotonic() + 10
-    while sweep_module._default is not None and time.monotonic() < deadline:
+    while cluster_module._default is not None and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert sweep_module._default is None and not replaced.alive()  # idle: shut down
+    assert cluster_module._default is None and not replaced.alive()  # idle: shut down
     small(scheduler=None, workers=1, seeds=1)  # the next sweep starts one again
     close_default_cluster()
-    assert sweep_module._default is None
+    assert cluster_module._default is None
 
 
 @pytest.mark.slow
@@ -361,3 +365,33 @@ def test_cli_sweep_bad_grid_exits_2(tmp_path, capsys):
     assert "unknown grid key 'heartbeet'; choose one of: heartbeat" in capsys.readouterr().err
     assert cli.main(["sweep", "--grid=heartbeat", f"--out={tmp_path}"]) == 2
     assert "--grid takes KEY=V1,V2" in capsys.readouterr().err
+
+
+def test_keep_idle_is_read_where_the_docs_name_it(monkeypatch):
+    from simkit.study import cluster
+
+    assert cluster.keep_idle() == cluster.KEEP_IDLE == 300.0
+    monkeypatch.setattr(simkit.study, "KEEP_IDLE", 7)  # what a user writes
+    assert cluster.keep_idle() == 7.0
+
+
+def test_the_documented_names_work_as_written_in_a_fresh_python():
+    """``simkit.sweep`` is the function and ``simkit.study`` the module, reached from a bare
+    ``import simkit`` (no name clash, no import of the submodule first)."""
+    code = (
+        "import simkit, types\n"
+        "assert callable(simkit.sweep) and not isinstance(simkit.sweep, types.ModuleType)\n"
+        "simkit.study.close_default_cluster()\n"
+        "print(simkit.study.KEEP_IDLE)\n"
+        "from simkit.study import local_cluster, plan, Sweep, sweep\n"
+        "assert sweep is simkit.sweep and Sweep is simkit.Sweep and callable(plan)\n"
+        "import simkit.study.play\n"
+        "assert callable(simkit.sweep) and simkit.study.sweep is sweep\n"
+    )
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "300.0"
