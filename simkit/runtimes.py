@@ -33,6 +33,7 @@ from simkit.model.balancer import check_nodes
 from simkit.model.errors import ConfigError, choice
 from simkit.model.liveness import CLOSE_TIMEOUT
 from simkit.model.strategy import Strategy
+from simkit.net.realtime import check_scale
 from simkit.net.target.url import TARGET_KEEPALIVE
 
 if TYPE_CHECKING:
@@ -60,15 +61,6 @@ def default_settle(strategy: Strategy) -> float:
         + strategy.client.guard_wait
         + 10.0
     )
-
-
-def check_scale(scale: object) -> float:
-    """A positive, finite number of wall seconds per scenario second."""
-    if isinstance(scale, bool) or not isinstance(scale, int | float):
-        raise ConfigError(f"scale must be a positive number, got {scale!r}")
-    if not (scale > 0 and math.isfinite(scale)):
-        raise ConfigError(f"scale must be a positive number, got {scale!r}")
-    return float(scale)
 
 
 def _check_stack(stack: str, ws: str | None) -> tuple[str, str]:

@@ -237,6 +237,25 @@ def describe_cycle(cycle: list[Import]) -> str:
     return f"cycle {chain}:\n" + "\n".join(f"    {e.where()}" for e in cycle)
 
 
+# The runtimes: adapters side by side on one floor. Each may use the floors below (the real
+# sockets in simkit.net included) but never another runtime: what two of them share lives
+# below them, so a change to one runtime cannot break another.
+SIBLINGS = ("simkit.virtual", "simkit.live", "simkit.browser")
+
+
+def sibling_imports(edges: list[Import], siblings: Sequence[str] = SIBLINGS) -> list[str]:
+    """Imports from one runtime package into another."""
+
+    def package(module: str) -> str | None:
+        return next((p for p in siblings if module == p or module.startswith(p + ".")), None)
+
+    return [
+        f"{e.where()}: runtime {package(e.source)} imports runtime {package(e.target)}"
+        for e in edges
+        if package(e.source) and package(e.target) and package(e.source) != package(e.target)
+    ]
+
+
 def check(root: Path, floors: Sequence[tuple[str, int]]) -> dict[str, list[str]]:
     """Every violation in the package at ``root``, as messages, by rule."""
     return violations(*imports_of(root), floors)
@@ -253,6 +272,7 @@ def violations(
             for e in private_imports(edges)
         ],
         "floors": floor_violations(edges, floors),
+        "siblings": sibling_imports(edges),
     }
 
 
@@ -286,6 +306,30 @@ def test_no_private_names_imported_across_modules(found) -> None:
 
 def test_each_module_imports_only_from_its_floor_or_below(found) -> None:
     assert not found["floors"], "\n".join(found["floors"])
+
+
+def test_no_runtime_imports_another(found) -> None:
+    assert not found["siblings"], "\n".join(found["siblings"])
+
+
+def test_the_checker_finds_a_runtime_importing_another(tmp_path) -> None:
+    root = write(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "live/__init__.py": "",
+            "live/runtime.py": "class LiveRuntime: ...\n",
+            "browser/__init__.py": "",
+            "browser/runtime.py": "from pkg.live.runtime import LiveRuntime\n",
+            "net/__init__.py": "",
+            "net/base.py": "X = 1\n",
+            "virtual/__init__.py": "",
+            "virtual/runtime.py": "from pkg.net.base import X\n",
+        },
+    )
+    _, edges = imports_of(root)
+    found = sibling_imports(edges, ("pkg.virtual", "pkg.live", "pkg.browser"))
+    assert len(found) == 1 and "runtime pkg.browser imports runtime pkg.live" in found[0]
 
 
 # --- the checker, shown able to fail --------------------------------------------------------
@@ -358,7 +402,7 @@ def test_the_checker_ignores_type_checking_imports_but_not_their_else(tmp_path) 
             "high/b.py": "from pkg.low import a\n",
         },
     )
-    assert check(pkg, TOY_FLOORS) == {"cycles": [], "private": [], "floors": []}
+    assert check(pkg, TOY_FLOORS) == {"cycles": [], "private": [], "floors": [], "siblings": []}
     (pkg / "low" / "a.py").write_text(
         "from typing import TYPE_CHECKING\n\nif TYPE_CHECKING:\n    pass\n"
         "else:\n    from pkg.high import b\n",

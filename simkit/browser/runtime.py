@@ -61,11 +61,11 @@ from typing import TYPE_CHECKING, Any
 from simkit.actors.env import Env
 from simkit.browser.cdp import RawCDP, RawChromium
 from simkit.browser.tab import MAX_TABS, BrowserTab
-from simkit.live.runtime import LiveRuntime
 from simkit.model.client import Storage
 from simkit.model.errors import BrowserError, ConfigError
 from simkit.model.liveness import CLOSE_TIMEOUT
 from simkit.model.strategy import Strategy
+from simkit.net.realtime import KitServerRuntime
 from simkit.runtime.census import Census
 from simkit.runtime.interfaces import Clock, ServerActor
 
@@ -149,8 +149,8 @@ class BrowserNetwork:
         self.run.background.add(task)
 
 
-class BrowserRuntime(LiveRuntime):
-    """Real Chromium pages against the live runtime's server and proxy."""
+class BrowserRuntime(KitServerRuntime):
+    """Real Chromium pages against the kit's own server, through the fault proxy."""
 
     name = "browser"
     default_scale = BROWSER_SCALE
@@ -233,7 +233,7 @@ class BrowserRuntime(LiveRuntime):
             if self.chrome is not None:
                 await self.chrome.stop()
         finally:
-            await super().stop()
+            await super().stop()  # the kit's server and proxy (no client network to close)
 
     def on_binding(self, params: dict[str, Any], session: str | None) -> None:
         """``Runtime.bindingCalled``: one report of a page (a JSON string)."""

@@ -27,13 +27,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from simkit.actors.cluster import Cluster, ClusterSpec, Node
-from simkit.live.runtime import LiveRuntime
+from simkit.live.runtime import LIVE_SCALE
 from simkit.model.cluster import cluster_policy
 from simkit.model.errors import ConfigError
 from simkit.model.liveness import CLOSE_TIMEOUT
 from simkit.model.strategy import Strategy
 from simkit.net.network import LiveLink, LiveNetwork
-from simkit.net.proxy import FaultProxy, Toxics
+from simkit.net.realtime import RealtimeRuntime
 from simkit.net.redis import RedisServer, RedisStore
 from simkit.net.server import LocalServer
 from simkit.runtime.census import Census
@@ -115,8 +115,11 @@ class ClusterNetwork(LiveNetwork):
             self.cluster.restart()
 
 
-class LiveClusterRuntime(LiveRuntime):
+class LiveClusterRuntime(RealtimeRuntime):
     """``runtime="live"`` with ``nodes=N``: N LocalServers, N proxies, one real Redis."""
+
+    name = "live"
+    default_scale = LIVE_SCALE
 
     def __init__(
         self,
@@ -132,7 +135,6 @@ class LiveClusterRuntime(LiveRuntime):
         self.cluster = self.spec = spec
         self.policy = cluster_policy(strategy.cluster or "local")
         self.locals: list[LocalServer] = []
-        self.proxies: list[FaultProxy] = []
         self.redis: RedisServer | None = None
         self.store: RedisStore | None = None
         self.shared_clients: dict[int, Any] = {}
@@ -141,25 +143,17 @@ class LiveClusterRuntime(LiveRuntime):
         if self.policy.shared:
             self.redis = RedisServer()
             await self.redis.start()
-        sc, scale = self.scenario, self.scale
-        toxics = Toxics(latency=sc.latency.base * scale, jitter=sc.latency.jitter * scale)
-        idle = None if sc.idle_timeout is None else sc.idle_timeout * scale
-        for index in range(self.spec.nodes):
+        for _ in range(self.spec.nodes):
             local = LocalServer(
                 self.strategy,
-                scale=scale,
+                scale=self.scale,
                 close_timeout=self.close_timeout,
                 own_core=False,
                 clients=self.shared_clients,
             )
             self.locals.append(local)
             await local.start()
-            proxy = FaultProxy(
-                local.port, defaults=toxics, idle_timeout=idle, seed=self.seed + index
-            )
-            self.proxies.append(proxy)
-            await proxy.__aenter__()
-        self.local, self.proxy = self.locals[0], self.proxies[0]
+            await self.open_proxy(local.port)  # node i's proxy: the scenario's seed + i
 
     def cluster_store(self, env: Any) -> Any:
         if self.redis is None:
@@ -172,9 +166,7 @@ class LiveClusterRuntime(LiveRuntime):
             await self.store.check()
 
     def network(self, loop: asyncio.AbstractEventLoop, census: Census) -> LiveNetwork:
-        net = ClusterNetwork(self, loop, census)
-        self.networks.append(net)
-        return net
+        return self.keep(ClusterNetwork(self, loop, census))
 
     def kill_node(self, node: Node, downtime: float) -> None:
         """A real crash of the node's server: every socket aborted (the clients get a TCP
@@ -185,14 +177,9 @@ class LiveClusterRuntime(LiveRuntime):
     def summary(self) -> dict[str, Any]:
         return {"redis": self.redis is not None}
 
-    async def stop(self) -> None:
-        for net in self.networks:
-            await net.aclose()
+    async def stop_servers(self) -> None:
         if self.store is not None:
             await self.store.aclose()
-        for proxy in self.proxies:
-            with contextlib.suppress(Exception):
-                await proxy.close()
         for local in self.locals:
             with contextlib.suppress(Exception):
                 await local.stop()
@@ -319,15 +306,3 @@ class NodeProcess:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
-
-
-def live_cluster(
-    chosen: Any, scenario: Scenario, strategy: Strategy, spec: ClusterSpec, *, seed: int
-) -> LiveClusterRuntime:
-    """The live runtime for several nodes, in place of ``chosen`` (a one-node LiveRuntime)."""
-    if type(chosen) is not LiveRuntime:
-        raise ConfigError(
-            "nodes= and cross-node strategies play the kit's own servers; a target server "
-            "is one deployment of yours: point target= at its load balancer and use nodes=1"
-        )
-    return LiveClusterRuntime(scenario, strategy, spec, scale=chosen.scale, seed=seed)

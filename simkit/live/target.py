@@ -27,11 +27,10 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from simkit.actors.env import Env
-from simkit.live.runtime import LiveRuntime
 from simkit.model.errors import ConfigError
 from simkit.model.liveness import CLOSE_TIMEOUT
 from simkit.model.strategy import Strategy
-from simkit.net.proxy import FaultProxy, Toxics
+from simkit.net.realtime import RealtimeRuntime
 from simkit.net.target import (
     CONNECT_TIMEOUT,
     OPEN_TIMEOUT,
@@ -55,7 +54,7 @@ if TYPE_CHECKING:
     from simkit.scenarios import Scenario
 
 
-class TargetRuntime(LiveRuntime):
+class TargetRuntime(RealtimeRuntime):
     """The live runtime's tabs and proxy against the user's own server (no LocalServer)."""
 
     name = "live"
@@ -114,33 +113,24 @@ class TargetRuntime(LiveRuntime):
             await fetch_registry(target.host, target.port, self.stats_timeout)
         except StatsUnavailable as error:
             self.stats_problem = str(error)
-        sc = self.scenario
-        toxics = Toxics(latency=sc.latency.base, jitter=sc.latency.jitter)
-        self.proxy = FaultProxy(
-            target.port,
-            upstream_host=target.host,
-            defaults=toxics,
-            idle_timeout=sc.idle_timeout,
-            seed=self.seed,
-        )
-        await self.proxy.__aenter__()
+        await self.open_proxy(target.port, target.host)
 
     def census(self, one_per_user: bool) -> Census:
         # The target's policy is unknown: more than one open socket per claimed id counts.
         return Census(one_per_user=True)
 
     def network(self, loop: asyncio.AbstractEventLoop, census: Census) -> TargetNetwork:
-        assert self.proxy is not None, "start() first"
-        self.net = TargetNetwork(
-            loop,
-            census,
-            self.proxy,
-            self.target,
-            auth=self.auth,
-            close_timeout=self.close_timeout,
-            open_timeout=self.open_timeout,
+        self.net = self.keep(
+            TargetNetwork(
+                loop,
+                census,
+                self.faults,
+                self.target,
+                auth=self.auth,
+                close_timeout=self.close_timeout,
+                open_timeout=self.open_timeout,
+            )
         )
-        self.networks.append(self.net)
         return self.net
 
     def server_actor(self, env: Env) -> TargetServer:
@@ -206,10 +196,7 @@ class TargetRuntime(LiveRuntime):
         await super().stop()
         # No LocalServer stops after the proxy here, so give the proxy's connection tasks
         # (reset by its close) the moment they need to finish before the loop ends.
-        current = asyncio.current_task()
-        pending = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
-        if pending:
-            await asyncio.wait(pending, timeout=1.0)
+        await self.settle_tasks()
 
 
 def target_settle(strategy: Strategy, keepalive: float) -> float:

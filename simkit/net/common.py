@@ -146,6 +146,12 @@ class ServerLink:
             self.closing = True
             self.owner.spawn(self.close_socket(code, reason))
 
+    def server_dies(self) -> None:
+        """The server's process died: the socket resets with no close frame (the live
+        runtimes kill a node's real server instead, which resets every socket at once)."""
+        self.closing = True
+        self.abort()
+
     def backlogged(self) -> bool:
         """Has the stack buffered more for this peer than ``max_queue`` full messages?
         (For stacks whose sends return before the data left, so ``pending`` stays low.)"""

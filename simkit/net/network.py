@@ -13,22 +13,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from typing import Any
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any, cast
 from urllib.parse import urlencode
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from simkit.model.codes import CloseCode
+from simkit.net.common import BaseServer
 from simkit.net.proxy import FaultProxy
-from simkit.net.server import PONG, LocalServer
-from simkit.runtime.interfaces import Clock, ServerActor
+from simkit.net.server import PONG
+from simkit.runtime.census import Census
+from simkit.runtime.interfaces import Clock, ServerActor, ServerEnd, TabCallbacks
 
 
 class LiveLink:
     """One tab's real WebSocket (client side)."""
 
-    def __init__(self, net: LiveNetwork, conn: int, tab: Any, user: str, session: str | None):
+    def __init__(
+        self, net: ClientNetwork, conn: int, tab: TabCallbacks, user: str, session: str | None
+    ):
         self.net = net
         self.id = conn
         self.tab = tab
@@ -125,49 +131,66 @@ class LiveLink:
             piped.drop_client()
 
 
-class LiveNetwork:
-    """The tabs' side of a live run, bound to one LocalServer behind one FaultProxy."""
+class ClientNetwork(ABC):
+    """The tabs' side of a real-time run: each link a real ``websockets`` client through
+    one :class:`FaultProxy`. Who answers (the kit's own server, a target of the user's,
+    several nodes) is the subclass's: where a link dials, which server ends are open, how
+    the server restarts, and how the run's server actor is attached."""
 
     PRUNE_FLOOR = 1024  # links kept before the first sweep of finished ones
 
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
-        census: Any,
-        server: LocalServer | None,
+        census: Census,
         proxy: FaultProxy,
         *,
         scale: float,
         close_timeout: float,
+        links: dict[int, Any] | None = None,
     ) -> None:
         self.loop = loop
         self.census = census
-        self.local = server  # None: a target's network (it overrides what uses this)
         self.proxy = proxy
         self.scale = scale
         self.close_timeout = close_timeout
-        # Without a LocalServer (a target of the user's) nothing else looks links up.
-        self.links = server.clients if server is not None else {}
+        # Where links are looked up by id (a LocalServer shares this dict: it attributes a
+        # handshake to its link); a network whose server is not the kit's keeps its own.
+        self.links: dict[int, Any] = {} if links is None else links
         self._prune_at = self.PRUNE_FLOOR
         self._next_id = 0
         self._tasks: set[asyncio.Task] = set()
         self.env: Clock | None = None  # the run's clock, once attached
         self.errors: list[BaseException] = []
 
+    # -- what the server side decides -------------------------------------------------------
+
     @property
-    def open_links(self) -> dict[int, Any]:
-        assert self.local is not None
-        return self.local.open_links
+    @abstractmethod
+    def open_links(self) -> Mapping[int, ServerEnd]:
+        """The server ends open now, by connection id."""
 
-    # -- hooks a network without a LocalServer overrides (simkit.net.target) --------------
+    @property
+    @abstractmethod
+    def server(self) -> ServerActor:
+        """The run's server actor, once attached."""
 
+    @abstractmethod
+    def attach(self, clock: Clock, server: ServerActor) -> None:
+        """Bind the run's clock and server actor (before any tab runs)."""
+
+    @abstractmethod
     def dial(self, link: LiveLink) -> tuple[str, dict[str, Any]]:
-        """Where ``link`` connects and the options of its ``connect``: the LocalServer's
-        route through the proxy, carrying the run's link id."""
-        query: dict[str, Any] = {"user": link.user, "link": link.id}
-        if link.session:
-            query["session"] = link.session
-        return f"ws://127.0.0.1:{self.proxy.port}/ws?{urlencode(query)}", {
+        """Where ``link`` connects and the options of its ``connect``."""
+
+    @abstractmethod
+    def restart_server(self, downtime: float) -> None:
+        """The server process dies and is back ``downtime`` scenario seconds later."""
+
+    def options(self) -> dict[str, Any]:
+        """The ``connect`` options every tab's client uses (a browser's, as far as
+        ``websockets`` can play one)."""
+        return {
             "proxy": None,
             "ping_interval": None,  # browsers do not ping; the server's keepalive does
             "open_timeout": 10.0 * self.scale + 1.0,
@@ -176,30 +199,22 @@ class LiveNetwork:
             "max_size": 2**16,
         }
 
-    def opened(self, link: LiveLink) -> None:
+    # -- hooks a subclass may override (the hooks run just before the tab hears) -----------
+
+    def opened(self, link: LiveLink) -> None:  # noqa: B027 (an optional hook)
         """``link``'s handshake completed, just before its tab hears of it (the LocalServer
         has already told the census)."""
 
-    def refused(self, link: LiveLink, error: BaseException) -> None:
+    def refused(self, link: LiveLink, error: BaseException) -> None:  # noqa: B027
         """``link``'s handshake failed (refused, unreachable or timed out)."""
 
     def decode(self, link: LiveLink, raw: str | bytes) -> dict[str, Any]:
         """One message from the server as the page's script reads it."""
         return json.loads(raw)  # type: ignore[no-any-return]
 
-    def ended(self, link: LiveLink, code: int, by_server: bool) -> None:
+    def ended(self, link: LiveLink, code: int, by_server: bool) -> None:  # noqa: B027
         """``link`` closed for the page with ``code`` (``by_server``: the server sent the
         first close frame), just before its tab hears of it."""
-
-    @property
-    def server(self) -> ServerActor:
-        assert self.local is not None
-        return self.local.core
-
-    def attach(self, clock: Clock, server: ServerActor) -> None:
-        assert self.local is not None
-        self.local.core = server
-        self.env = clock
 
     def env_now(self) -> float:
         assert self.env is not None, "attach() first"
@@ -239,12 +254,8 @@ class LiveNetwork:
             del self.links[conn]
         self._prune_at = max(self.PRUNE_FLOOR, 2 * len(self.links))
 
-    def finish(self) -> None:
+    def finish(self) -> None:  # noqa: B027 (nothing to settle)
         """Nothing to settle at the end of a run: live heartbeats run for real."""
-
-    def restart_server(self, downtime: float) -> None:
-        assert self.local is not None
-        self.spawn(self.local.restart(downtime * self.scale))
 
     async def aclose(self) -> None:
         """End the run: close every tab's socket now (not at garbage collection)."""
@@ -254,3 +265,45 @@ class LiveNetwork:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+class LiveNetwork(ClientNetwork):
+    """The tabs' side of a live run, bound to the kit's own server (a ``LocalServer`` on
+    either stack) behind one FaultProxy."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        census: Census,
+        server: BaseServer,
+        proxy: FaultProxy,
+        *,
+        scale: float,
+        close_timeout: float,
+    ) -> None:
+        super().__init__(
+            loop, census, proxy, scale=scale, close_timeout=close_timeout, links=server.clients
+        )
+        self.local = server
+
+    @property
+    def open_links(self) -> Mapping[int, ServerEnd]:
+        return self.local.open_links
+
+    @property
+    def server(self) -> ServerActor:
+        return cast(ServerActor, self.local.core)
+
+    def attach(self, clock: Clock, server: ServerActor) -> None:
+        self.local.core = server
+        self.env = clock
+
+    def dial(self, link: LiveLink) -> tuple[str, dict[str, Any]]:
+        """The LocalServer's route through the proxy, carrying the run's link id."""
+        query: dict[str, Any] = {"user": link.user, "link": link.id}
+        if link.session:
+            query["session"] = link.session
+        return f"ws://127.0.0.1:{self.proxy.port}/ws?{urlencode(query)}", self.options()
+
+    def restart_server(self, downtime: float) -> None:
+        self.spawn(self.local.restart(downtime * self.scale))

@@ -25,7 +25,7 @@ from websockets.exceptions import InvalidHandshake, InvalidStatus
 from simkit.model.codes import CloseCode
 from simkit.model.errors import ConfigError
 from simkit.model.liveness import CLOSE_TIMEOUT
-from simkit.net.network import LiveLink, LiveNetwork
+from simkit.net.network import ClientNetwork, LiveLink
 from simkit.net.proxy import FaultProxy, Piped
 from simkit.net.target.mirror import TargetEnd
 from simkit.net.target.url import Target
@@ -39,7 +39,7 @@ STARVE_AFTER = 10.0  # a connected tab that heard nothing for this long is starv
 Auth = Callable[[str], Mapping[str, str]]
 
 
-class TargetNetwork(LiveNetwork):
+class TargetNetwork(ClientNetwork):
     """The tabs' side of a target run: the live network's links, dialled at the target
     through the proxy, with the server side reconstructed from the proxy's upstream
     connections and the clients' handshakes."""
@@ -55,7 +55,7 @@ class TargetNetwork(LiveNetwork):
         close_timeout: float = CLOSE_TIMEOUT,
         open_timeout: float = OPEN_TIMEOUT,
     ) -> None:
-        super().__init__(loop, census, None, proxy, scale=1.0, close_timeout=close_timeout)
+        super().__init__(loop, census, proxy, scale=1.0, close_timeout=close_timeout)
         self.target = target
         self.auth = auth
         self.open_timeout = open_timeout
