@@ -36,3 +36,12 @@ class SimulationStalled(SimkitError, RuntimeError):
     def __init__(self, message: str, *, now: float, steps: int, culprits: str) -> None:
         super().__init__(message)
         self.now, self.steps, self.culprits = now, steps, culprits
+
+
+class IllegalConnectionTransition(IllegalTransition):
+    """An event that one end of a connection does not allow in its state
+    (:mod:`simkit.model.connection`). ``side`` is ``"client"`` or ``"server"``."""
+
+    def __init__(self, side: str, state: str, event: str) -> None:
+        super().__init__(f"connection ({side} side)", state, event)
+        self.side = side
