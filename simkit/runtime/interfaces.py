@@ -22,6 +22,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
+from simkit.model.connection import ClientState
+
 Message = tuple[object, ...]  # ("push", id) | ("welcome", session) | ("push", id, data)
 
 
@@ -39,8 +41,10 @@ class ClientEnd(Protocol):
     silent_since: float | None  # scenario time its path went silent, or None
 
     @property
-    def client(self) -> str:
-        """``"connecting"``, ``"open"``, ``"closing"`` or ``"closed"``, as the page sees it."""
+    def client(self) -> ClientState:
+        """``connecting``, ``open``, ``closing`` or ``closed``, as the page sees it: a
+        :class:`~simkit.model.connection.ClientState`, which compares equal to those strings,
+        moved only along that module's table."""
 
     def close(self, code: int) -> None:
         """The page calls ``ws.close(code)``: a closing handshake (an abort while connecting)."""
