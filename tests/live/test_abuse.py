@@ -13,7 +13,6 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from simkit.live import LocalServer
 from simkit.model import make_strategy
-from simkit.model.tokens import TokenSigner
 
 LIMIT = 30
 # uvicorn's legacy implementation on websockets' legacy server warns on every connection
