@@ -10,7 +10,8 @@ first close frame (its own or the page's) until the closing handshake ends, ``cl
 its cleanup runs.
 
 :data:`TRANSITIONS` is the only place a move is allowed: the networks of every runtime
-change a state through :func:`step`, which raises :class:`~simkit.model.errors.
+change a state through :func:`client_step` or :func:`server_step` (:func:`step` takes the
+side as an argument), which raise :class:`~simkit.model.errors.
 IllegalConnectionTransition` naming the side, state and event (and leaves the state as it
 was) for anything else. Events that a network is *told* in any state (a close that arrives
 after the socket is gone, say) are filtered by the network before they become events: the
@@ -79,7 +80,7 @@ SERVER_TRANSITIONS: dict[ServerState, dict[str, ServerState]] = {
     ServerState.CLOSING: {"closed": ServerState.CLOSED},
     ServerState.CLOSED: {},
 }
-# The one table: side -> state -> event -> next state.
+# The one table: side -> state -> event -> next state (its two halves above, one per side).
 Table: TypeAlias = (
     dict[ClientState, dict[str, ClientState]] | dict[ServerState, dict[str, ServerState]]
 )
