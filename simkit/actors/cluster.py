@@ -437,6 +437,14 @@ class Cluster:
 
     # -- pushes ----------------------------------------------------------------------------
 
+    def waiting_on(self, conn: int) -> list[int]:
+        """No node's handler awaits another connection's close: a cluster's nodes run the
+        kit's own server, whose ``close()`` returns at once."""
+        return []
+
+    def close_returned(self, conn: int, user: str) -> None:
+        """Never called: see :meth:`waiting_on`."""
+
     def push(self, person: str, push: int) -> None:
         census = self.env.census
         if not census.person_live.get(person):

@@ -101,6 +101,16 @@ class Server:
             env.log("server-cleanup", link.id, link.user, code)
         self.apply(self.registry.disconnect(link.id, link.user, env.now()))
 
+    # -- a handler that awaited another connection's close ---------------------------------
+
+    def waiting_on(self, conn: int) -> list[int]:
+        return [new for new, old in self.registry.awaiting().items() if old == conn]
+
+    def close_returned(self, conn: int, user: str) -> None:
+        actions = self.registry.resumed(conn, user, self.env.now())
+        self.env.census.registry_changed(user)
+        self.apply(actions)
+
     # -- pushes ----------------------------------------------------------------------------
 
     def push(self, person: str, push: int) -> None:

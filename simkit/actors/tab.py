@@ -19,11 +19,15 @@ from typing import Any
 from simkit.actors.env import Env
 from simkit.model.client import REPLACED_CODES, Storage, claim
 from simkit.model.codes import CloseCode
+from simkit.model.connection import ClientState
 from simkit.model.errors import RunFailed
 from simkit.model.page import Page, step
 from simkit.runtime.interfaces import ClientEnd, Message
 
 _EMPTY: frozenset[int] = frozenset()  # stands for an empty set until one is needed
+# The page's socket states (simkit.model.connection) as module names: faster than an Enum's
+# attribute, and compared by identity.
+CONNECTING, OPEN = ClientState.CONNECTING, ClientState.OPEN
 
 
 @functools.cache
@@ -296,7 +300,7 @@ class Tab:
             self.want = True
             self.attempt = 0
             self.connect()
-        elif link is not None and link.client == "open":
+        elif link is not None and link.client is OPEN:
             # Stays the page's socket until the page sees it close: on_close retries.
             link.close(int(CloseCode.GOING_AWAY))
         elif link is not None:  # still connecting (or closing): it fails, the page retries
@@ -340,10 +344,10 @@ class Tab:
         if not self.want or self.page not in (Page.ACTIVE, Page.HIDDEN):
             return
         link = self.link
-        if link is not None and link.client == "open":
+        if link is not None and link.client is OPEN:
             return
         in_flight = link is not None and (
-            link.client == "connecting" or link.id in self.close_when_open
+            link.client is CONNECTING or link.id in self.close_when_open
         )
         if in_flight and self.policy.guard == "single-flight":
             if self.waiting_since is None:
@@ -359,7 +363,7 @@ class Tab:
         link = self.link
         if link is None:
             return
-        if link.client == "connecting" and self.policy.guard == "single-flight":
+        if link.client is CONNECTING and self.policy.guard == "single-flight":
             # A connection manager closes a socket only once it is open; until then it is
             # still "in flight" and a new connect() waits for it.
             self._close_when_open(link.id)
@@ -376,9 +380,9 @@ class Tab:
     def _open(self) -> None:
         wait = self.policy.replace_wait
         link = self.link
-        if wait > 0 and link is not None and link.client in ("connecting", "open"):
+        if wait > 0 and link is not None and link.client in (CONNECTING, OPEN):
             # the post-mortem's manager: close any existing connection, wait, then connect
-            if link.client == "connecting":
+            if link.client is CONNECTING:
                 self._close_when_open(link.id)
             else:
                 link.close(int(CloseCode.NORMAL))
@@ -398,7 +402,7 @@ class Tab:
         if self.waiting_since is None:
             return
         current = self.link
-        if current is None or (current is link and link.client != "open"):
+        if current is None or (current is link and link.client is not OPEN):
             if current is not None:  # then it is ``link``, the slow one: never orphan it
                 self._close_when_open(current.id)
             self._open()  # waited guard_wait seconds: give up on the one in flight

@@ -2,7 +2,13 @@
 
 from simkit.model.client import BACKOFF_PRESETS, Backoff, Client, Storage, claim
 from simkit.model.codes import CloseCode
-from simkit.model.errors import ConfigError, IllegalTransition, SimkitError
+from simkit.model.connection import ClientState, ServerState
+from simkit.model.errors import (
+    ConfigError,
+    IllegalConnectionTransition,
+    IllegalTransition,
+    SimkitError,
+)
 from simkit.model.liveness import LIVENESS, Heartbeat, Liveness, liveness
 from simkit.model.registry import (
     REGISTRIES,
@@ -35,6 +41,7 @@ __all__ = [
     "Backoff",
     "Buffered",
     "Client",
+    "ClientState",
     "Close",
     "CloseCode",
     "ConfigError",
@@ -43,6 +50,7 @@ __all__ = [
     "Expired",
     "Heartbeat",
     "Hello",
+    "IllegalConnectionTransition",
     "IllegalTransition",
     "KickOld",
     "KickOldSafe",
@@ -54,6 +62,7 @@ __all__ = [
     "Registry",
     "RejectNew",
     "Resume",
+    "ServerState",
     "SimkitError",
     "Storage",
     "Strategy",

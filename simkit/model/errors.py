@@ -10,6 +10,7 @@ each also derives from the builtin a caller would expect (``ValueError`` for bad
     ├── ConfigError (ValueError)          a bad name or value; names it and what is allowed
     │   └── TokenError                    a signed identity token that does not verify
     ├── IllegalTransition (RuntimeError)  a state machine refused an event (page, connection)
+    │   └── IllegalConnectionTransition   one end of a connection refused an event
     └── RunFailed (RuntimeError)          a run that cannot be trusted returns no numbers
         ├── ScriptFailed                  a scenario's script or control task raised
         ├── ClientFailed                  a real client's task failed (live runtimes)
@@ -115,10 +116,20 @@ class ServiceError(RunFailed):
     bounded wait, or went away."""
 
 
+class IllegalConnectionTransition(IllegalTransition):
+    """An event that one end of a connection does not allow in its state
+    (:mod:`simkit.model.connection`). ``side`` is ``"client"`` or ``"server"``."""
+
+    def __init__(self, side: str, state: str, event: str) -> None:
+        super().__init__(f"connection ({side} side)", state, event)
+        self.side = side
+
+
 __all__ = [
     "BrowserError",
     "ClientFailed",
     "ConfigError",
+    "IllegalConnectionTransition",
     "IllegalTransition",
     "RunFailed",
     "ScriptFailed",

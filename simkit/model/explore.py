@@ -88,10 +88,10 @@ class World:
         self.log.append(f"heartbeat reaps c{conn}")
 
     def resume(self, conn: int) -> None:
-        """A handler blocked in ``await old.close()`` returns (a policy with ``blocked``)."""
+        """A handler blocked in ``await old.close()`` returns (``Registry.awaiting``)."""
         self.log.append(f"c{conn}'s handler returns from closing the old connection")
         user = self.conns[conn].user
-        self._apply(self.registry.resumed(conn, user, self._tick()))  # type: ignore[attr-defined]
+        self._apply(self.registry.resumed(conn, user, self._tick()))
 
     def _expect(self, conn: int, state: str, event: str) -> None:
         record = self.conns.get(conn)
@@ -139,7 +139,7 @@ class World:
                 f"c{conn}, the newest connection of user {self.conns[conn].user}, was closed "
                 "by the server"
             )
-        for conn, old in getattr(self.registry, "blocked", {}).items():
+        for conn, old in self.registry.awaiting().items():
             record = self.conns[conn]
             if record.state == "open" and not record.silent:
                 found.setdefault("blocked", []).append(
@@ -168,7 +168,7 @@ class World:
                     yield ("go_silent", conn)
             elif record.state == "closing":
                 yield ("finish", conn)
-        for conn, old in getattr(self.registry, "blocked", {}).items():
+        for conn, old in self.registry.awaiting().items():
             if self.conns[old].state != "open":  # its close has begun: it may return any time
                 yield ("resume", conn)
 

@@ -17,8 +17,9 @@ order of actions does not depend on hashing and runs are reproducible.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import ClassVar
 
 from simkit.model.codes import CloseCode
@@ -113,6 +114,8 @@ Action = Close | Refuse | Deliver | NoRoute | Buffered | Dropped | Welcome | Exp
 
 # --- policies -----------------------------------------------------------------------------
 
+_NOBODY_WAITS: Mapping[int, int] = MappingProxyType({})
+
 
 class Registry:
     """Base class of every registry policy; subclass it to score a design of your own.
@@ -164,6 +167,21 @@ class Registry:
         return None
 
     def expire(self, now: float) -> list[Action]:
+        return []
+
+    def awaiting(self) -> Mapping[int, int]:
+        """Handlers blocked in ``await old.close()``: waiting connection -> the connection
+        whose close it awaits, in the order they began waiting (read-only).
+
+        A policy whose :class:`Close` actions a handler awaits (a server whose ``close()``
+        waits for the closing handshake) reports them here; once a connection's close has
+        returned, the caller calls :meth:`resumed` for each connection that waited on it.
+        The default: no handler ever waits."""
+        return _NOBODY_WAITS
+
+    def resumed(self, conn: int, user: str, now: float) -> list[Action]:
+        """Connection ``conn``'s handler (serving ``user``) returns from awaiting a close it
+        was listed for in :meth:`awaiting`. The default: nothing to do."""
         return []
 
 
@@ -308,7 +326,8 @@ class CloseAwaitRegister(_OneEntry):
     runs first, the old one deletes the new entry: the strand. Measured: the old page's own
     close in flight gives the first order, the server's close the second
     (``simkit/calibration_fastapi.json``). ``blocked`` maps each waiting connection to the
-    one it waits on; :func:`simkit.model.explore.counterexample` finds both flaws.
+    one it waits on (what :meth:`awaiting` reports); :func:`simkit.model.explore.
+    counterexample` finds both flaws.
     """
 
     name = "close-await-register"
@@ -328,6 +347,9 @@ class CloseAwaitRegister(_OneEntry):
             return []
         self.blocked[hello.conn] = old
         return [Close(old, CloseCode.NORMAL, "")]
+
+    def awaiting(self) -> Mapping[int, int]:
+        return MappingProxyType(self.blocked)
 
     def resumed(self, conn: int, user: str, now: float) -> list[Action]:
         """Connection ``conn``'s handler returns from ``await old.close()``."""

@@ -22,6 +22,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from simkit.model.codes import CloseCode
+from simkit.model.connection import ClientState, client_step
 from simkit.net.common import BaseServer
 from simkit.net.proxy import FaultProxy
 from simkit.net.server import PONG
@@ -40,7 +41,7 @@ class LiveLink:
         self.tab = tab
         self.user = user
         self.session = session
-        self.client = "connecting"
+        self.client: ClientState = ClientState.CONNECTING
         self.silent_since: float | None = None
         self.ws: ClientConnection | None = None
         self.port: int | None = None
@@ -58,13 +59,13 @@ class LiveLink:
             net.refused(self, error)
             self._closed(int(CloseCode.ABNORMAL))
             return
-        if self.client == "closed":  # the page dropped it while connecting
+        if self.client is ClientState.CLOSED:  # the page dropped it while connecting
             self.ws = ws  # the server has seen its handshake: it may be swept (_prune)
             ws.transport.abort()
             return
         self.ws = ws
         self.port = ws.transport.get_extra_info("sockname")[1]
-        self.client = "open"
+        self.client = client_step(self.client, "open")
         net.opened(self)
         self.tab.on_open(self)
         try:
@@ -90,25 +91,26 @@ class LiveLink:
             await ws.send(PONG)
 
     def _closed(self, code: int) -> None:
-        if self.client != "closed":
-            self.client = "closed"
+        if self.client is not ClientState.CLOSED:
+            self.client = client_step(self.client, "closed")
             self.tab.on_close(self, code)
 
     def close(self, code: int) -> None:
-        if self.client == "connecting":
-            self.client = "closed"  # run() aborts the socket if the handshake completes
+        if self.client is ClientState.CONNECTING:
+            # run() aborts the socket if the handshake completes
+            self.client = client_step(self.client, "abort")
             return
-        if self.client != "open" or self.ws is None:
+        if self.client is not ClientState.OPEN or self.ws is None:
             return
-        self.client = "closing"
+        self.client = client_step(self.client, "close")
         self.net.spawn(self.ws.close(code))
 
     browser_close = close  # the browser's own close: a real socket closes the same way
 
     def abort(self) -> None:
-        if self.client == "closed":
+        if self.client is ClientState.CLOSED:
             return
-        self.client = "closed"
+        self.client = client_step(self.client, "abort")
         if self.ws is not None:
             self.ws.transport.abort()
 
@@ -124,7 +126,7 @@ class LiveLink:
             piped.blackhole()
 
     def restore(self) -> None:
-        if self.silent_since is None or self.client == "closed":
+        if self.silent_since is None or self.client is ClientState.CLOSED:
             return
         piped = self._piped()
         if piped is not None:
@@ -248,7 +250,9 @@ class ClientNetwork(ABC):
         done = [
             conn
             for conn, link in self.links.items()
-            if link.client == "closed" and link.ws is not None and conn not in open_at_server
+            if link.client is ClientState.CLOSED
+            and link.ws is not None
+            and conn not in open_at_server
         ]
         for conn in done:
             del self.links[conn]

@@ -33,6 +33,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from simkit.model.cluster import Entry
+from simkit.model.connection import ClientState
 
 Message = tuple[object, ...]  # ("push", id) | ("welcome", session) | ("push", id, data)
 
@@ -58,8 +59,10 @@ class ClientEnd(Protocol):
     silent_since: float | None  # scenario time its path went silent, or None
 
     @property
-    def client(self) -> str:
-        """``"connecting"``, ``"open"``, ``"closing"`` or ``"closed"``, as the page sees it."""
+    def client(self) -> ClientState:
+        """``connecting``, ``open``, ``closing`` or ``closed``, as the page sees it: a
+        :class:`~simkit.model.connection.ClientState`, which compares equal to those strings,
+        moved only along that module's table."""
 
     def close(self, code: int) -> None:
         """The page calls ``ws.close(code)``: a closing handshake (an abort while connecting)."""
@@ -208,6 +211,15 @@ class ServerActor(ServerCallbacks, Protocol):
 
     def push(self, person: str, push: int) -> None:
         """Push ``push`` to ``person``; its fate is counted in the census."""
+
+    def waiting_on(self, conn: int) -> list[int]:
+        """The connections whose handlers are blocked awaiting ``conn``'s close (on a
+        server whose ``close()`` waits for the closing handshake), in the order they began
+        waiting."""
+
+    def close_returned(self, conn: int, user: str) -> None:
+        """Connection ``conn``'s handler (serving ``user``) returns from awaiting a close:
+        the registry policy decides what it does next, and the server carries it out."""
 
     def on_sample(self, t: float) -> None:
         """The observer took the sample at ``t`` (a cluster records its per-node numbers)."""

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from simkit.model.codes import CloseCode
+from simkit.model.connection import ClientState, ServerState, client_step, server_step
 from simkit.model.latency import Latency
 from simkit.model.liveness import Heartbeat, Liveness
 from simkit.model.transport import PROFILES, TransportProfile
@@ -34,12 +35,30 @@ from simkit.model.transport import PROFILES, TransportProfile
 if TYPE_CHECKING:
     from simkit.runtime.interfaces import Clock, ServerActor, TabCallbacks
 
+# The states as module names: an Enum member looked up on its class costs five times a
+# global here, and the links compare states on every message.
+CONNECTING, OPEN, CLOSING, CLOSED = (
+    ClientState.CONNECTING,
+    ClientState.OPEN,
+    ClientState.CLOSING,
+    ClientState.CLOSED,
+)
+NONE, S_OPEN, S_CLOSING, S_CLOSED = (
+    ServerState.NONE,
+    ServerState.OPEN,
+    ServerState.CLOSING,
+    ServerState.CLOSED,
+)
+LIVE = (OPEN, CLOSING)  # the page's end still answers pings and echoes a close
+S_LIVE = (S_OPEN, S_CLOSING)  # the server's handler has not finished
+
 
 class Link:
     """One WebSocket between a tab and the server, with both ends' states.
 
-    Client states: connecting -> open -> closing -> closed (or connecting -> closed).
-    Server states: none -> open -> closing -> closed.
+    ``client`` and ``server`` move only through :mod:`simkit.model.connection`'s table
+    (connecting -> open -> closing -> closed at the page, none -> open -> closing -> closed
+    at the server); an event the table does not allow raises.
     """
 
     __slots__ = (
@@ -68,8 +87,8 @@ class Link:
         self.tab = tab
         self.user = user
         self.session = session
-        self.client = "connecting"
-        self.server = "none"
+        self.client: ClientState = CONNECTING
+        self.server: ServerState = NONE
         self.close_code: int | None = None
         self.silent_since: float | None = None
         self.keepalives: tuple[Keepalive, ...] = ()
@@ -115,31 +134,31 @@ class Link:
 
     def close(self, code: int) -> None:
         """The page closes its socket (code 1000 from a handler, 1001 by the browser)."""
-        if self.client == "connecting":
+        if self.client is CONNECTING:
             # Closing a socket that is not open yet fails it: TCP ends without a close frame.
             self.abort()
             return
-        if self.client != "open":
+        if self.client is not OPEN:
             return
-        self.client = "closing"
+        self.client = client_step(self.client, "close")
         self._up(self._close_reaches_server, code)
 
     def browser_close(self, code: int) -> None:
         """The browser closes the socket itself, a moment after the page went away (a
         loop step of its own: no page code is on the stack). With zero latency the frame is
         at the server in this same instant, so the server takes it in this step."""
-        if self.client != "open" or not self.net.instant or self.silent_since is not None:
+        if self.client is not OPEN or not self.net.instant or self.silent_since is not None:
             self.close(code)
             return
-        self.client = "closing"
+        self.client = client_step(self.client, "close")
         self.last_traffic = self.net.now()
         self._close_reaches_server(code)
 
     def abort(self) -> None:
         """The tab's process is gone (or a connecting socket was dropped): TCP just ends."""
-        if self.client == "closed":
+        if self.client is CLOSED:
             return
-        self.client = "closed"
+        self.client = client_step(self.client, "abort")
         self._wake_beat()
         self._up(self._abort_reaches_server)
 
@@ -153,7 +172,7 @@ class Link:
         """The network is back, on a new path (a phone's new address): the browser notices
         the network change and fails this socket (the page sees 1006), but nothing reaches
         the server, whose end stays half-open until its heartbeat gives up."""
-        if self.silent_since is not None and self.client != "closed":
+        if self.silent_since is not None and self.client is not CLOSED:
             self.net.loop.call_soon(self._client_sees_close, int(CloseCode.ABNORMAL))
 
     # -- events arriving at the server -----------------------------------------------------
@@ -163,7 +182,7 @@ class Link:
         if net.down:
             self._down(self._client_sees_close, int(CloseCode.ABNORMAL))  # connection refused
             return
-        self.server = "open"
+        self.server = server_step(self.server, "accept")
         net.open_links[self.id] = self
         if net.rules:
             self.keepalives = tuple([Keepalive(self, rule) for rule in net.rules])
@@ -182,7 +201,7 @@ class Link:
         if self.beating and net.coast:  # not if the handler closed it at once
             for keepalive in self.keepalives:
                 keepalive.start()
-        if self.client == "closed":
+        if self.client is CLOSED:
             self._up(self._abort_reaches_server)  # the page dropped it while connecting
 
     def _close_reaches_server(self, code: int) -> None:
@@ -190,8 +209,8 @@ class Link:
         close frame and its handler's cleanup runs only once the closing handshake is done:
         when the client, having got that echo, closes TCP. Measured through the live proxy:
         cleanup one round trip after the close frame arrived."""
-        if self.server == "open":
-            self.server = "closing"
+        if self.server is S_OPEN:
+            self.server = server_step(self.server, "peer_close")
             self.close_code = code
             self._disarm_beat()
             net = self.net
@@ -215,7 +234,7 @@ class Link:
                 return
             self._down(self._echo_reaches_client, code)
             net.post(net.now() + net.close_timeout, self._server_gives_up)
-        elif self.server == "closing":  # both sides sent a close frame: the frames crossed
+        elif self.server is S_CLOSING:  # both sides sent a close frame: the frames crossed
             self._handshake_done(code)
 
     def _echo_reaches_client(self, code: int) -> None:
@@ -223,15 +242,15 @@ class Link:
         self._up(self._teardown_reaches_server, code)
 
     def _teardown_reaches_server(self, code: int) -> None:
-        if self.server == "closing":
+        if self.server is S_CLOSING:
             self._server_closed(code)
 
     def _abort_reaches_server(self) -> None:
-        if self.server in ("open", "closing"):
+        if self.server in S_LIVE:
             self._server_closed(int(CloseCode.ABNORMAL))
 
     def _echo_reaches_server(self, code: int) -> None:
-        if self.server == "closing":
+        if self.server is S_CLOSING:
             self._handshake_done(code)
 
     def _handshake_done(self, code: int) -> None:
@@ -246,17 +265,17 @@ class Link:
     # -- server side (called by the server) ------------------------------------------------
 
     def send(self, message: tuple) -> None:
-        if self.server == "open":
+        if self.server is S_OPEN:
             self._down(self._client_receives, message)
 
     def server_close(self, code: int, reason: str = "") -> None:
         """The server closes: the close frame goes down; if no echo comes back within
         ``close_timeout`` the server gives up and aborts (websockets' behaviour)."""
-        if self.net.close_awaits and self.server != "closed":  # a handler awaits this close:
-            self.net.awaited[self.id] = self.server == "open"  # did the page close first?
-        if self.server != "open":
+        if self.net.close_awaits and self.server is not S_CLOSED:  # a handler awaits it:
+            self.net.awaited[self.id] = self.server is S_OPEN  # did the page close first?
+        if self.server is not S_OPEN:
             return
-        self.server = "closing"
+        self.server = server_step(self.server, "close")
         self.close_code = code
         self._disarm_beat()
         net = self.net
@@ -288,7 +307,7 @@ class Link:
     def _dead_while_closing(self) -> None:
         """The ping sent before the server's close timed out while the server waited for
         the echo: the connection fails (1011) and ends one close timeout later."""
-        if self.server != "closing" or self.close_code == CloseCode.KEEPALIVE_TIMEOUT:
+        if self.server is not S_CLOSING or self.close_code == CloseCode.KEEPALIVE_TIMEOUT:
             return
         net = self.net
         dead = self._unanswered_ping_deadline()
@@ -301,7 +320,7 @@ class Link:
     def _server_gives_up(self) -> None:
         """The close timeout. Never cancelled: once the server's end is closed it stays
         closed, so a give-up that comes after the handshake finished does nothing."""
-        if self.server == "closing":
+        if self.server is S_CLOSING:
             # As the live server reports it: a keepalive timeout's close keeps its 1011 (the
             # peer never answered); any other close that got no echo ended abnormally.
             code = self.close_code if self.close_code == CloseCode.KEEPALIVE_TIMEOUT else None
@@ -309,7 +328,7 @@ class Link:
             self._down(self._client_sees_close, int(CloseCode.ABNORMAL))  # the abort (RST)
 
     def _server_closed(self, code: int) -> None:
-        self.server = "closed"
+        self.server = server_step(self.server, "closed")
         self._disarm_beat()
         if self.idle_timer is not None:
             self.idle_timer.cancel()
@@ -327,22 +346,19 @@ class Link:
         own close, this handler runs first (the awaiting one's ``del`` raises: self-kill)."""
         net = self.net
         by_server = net.awaited.pop(self.id)
-        registry = net.server.registry
-        waiting = [new for new, old in getattr(registry, "blocked", {}).items() if old == self.id]
+        server = net.server
+        waiting = server.waiting_on(self.id)
         if not by_server:
-            net.server.on_close(self, code)
+            server.on_close(self, code)
         for new in waiting:
             link = net.open_links.get(new)
-            user = self.user if link is None else link.user
-            actions = registry.resumed(new, user, net.now())  # type: ignore[attr-defined]
-            net.census.registry_changed(user)
-            net.server.apply(actions)  # type: ignore[attr-defined]
+            server.close_returned(new, self.user if link is None else link.user)
         if by_server:
-            net.server.on_close(self, code)
+            server.on_close(self, code)
 
     def server_dies(self) -> None:
         """The server process is gone: no handler runs, the OS resets every socket."""
-        self.server = "closed"
+        self.server = server_step(self.server, "closed")
         self._disarm_beat()
         self.net.open_links.pop(self.id, None)
         self.net.census.server_closed(self.id)
@@ -352,7 +368,7 @@ class Link:
         """A proxy in the path cuts a socket that carried nothing for ``idle_timeout`` s:
         both ends see TCP close without a close frame ("socket hang up")."""
         net = self.net
-        if self.server not in ("open", "closing"):
+        if self.server not in S_LIVE:
             return
         quiet_until = self.last_traffic + net.idle_timeout  # type: ignore[operator]
         if net.now() < quiet_until:
@@ -364,7 +380,7 @@ class Link:
         self._server_closed(int(CloseCode.ABNORMAL))
 
     def _client_sees_close_later(self) -> None:
-        if self.client != "closed":
+        if self.client is not CLOSED:
             self.net.loop.call_soon(self._client_sees_close, int(CloseCode.ABNORMAL))
 
     # -- keepalive -------------------------------------------------------------------------
@@ -374,7 +390,7 @@ class Link:
             self.beating = False
             for keepalive in self.keepalives:
                 keepalive.disarm()
-        if self.server == "closed":
+        if self.server is S_CLOSED:
             # Its keepalives point back at the link: a cycle only the collector frees, and
             # the virtual runtime collects rarely (a run of 100,000 tabs kept a million
             # closed links). Nothing reads them once the server's end is closed.
@@ -394,22 +410,22 @@ class Link:
     # -- events arriving at the client -----------------------------------------------------
 
     def _client_sees_open(self) -> None:
-        if self.client == "connecting":
-            self.client = "open"
+        if self.client is CONNECTING:
+            self.client = client_step(self.client, "open")
             self.tab.on_open(self)
 
     def _client_receives(self, message: tuple) -> None:
-        if self.client == "open":
+        if self.client is OPEN:
             self.tab.on_message(self, message)
 
     def _server_close_reaches_client(self, code: int) -> None:
-        if self.client in ("open", "closing"):
+        if self.client in LIVE:
             self._up(self._echo_reaches_server, code)
         self._client_sees_close(code)
 
     def _client_sees_close(self, code: int) -> None:
-        if self.client != "closed":
-            self.client = "closed"
+        if self.client is not CLOSED:
+            self.client = client_step(self.client, "closed")
             self._wake_beat()
             self.tab.on_close(self, code)
 
@@ -468,7 +484,7 @@ class Keepalive:
         link = self.link
         if not self.may_coast:
             return  # armed when made
-        if link.silent_since is None and link.client in ("open", "closing"):
+        if link.silent_since is None and link.client in LIVE:
             self.coasting = True
         else:
             self.arm()
@@ -523,7 +539,7 @@ class Keepalive:
         the module docstring). Returns whether the ping was answered."""
         link = self.link
         link.last_traffic = now
-        if link.client in ("open", "closing") and link.tab.answers(link, self.kind):
+        if link.client in LIVE and link.tab.answers(link, self.kind):
             link.net.census.count_pongs()
             self.beat.on_pong(now)
             return True
@@ -531,15 +547,15 @@ class Keepalive:
 
     def ping_reaches_client(self) -> None:
         link = self.link
-        if link.client in ("open", "closing") and link.tab.answers(link, self.kind):
+        if link.client in LIVE and link.tab.answers(link, self.kind):
             link._up(self.pong_reaches_server)
 
     def pong_reaches_server(self) -> None:
         link = self.link
-        if link.server == "closing" and link.net.ping_outlives_close:
+        if link.server is S_CLOSING and link.net.ping_outlives_close:
             self.beat.on_pong(link.net.now())  # the ping that outlives a close is answered
             return
-        if link.server == "open":
+        if link.server is S_OPEN:
             link.net.census.count_pongs()
             self.beat.on_pong(link.net.now())
             if self.due is not None and self.due == self.beat.deadline():

@@ -136,3 +136,57 @@ def test_two_heartbeat_rules_never_take_the_shortcut(monkeypatch) -> None:
     monkeypatch.setattr(network.MemoryNetwork, "__init__", init)
     simkit.run(sc, strategy, tabs=5, duration=60, seed=1)
     assert seen == [False]
+
+
+def test_the_links_move_only_along_the_connection_table(monkeypatch):
+    """Every state change of a virtual link goes through simkit.model.connection's table,
+    and a few scenarios between them take every move it lists (so the table is what the
+    network does, not a drawing beside it)."""
+    from simkit.model.connection import TRANSITIONS, client_step, server_step
+
+    taken = set()
+
+    def recording(side, step):
+        def move(state, event):
+            after = step(state, event)  # raises on a move the table does not list
+            taken.add((side, state, event))
+            return after
+
+        return move
+
+    monkeypatch.setattr(network, "client_step", recording("client", client_step))
+    monkeypatch.setattr(network, "server_step", recording("server", server_step))
+    for scenario in ("reload-storm", "strict-mode", "server-restart", "proxy-idle"):
+        simkit.run(scenario, "postmortem-safe", tabs=30, duration=120, seed=1)
+
+    async def die(tab, sc):  # the page's process dies with its socket open, or closing
+        await tab.sleep(0.5)
+        tab.load()
+        await tab.sleep(2.0)
+        if tab.index == 1:
+            tab.link.close(1000)
+        tab.process_dies()
+
+    dying = simkit.Scenario("dying", "processes die", die, push_rate=0.0)
+    simkit.run(dying, "postmortem-safe", tabs=2, duration=5, seed=1)
+    table = {
+        (side, state, event)
+        for side, rows in TRANSITIONS.items()
+        for state, row in rows.items()
+        for event in row
+    }
+    assert taken == table, f"never taken: {sorted(table - taken)}"
+
+
+def test_a_move_the_table_forbids_raises_in_the_network():
+    """A server end that is closed twice is a bug in the network, and says so."""
+    from simkit.model.connection import ServerState
+    from simkit.model.errors import IllegalConnectionTransition
+
+    link = object.__new__(network.Link)
+    link.server = ServerState.CLOSED
+    with pytest.raises(
+        IllegalConnectionTransition, match=r"server side.*'closed' is not allowed in state 'closed'"
+    ):
+        link._server_closed(1000)
+    assert link.server is ServerState.CLOSED
