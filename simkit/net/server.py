@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -217,3 +218,24 @@ def _typed(response: Any, content_type: str) -> Any:
     del response.headers["Content-Type"]
     response.headers["Content-Type"] = content_type
     return response
+
+
+def _signature() -> inspect.Signature:
+    """``LocalServer(...)``'s real parameters for ``help()`` and editors: BaseServer's, plus
+    the stack choice (``__new__`` takes ``*args, **kwargs`` to hand them on unchanged)."""
+    base = inspect.signature(BaseServer.__init__)
+    params = [p for p in base.parameters.values() if p.name != "self"]
+    stack = [
+        inspect.Parameter(
+            "stack", inspect.Parameter.KEYWORD_ONLY, default="websockets", annotation="str"
+        ),
+        inspect.Parameter(
+            "ws", inspect.Parameter.KEYWORD_ONLY, default=None, annotation="str | None"
+        ),
+    ]
+    positional = [p for p in params if p.kind is not inspect.Parameter.KEYWORD_ONLY]
+    keywords = [p for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    return base.replace(parameters=[*positional, *stack, *keywords], return_annotation="None")
+
+
+LocalServer.__signature__ = _signature()  # type: ignore[attr-defined]  # read by inspect
