@@ -36,3 +36,9 @@ class SimulationStalled(SimkitError, RuntimeError):
     def __init__(self, message: str, *, now: float, steps: int, culprits: str) -> None:
         super().__init__(message)
         self.now, self.steps, self.culprits = now, steps, culprits
+
+
+class UnsupportedPython(SimkitError, ImportError):
+    """This Python's asyncio lacks an internal the virtual loop relies on (or has it in
+    another shape): raised when ``simkit.virtual`` is imported, naming the Python version
+    and each missing piece, rather than letting a run go wrong later."""

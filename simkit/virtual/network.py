@@ -244,7 +244,7 @@ class Link:
 
     # -- server side (called by the server) ------------------------------------------------
 
-    def send(self, message: tuple) -> None:
+    def send(self, message: tuple[Any, ...]) -> None:
         if self.server == "open":
             self._down(self._client_receives, message)
 
@@ -397,7 +397,7 @@ class Link:
             self.client = "open"
             self.tab.on_open(self)
 
-    def _client_receives(self, message: tuple) -> None:
+    def _client_receives(self, message: tuple[Any, ...]) -> None:
         if self.client == "open":
             self.tab.on_message(self, message)
 
