@@ -129,18 +129,32 @@ INTERNALS: Final = (
 )
 
 
+_MISSING: Final = object()
+
+
 def _find(namespace: Any, path: str) -> Any:
-    """``namespace.a.b`` for ``path`` "a.b", or None where a piece is missing."""
+    """``namespace.a.b`` for ``path`` "a.b", or ``_MISSING`` where a piece is missing. A
+    ``Future.`` path is looked up on a pending future with one done-callback (the C future
+    keeps its fields on the instance, the pure-Python one too)."""
     found = namespace
-    for name in path.split("."):
-        found = getattr(found, name, None)
-        if found is None:
-            return None
+    names = path.split(".")
+    if names[0] == "Future":
+        found, names = _probe_future(namespace), names[1:]
+    for name in names:
+        found = getattr(found, name, _MISSING)
+        if found is _MISSING:
+            break
     return found
 
 
-def _slots(cls: type) -> set[str]:
-    return {slot for klass in cls.__mro__ for slot in getattr(klass, "__slots__", ())}
+def _probe_future(namespace: Any) -> Any:
+    """A pending ``namespace.Future`` with :func:`_probe_callback` added, or ``_MISSING``."""
+    try:
+        future = namespace.Future(loop=_ProbeLoop())
+        future.add_done_callback(_probe_callback)
+    except Exception:
+        return _MISSING
+    return future
 
 
 class _ProbeLoop:
@@ -148,6 +162,14 @@ class _ProbeLoop:
 
     def get_debug(self) -> bool:
         return False
+
+
+def _probe_callback(future: object) -> None:
+    """Given to a probe future by :func:`check`; never called."""
+
+
+def _slots(cls: type) -> set[str]:
+    return {slot for klass in cls.__mro__ for slot in getattr(klass, "__slots__", ())}
 
 
 def _shape_problem(namespace: Any, internal: Internal, found: Any) -> str | None:
@@ -158,34 +180,24 @@ def _shape_problem(namespace: Any, internal: Internal, found: Any) -> str | None
         return f"no slot(s) {', '.join(sorted(missing))}" if missing else None
     if path == "events.TimerHandle":
         handle = _find(namespace, "events.Handle")
-        if not isinstance(found, type) or not (
-            isinstance(handle, type) and issubclass(found, handle)
-        ):
+        if not (isinstance(found, type) and isinstance(handle, type) and issubclass(found, handle)):
             return "not a subclass of events.Handle"
         missing = set(TIMER_SLOTS) - _slots(found)
         if missing:
             return f"no slot(s) {', '.join(sorted(missing))}"
         code = getattr(getattr(found, "cancel", None), "__code__", None)
         if code is None or "_timer_handle_cancelled" not in code.co_names:
-            return "its cancel() no longer calls loop._timer_handle_cancelled()"
+            return "its cancel() does not call loop._timer_handle_cancelled()"
         return None
     if path == "Future._callbacks":
-        future_class = _find(namespace, "Future")
         try:
-            future = future_class(loop=_ProbeLoop())
-            future.add_done_callback(_probe_callback)
-            callbacks = future._callbacks
-            first = callbacks[0][0]
-        except Exception as error:
-            return f"a pending future's callbacks are not (callback, context) pairs ({error!r})"
-        return None if first is _probe_callback else "its first item is not the callback"
-    if not path.startswith("Future.") and not callable(found):
-        return "not callable"
-    return None
-
-
-def _probe_callback(future: object) -> None:
-    """Given to a probe future by :func:`check`; never called."""
+            first = found[0][0]
+        except Exception:
+            first = None
+        return None if first is _probe_callback else f"not (callback, context) pairs: {found!r}"
+    if path == "Future._asyncio_future_blocking":
+        return None if found is False else f"{found!r} on a pending future, not False"
+    return None if callable(found) else "not callable"
 
 
 def check(namespace: Any = asyncio, version: str | None = None) -> None:
@@ -196,7 +208,7 @@ def check(namespace: Any = asyncio, version: str | None = None) -> None:
     problems = []
     for internal in INTERNALS:
         found = _find(namespace, internal.path)
-        problem = "missing" if found is None else _shape_problem(namespace, internal, found)
+        problem = "missing" if found is _MISSING else _shape_problem(namespace, internal, found)
         if problem is not None:
             problems.append(
                 f"asyncio.{internal.path} ({problem}; used because {internal.why}; "
