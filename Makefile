@@ -62,7 +62,8 @@ test-fast: $(STAMP)
 	test -n "$$py" || { echo "no CPython $* here (python$* on the PATH or ~/.pyenv/versions/$*.*)"; exit 1; }; \
 	echo "CPython $* is $$py"; \
 	test -x .venv-$*/bin/python || $$py -m venv .venv-$*
-	.venv-$*/bin/python -m pip install --quiet --upgrade pip
+	@# setuptools: a test builds the wheel, and venv stopped bringing it with Python 3.12
+	.venv-$*/bin/python -m pip install --quiet --upgrade pip setuptools
 	.venv-$*/bin/python -m pip install --quiet --ignore-requires-python -e ".[dev,bench]"
 	touch $@
 
