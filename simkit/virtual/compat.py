@@ -8,8 +8,11 @@ speed or because an event loop written outside asyncio has no other way in. Each
 Python whose asyncio changed fails at ``import simkit.virtual.loop`` with one
 :class:`~simkit.model.errors.UnsupportedPython` naming the version and the missing piece,
 instead of a run that goes subtly wrong. The other modules take these internals only from
-here (the handle slots are read in place on the loop's hot path: see :data:`HANDLE_SLOTS`),
-and one more, :func:`task_of`, serves only to word the stall diagnosis.
+here, except the fields they read and write in place on hot paths, where a call per step
+would cost time: the handles' slots (:data:`HANDLE_SLOTS`, :data:`TIMER_SLOTS`, in the
+loop's run and the stall watch) and a future's ``_asyncio_future_blocking`` flag (in the
+actor's step); those are named and checked here too. One more, :func:`task_of`, only words
+the stall diagnosis and is not checked.
 
 Tested on every Python that ``requires-python`` admits (``make test-python-X.Y``).
 """
@@ -29,7 +32,9 @@ __all__ = [
     "HANDLE_SLOTS",
     "INTERNALS",
     "TIMER_SLOTS",
+    "Handle",
     "Internal",
+    "TimerHandle",
     "check",
     "enter_task",
     "format_callback_source",

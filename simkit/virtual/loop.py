@@ -15,6 +15,11 @@ Actors are plain asyncio code (sleep, Event, Queue, wait_for, timeout, cancellat
   retry with no delay that always fails at once) would spin forever with the clock stuck.
   After ``stall_steps`` steps at one virtual instant the loop raises
   :class:`~simkit.model.errors.SimulationStalled`, naming what keeps waking.
+
+This module is the loop and :func:`run`; beside it, :mod:`~simkit.virtual.stall` words a
+stall, :mod:`~simkit.virtual.actor` is the lean task the loop steps itself,
+:mod:`~simkit.virtual.heap` says what its timer heap holds, and
+:mod:`~simkit.virtual.compat` holds (and checks at import) every asyncio internal they use.
 """
 
 from __future__ import annotations
@@ -330,8 +335,9 @@ class VirtualLoop(asyncio.AbstractEventLoop):
                     if handle._cancelled:
                         continue
                     steps += 1
-                    # Handle._run's body, inlined (one frame fewer per step); errors go to the
-                    # exception handler with the context asyncio gives them.
+                    # Handle._run's body, inlined (one frame fewer per step; the slots are
+                    # compat.HANDLE_SLOTS); errors go to the exception handler with the
+                    # context asyncio gives them.
                     try:
                         handle._context.run(handle._callback, *handle._args)
                     except (SystemExit, KeyboardInterrupt):
