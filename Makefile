@@ -50,6 +50,26 @@ test-fast: $(STAMP)
 	echo "make test-fast: $$((ms / 1000)).$$(printf %03d $$((ms % 1000))) s wall (make test runs everything)"; \
 	exit $$status
 
+# The CPU-only tests (notebooks aside) on another CPython X.Y (`make test-python-3.13`), in
+# its own venv .venv-X.Y: the virtual loop relies on asyncio internals
+# (simkit/virtual/compat.py), so every Python that requires-python admits is tested, and
+# one it does not admit yet can be tried (hence --ignore-requires-python). The interpreter
+# is pythonX.Y on the PATH or the newest pyenv X.Y.*; missing, the target fails and says so.
+.venv-%/.installed: pyproject.toml
+	@py=; for candidate in python$* $$(ls -d $$HOME/.pyenv/versions/$*.*/bin/python$* 2>/dev/null); do \
+	  $$candidate -c "import sys; assert sys.version_info[:2] == tuple(map(int, '$*'.split('.')))" \
+	    2>/dev/null && py=$$candidate; done; \
+	test -n "$$py" || { echo "no CPython $* here (python$* on the PATH or ~/.pyenv/versions/$*.*)"; exit 1; }; \
+	echo "CPython $* is $$py"; \
+	test -x .venv-$*/bin/python || $$py -m venv .venv-$*
+	@# setuptools: a test builds the wheel, and venv stopped bringing it with Python 3.12
+	.venv-$*/bin/python -m pip install --quiet --upgrade pip setuptools
+	.venv-$*/bin/python -m pip install --quiet --ignore-requires-python -e ".[dev,bench]"
+	touch $@
+
+test-python-%: .venv-%/.installed
+	.venv-$*/bin/python -m pytest -n auto -m "not live and not browser and not notebooks"
+
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks
 
@@ -70,4 +90,4 @@ lint: $(STAMP)
 	$(PY) -m ruff format --check simkit tests benchmarks examples
 
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache .hypothesis
+	rm -rf $(VENV) .venv-*/ demo-output .pytest_cache .hypothesis

@@ -8,7 +8,13 @@ each also derives from the builtin a caller would expect (``ValueError`` for bad
 
     SimkitError
     ├── ConfigError (ValueError)          a bad name or value; names it and what is allowed
-    │   └── TokenError                    a signed identity token that does not verify
+    │   └── SchedulerUnreachable          a sweep's Dask scheduler does not answer
+    ├── NoWorkers (RuntimeError)          a sweep's cluster had no live worker for too long
+    ├── TokenError                        a signed identity token that does not verify
+    ├── UnsupportedPython (ImportError)   this Python's asyncio lacks an internal the virtual
+    │                                     loop relies on
+    ├── StatsUnavailable                  a target's stats route gave no usable answer (the
+    │                                     run goes on: those columns are NaN, with why)
     ├── IllegalTransition (RuntimeError)  a state machine refused an event (page, connection)
     │   └── IllegalConnectionTransition   one end of a connection refused an event
     └── RunFailed (RuntimeError)          a run that cannot be trusted returns no numbers
@@ -19,14 +25,15 @@ each also derives from the builtin a caller would expect (``ValueError`` for bad
         ├── UnhandledError                an error nobody awaited, raised on the virtual loop
         ├── BrowserError                  Chromium or its DevTools protocol failed
         │   └── CDPError                  a DevTools call answered with an error
-        ├── ServiceError                  a server the run needs (uvicorn, Redis, Next.js)
-        │                                 did not start or went away
-        └── StatsUnavailable              a target's stats endpoint did not answer usefully
+        └── ServiceError                  a server the run needs (uvicorn, Redis, Next.js)
+                                          did not start or went away
 
 Subclasses defined in other modules (``TokenError`` in :mod:`simkit.model.tokens`,
-``CDPError`` in :mod:`simkit.browser.cdp`, ``StatsUnavailable`` with the target's stats
-client) derive from the classes here; ``tests/model/test_errors.py`` checks that every
-exception class the package defines is in this tree.
+``VirtualDeadlock`` and ``UnhandledError`` in :mod:`simkit.virtual.loop`,
+``SchedulerUnreachable`` and ``NoWorkers`` in :mod:`simkit.study.cluster`, ``CDPError`` in
+:mod:`simkit.browser.cdp`, ``StatsUnavailable`` in :mod:`simkit.net.target.stats`) derive
+from the classes here; ``tests/model/test_errors.py`` checks that every exception class
+the package defines derives from :class:`SimkitError` and is drawn in this tree.
 """
 
 from __future__ import annotations
@@ -49,6 +56,12 @@ class IllegalTransition(SimkitError, RuntimeError):
     def __init__(self, machine: str, state: str, event: str) -> None:
         super().__init__(f"{machine}: event {event!r} is not allowed in state {state!r}")
         self.machine, self.state, self.event = machine, state, event
+
+
+class UnsupportedPython(SimkitError, ImportError):
+    """This Python's asyncio lacks (or reshaped) an internal the virtual loop relies on
+    (:mod:`simkit.virtual.compat` names each one): raised at import, naming the version and
+    every missing piece, instead of a wrong result later."""
 
 
 def choice(kind: str, value: object, allowed: list[str] | tuple[str, ...]) -> ConfigError:
@@ -97,16 +110,6 @@ class SimulationStalled(RunFailed):
         self.now, self.steps, self.culprits = now, steps, culprits
 
 
-class VirtualDeadlock(RunFailed):
-    """The virtual run waits for something nothing can ever do: no task is ready and no
-    timer is armed, so no amount of virtual time would help."""
-
-
-class UnhandledError(RunFailed):
-    """An exception raised on the virtual loop that no task awaited: SimPy's rule, a failed
-    event nobody handles stops the run instead of vanishing."""
-
-
 class BrowserError(RunFailed):
     """Chromium did not start, died, or could not do what a tab's verb asked."""
 
@@ -136,7 +139,6 @@ __all__ = [
     "ServiceError",
     "SimkitError",
     "SimulationStalled",
-    "UnhandledError",
-    "VirtualDeadlock",
+    "UnsupportedPython",
     "choice",
 ]

@@ -15,24 +15,30 @@ Actors are plain asyncio code (sleep, Event, Queue, wait_for, timeout, cancellat
   retry with no delay that always fails at once) would spin forever with the clock stuck.
   After ``stall_steps`` steps at one virtual instant the loop raises
   :class:`~simkit.model.errors.SimulationStalled`, naming what keeps waking.
+
+This module is the loop and :func:`run`; beside it, :mod:`~simkit.virtual.stall` words a
+stall, :mod:`~simkit.virtual.actor` is the lean task the loop steps itself,
+:mod:`~simkit.virtual.heap` says what its timer heap holds, and
+:mod:`~simkit.virtual.compat` holds (and checks at import) every asyncio internal they use.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
-import functools
 import heapq
 import itertools
-import os
-import re
 import sys
 import weakref
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine, Generator
+from typing import Any, TypeVar, TypeVarTuple, cast
 
-from simkit.model.errors import ConfigError, SimulationStalled
+from simkit.model.errors import ConfigError, RunFailed, SimulationStalled
+from simkit.virtual import compat
+from simkit.virtual.actor import Actor, Sleep
+from simkit.virtual.heap import MESSAGE, WAKE, wake
+from simkit.virtual.stall import STALL_STEPS, STALL_STEPS_PER_TASK, StallWatch
 
 __all__ = [
     "STALL_STEPS",
@@ -45,51 +51,22 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
+_Ts = TypeVarTuple("_Ts")
 _Callback = Callable[..., object]
 _Context = contextvars.Context | None
 _INF = float("inf")
 _NO_IO = "the virtual runtime has no real I/O (no sockets, subprocesses, threads or signals)"
-_copy_context = contextvars.copy_context
-_new = object.__new__
+_new_handle, _new_timer = compat.new_handle, compat.new_timer
 _Handle, _TimerHandle = asyncio.Handle, asyncio.TimerHandle
 
 
-# Stall detection. A legitimate run does a burst of work at one instant and moves on; a stall
-# never moves on. Measured (the largest number of loop steps run at one virtual instant,
-# seed 0): over every scenario x preset (SCENARIOS x STRATEGIES) at its default size, at its
-# own latency and again at zero latency (where replies come in the instant they are
-# provoked), 1,641 (``reference``, 1,000 tabs; zero-latency ``background-tabs`` 721, every
-# other scenario under 400); ``reference`` at 10,000 tabs x 60 s, 13,212; at 100,000 tabs
-# x 10 s, 132,501. The busiest instant is the run's last, where every tab's script ends:
-# about 1.3-1.6 steps per tab. The only run that stalled was ``server-restart`` under
-# ``before`` at zero latency, the case this detector exists for. So the limit is 200,000
-# steps (120x the default sizes' busiest instant, 15x at 10,000 tabs), raised to 20 steps
-# per task for bigger runs (15x); a stall spins at roughly 0.3-1 million steps per wall
-# second, so it is reported within about a second (several for 100,000 tabs and more).
-STALL_STEPS = 200_000
-STALL_STEPS_PER_TASK = 20
-_STALL_SAMPLES = 64  # iterations watched after the limit, to see what keeps running
-_STALL_SAMPLE_ITEMS = 20_000  # ... or fewer, once this many due callbacks were looked at
-
-
-class _Message:
-    """Marks a heap entry ``(when, seq, MESSAGE, callback, args)`` made by :meth:`post_at`."""
-
-    __slots__ = ("_scheduled",)
-    _cancelled = False
-
-
-MESSAGE = _Message()
-WAKE = _Message()  # heap entry ``(when, seq, WAKE, actor, generation)``: a sleeping actor's alarm
-
-
-class VirtualDeadlock(RuntimeError):
+class VirtualDeadlock(RunFailed):
     """Nothing is ready and no timer is pending, yet tasks are still waiting: they never wake."""
 
     pending: list[str]  # sorted names of the tasks still waiting
 
 
-class UnhandledError(RuntimeError):
+class UnhandledError(RunFailed):
     """Errors reached the default exception handler; ``contexts`` holds every recorded context."""
 
     def __init__(self, contexts: list[dict[str, Any]]) -> None:
@@ -131,14 +108,16 @@ class VirtualLoop(asyncio.AbstractEventLoop):
         # ``context`` (e.g. "scenario 'x', strategy 'y'") starts the stall's message.
         self.stall_steps = stall_steps
         self.context = context
-        # ``actors``: create_task() makes an _Actor (a lean task the loop steps itself)
+        # ``actors``: create_task() makes an Actor (a lean task the loop steps itself)
         # instead of an asyncio.Task; ``_actor`` is the one stepping now, if any.
         self.actors = actors
-        self._actor: _Actor | None = None
-        self._stall_watch: _StallWatch | None = None
+        self._actor: Actor | None = None
+        self._stall_watch: StallWatch | None = None
         self._now = start
-        self._ready: deque[asyncio.Handle] = deque()
-        self._timers: list[tuple[float, int, asyncio.TimerHandle]] = []
+        # Handles and actors (compat.HANDLE_SLOTS are read in place), and the heap's entries
+        # (simkit.virtual.heap): shapes the type system cannot follow.
+        self._ready: deque[Any] = deque()
+        self._timers: list[tuple[Any, ...]] = []
         self._seq = itertools.count().__next__
         self._cancelled_timers = 0
         self._task_names = itertools.count(1).__next__
@@ -146,7 +125,7 @@ class VirtualLoop(asyncio.AbstractEventLoop):
         self._task_order: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
         # Actors are listed here instead, in creation order, until they finish (a weak entry
         # here and one in asyncio's weak set of tasks cost 400 bytes per actor).
-        self._actors: dict[_Actor, None] = {}
+        self._actors: dict[Actor, None] = {}
         self._actors_made = 0  # for the stall limit: a finished actor's gather still counts
         self._asyncgens: weakref.WeakKeyDictionary[Any, None] = weakref.WeakKeyDictionary()
         self._running = self._stopping = self._closed = False
@@ -165,17 +144,14 @@ class VirtualLoop(asyncio.AbstractEventLoop):
         return self._now
 
     def call_soon(
-        self, callback: _Callback, *args: Any, context: _Context = None
+        self, callback: Callable[[*_Ts], object], *args: *_Ts, context: _Context = None
     ) -> asyncio.Handle:
         if self._closed:
             raise RuntimeError("Event loop is closed")
         if self._debug:
             handle = _Handle(callback, args, self, context)
         else:  # Handle.__init__ without its frame and its get_debug() call: a hot path
-            handle = _new(_Handle)
-            handle._callback, handle._args, handle._loop = callback, args, self
-            handle._context = _copy_context() if context is None else context
-            handle._cancelled, handle._repr, handle._source_traceback = False, None, None
+            handle = _new_handle(callback, args, self, context)
         self._ready.append(handle)
         return handle
 
@@ -183,7 +159,7 @@ class VirtualLoop(asyncio.AbstractEventLoop):
     call_soon_threadsafe = call_soon
 
     def call_at(
-        self, when: float, callback: _Callback, *args: Any, context: _Context = None
+        self, when: float, callback: Callable[[*_Ts], object], *args: *_Ts, context: _Context = None
     ) -> asyncio.TimerHandle:
         """Schedule at ``when`` exactly (no rounding); ties fire in scheduling order."""
         if self._closed:
@@ -218,9 +194,9 @@ class VirtualLoop(asyncio.AbstractEventLoop):
         if delay == _INF:
             raise ValueError(f"delay must be a finite number of virtual seconds, got {delay!r}")
         if self.actors:
-            return _Sleep(self, self._now + delay)
-        future = asyncio.Future(loop=self)
-        heapq.heappush(self._timers, (self._now + delay, self._seq(), MESSAGE, _wake, (future,)))
+            return Sleep(self, self._now + delay)
+        future: asyncio.Future[None] = asyncio.Future(loop=self)
+        heapq.heappush(self._timers, (self._now + delay, self._seq(), MESSAGE, wake, (future,)))
         return future
 
     def alone_now(self) -> bool:
@@ -231,20 +207,21 @@ class VirtualLoop(asyncio.AbstractEventLoop):
         return not self._ready and not (timers and timers[0][0] <= self._now)
 
     def _timer(
-        self, when: float, callback: _Callback, args: tuple, context: _Context
+        self, when: float, callback: _Callback, args: tuple[Any, ...], context: _Context
     ) -> asyncio.TimerHandle:
         if self._debug:
-            timer = _TimerHandle(when, callback, args, self, context)
-        else:  # TimerHandle.__init__ without its two frames and get_debug(): a hot path
-            timer = _new(_TimerHandle)
-            timer._callback, timer._args, timer._loop, timer._when = callback, args, self, when
-            timer._context = _copy_context() if context is None else context
-            timer._cancelled, timer._repr, timer._source_traceback = False, None, None
-        timer._scheduled = True
-        return timer
+            timer: Any = _TimerHandle(when, callback, args, self, context)
+            timer._scheduled = True
+            return cast(asyncio.TimerHandle, timer)
+        # TimerHandle.__init__ without its two frames and get_debug(): a hot path
+        return _new_timer(when, callback, args, self, context)
 
     def call_later(
-        self, delay: float, callback: _Callback, *args: Any, context: _Context = None
+        self,
+        delay: float,
+        callback: Callable[[*_Ts], object],
+        *args: *_Ts,
+        context: _Context = None,
     ) -> asyncio.TimerHandle:
         """Negative delays mean "now" (as in asyncio); NaN and inf raise ``ValueError``."""
         # The hot path of asyncio.sleep(): call_at's body is inlined rather than called.
@@ -257,7 +234,7 @@ class VirtualLoop(asyncio.AbstractEventLoop):
         heapq.heappush(self._timers, (when, self._seq(), timer))
         return timer
 
-    def _timer_handle_cancelled(self, handle: asyncio.TimerHandle) -> None:
+    def _timer_handle_cancelled(self, handle: Any) -> None:  # a TimerHandle (compat)
         # Called by TimerHandle.cancel(); the entry stays in the heap and is skipped when popped.
         if handle._scheduled:
             self._cancelled_timers += 1
@@ -266,22 +243,31 @@ class VirtualLoop(asyncio.AbstractEventLoop):
         return asyncio.Future(loop=self)
 
     def create_task(
-        self, coro: Coroutine[Any, Any, _T], *, name: str | None = None, context: _Context = None
-    ) -> asyncio.Task[_T]:  # an _Actor when ``actors``: it quacks as a Task
-        """Like asyncio's, but default names count per loop, so they repeat from run to run."""
+        self,
+        coro: Generator[Any, None, _T] | Coroutine[Any, Any, _T],
+        *,
+        name: str | None = None,
+        context: _Context = None,
+    ) -> asyncio.Task[_T]:  # an Actor when ``actors``: it quacks as a Task
+        """Like asyncio's, but default names count per loop, so they repeat from run to run.
+
+        Every task takes a number, named or not: "Task-3" is the loop's third task on every
+        Python (up to 3.12 ``asyncio.create_task(coro, name=...)`` makes an unnamed task here
+        and names it after; from 3.13 it passes the name in)."""
         self._check_closed()
+        number = self._task_names()
         if name is None:
-            name = f"Task-{self._task_names()}"
+            name = f"Task-{number}"
         if self.actors:
-            actor = _Actor(coro, self, name, context)
+            actor = Actor(coro, self, name, context)
             self._actors[actor] = None
             self._actors_made += 1
-            return actor  # type: ignore[return-value]
+            return cast("asyncio.Task[_T]", actor)  # not a Task, but it does what one does
         task = asyncio.Task(coro, loop=self, name=name, context=context)
         self._task_order[task] = self._seq()
         return task
 
-    def all_tasks(self) -> list[asyncio.Future[Any]]:
+    def all_tasks(self) -> list[asyncio.Task[Any] | Actor]:
         """The tasks and actors not done yet, in creation order (``asyncio.all_tasks()``
         does not list actors)."""
         order = self._task_order
@@ -298,16 +284,16 @@ class VirtualLoop(asyncio.AbstractEventLoop):
         self._check_closed()
         if self._running:
             raise RuntimeError("This event loop is already running")
-        outer_loop = asyncio.events._get_running_loop()
+        outer_loop = compat.get_running_loop()
         outer_hooks = sys.get_asyncgen_hooks()
         self._running = True
-        asyncio.events._set_running_loop(self)
+        compat.set_running_loop(self)
         sys.set_asyncgen_hooks(firstiter=self._asyncgen_firstiter, finalizer=self._asyncgen_final)
         try:
             self._run()
         finally:
             self._running = self._stopping = False
-            asyncio.events._set_running_loop(outer_loop)
+            compat.set_running_loop(outer_loop)
             sys.set_asyncgen_hooks(*outer_hooks)
 
     def _run(self) -> None:
@@ -349,8 +335,9 @@ class VirtualLoop(asyncio.AbstractEventLoop):
                     if handle._cancelled:
                         continue
                     steps += 1
-                    # Handle._run's body, inlined (one frame fewer per step); errors go to the
-                    # exception handler with the context asyncio gives them.
+                    # Handle._run's body, inlined (one frame fewer per step; the slots are
+                    # compat.HANDLE_SLOTS); errors go to the exception handler with the
+                    # context asyncio gives them.
                     try:
                         handle._context.run(handle._callback, *handle._args)
                     except (SystemExit, KeyboardInterrupt):
@@ -450,26 +437,16 @@ class VirtualLoop(asyncio.AbstractEventLoop):
             allowed = max(stall, STALL_STEPS_PER_TASK * tasks)
             if instant <= allowed:
                 return allowed
-            watch = self._stall_watch = _StallWatch(self._now, allowed)
-        watch.sample(self._ready, self._timers, self._now)
-        if watch.samples < _STALL_SAMPLES and watch.items < _STALL_SAMPLE_ITEMS:
+            watch = self._stall_watch = StallWatch(self._now, allowed)
+        if not watch.sample(self._ready, self._timers, self._now):
             return instant
         self._stall_watch = None
-        raise self._stalled(instant, watch)
+        raise watch.error(self.context, instant)
 
-    def _stalled(self, instant: int, watch: _StallWatch) -> SimulationStalled:
-        culprits = watch.culprits()
-        prefix = f"{self.context}: " if self.context else ""
-        message = (
-            f"{prefix}the simulation stalled at virtual time t={self._now!r} s: "
-            f"{instant:,} loop steps ran without the clock advancing (limit: "
-            f"{watch.limit:,} steps at one instant); what keeps re-scheduling itself "
-            f"at that instant: {culprits}"
-        )
-        return SimulationStalled(message, now=self._now, steps=instant, culprits=culprits)
-
-    def _failed(self, callback: _Callback, args: tuple, exc: BaseException, handle: Any) -> None:
-        source = asyncio.format_helpers._format_callback_source(callback, args)
+    def _failed(
+        self, callback: _Callback, args: tuple[Any, ...], exc: BaseException, handle: Any
+    ) -> None:
+        source = compat.format_callback_source(callback, args)
         context: dict[str, Any] = {"message": f"Exception in callback {source}", "exception": exc}
         if handle is not None:
             context["handle"] = handle
@@ -494,7 +471,7 @@ class VirtualLoop(asyncio.AbstractEventLoop):
         error.pending = names
         return error
 
-    def run_until_complete(self, future: asyncio.Future[_T] | Coroutine[Any, Any, _T]) -> _T:
+    def run_until_complete(self, future: Generator[Any, None, _T] | Awaitable[_T]) -> _T:
         """Run until ``future`` (a future or coroutine) is done; return its result.
 
         Raises :class:`UnhandledError` if an error reached the default exception handler (also
@@ -502,7 +479,8 @@ class VirtualLoop(asyncio.AbstractEventLoop):
         """
         self._check_closed()
         new_task = not asyncio.isfuture(future)
-        future = asyncio.ensure_future(future, loop=self)
+        # (a bare generator, which the signature admits, is refused by ensure_future)
+        future = asyncio.ensure_future(cast(Awaitable[_T], future), loop=self)
         future.add_done_callback(self._stop_when_done)
         try:
             self.run_forever()
@@ -605,384 +583,6 @@ class VirtualLoop(asyncio.AbstractEventLoop):
         self._debug = enabled
 
 
-class _StallWatch:
-    """What keeps running at a stuck instant: before each watched iteration, a snapshot of
-    what is due now (ready handles and due heap entries), grouped by what wakes (a task's
-    innermost frame, a callback's qualified name) and who (task names, callback owners)."""
-
-    def __init__(self, now: float, limit: int) -> None:
-        self.now, self.limit, self.samples, self.items = now, limit, 0, 0
-        # (kind, what) -> {member key: member label}; dicts keep first-seen order.
-        self.groups: dict[tuple[str, str], dict[Any, str | None]] = {}
-        self.hits: dict[tuple[str, str], int] = {}
-        self.seen: list[Any] = []  # members are keyed by id(): keep them alive meanwhile
-
-    def sample(self, ready: deque[asyncio.Handle], timers: list[tuple], now: float) -> None:
-        self.samples += 1
-        groups, hits = self.groups, self.hits
-        for callback, args in itertools.islice(_due(ready, timers, now), _STALL_SAMPLE_ITEMS):
-            self.items += 1
-            for kind, what, member, label in _describe(callback, args):
-                members = groups.setdefault((kind, what), {})
-                if id(member) not in members:
-                    members[id(member)] = label
-                    self.seen.append(member)
-                hits[kind, what] = hits.get((kind, what), 0) + 1
-
-    def culprits(self, shown: int = 5) -> str:
-        """One sentence, e.g. "10 tasks ('tab 0'..'tab 9') keep waking in Tab.connect
-        (simkit/actors/tab.py:297)". What came back most often per member comes first: the
-        actors that keep re-scheduling (the same tabs, again and again) before the one-off
-        messages they make on the way (a new link each time)."""
-        hits, order = self.hits, {key: i for i, key in enumerate(self.groups)}
-        ranked = sorted(
-            self.groups.items(),
-            key=lambda kv: (-hits[kv[0]] / len(kv[1]), -hits[kv[0]], order[kv[0]]),
-        )
-        parts = []
-        for (kind, what), members in ranked[:shown]:
-            count = len(members)
-            labels = [label for label in members.values() if label is not None]
-            if kind == "<task>":
-                noun, verb = ("task", "keeps") if count == 1 else ("tasks", "keep")
-                parts.append(f"{count} {noun} ({_names(labels)}) {verb} waking in {what}")
-            elif id(None) in members:
-                parts.append(f"callback {what} keeps running")
-            else:
-                owners = f" ({_names(labels)})" if labels else ""
-                noun = "object" if count == 1 else "objects"
-                parts.append(f"callback {what} keeps running for {count} {kind} {noun}{owners}")
-        if len(ranked) > shown:
-            parts.append(f"and {len(ranked) - shown} more")
-        return "; ".join(parts) if parts else "nothing identifiable (no handle is due)"
-
-
-def _due(ready: deque[asyncio.Handle], timers: list[tuple], now: float) -> Iterator[tuple]:
-    """``(callback, args)`` of every live ready handle, then of every heap entry due at
-    ``now`` (a walk of the heap that skips each subtree whose root is later)."""
-    for handle in ready:
-        if not handle._cancelled:
-            yield handle._callback, handle._args
-    stack, size = [0], len(timers)
-    while stack:
-        i = stack.pop()
-        if i >= size or timers[i][0] > now:
-            continue
-        entry = timers[i]
-        if entry[2] is WAKE:
-            if entry[3]._generation == entry[4]:
-                yield entry[3]._step, ()
-        elif entry[2] is MESSAGE:
-            yield entry[3], entry[4]
-        elif not entry[2]._cancelled:
-            yield entry[2]._callback, entry[2]._args
-        stack += (2 * i + 2, 2 * i + 1)
-
-
-def _describe(callback: Any, args: tuple) -> list[tuple[str, str, Any, str | None]]:
-    """``(kind, what, member, member label)`` for what ``callback(*args)`` wakes (kind:
-    "<task>", "<callback>" with no owner, else the owner's class name): the
-    task(s) it steps or whose future it completes, else the callback itself and its owner."""
-    tasks = _tasks_woken(callback, args)
-    if tasks:
-        return [("<task>", _where_task(task), task, task.get_name()) for task in tasks]
-    owner = getattr(callback, "__self__", None)
-    what = _where_callable(callback)
-    if owner is None or isinstance(owner, type(sys)):
-        return [("<callback>", what, None, None)]
-    return [(type(owner).__name__, what, owner, _owner_label(owner))]
-
-
-def _tasks_woken(callback: Any, args: tuple) -> list[asyncio.Task[Any]]:
-    owner = getattr(callback, "__self__", None)
-    if isinstance(owner, asyncio.Task | _Actor):
-        return [owner]  # a task's step or wake-up
-    if args and asyncio.isfuture(args[0]):  # completes a future (a sleep): who waits on it?
-        waiters = getattr(args[0], "_callbacks", None) or ()
-        found = [getattr(cb, "__self__", None) for cb, *_ in waiters]
-        return [task for task in found if isinstance(task, asyncio.Task | _Actor)]
-    return []
-
-
-_ASYNCIO_DIR = os.path.dirname(asyncio.__file__) + os.sep
-
-
-def _where_task(task: asyncio.Task[Any]) -> str:
-    """The task's innermost frame outside asyncio: where its own code waits."""
-    coro: Any = task.get_coro()
-    found = None
-    for _ in range(1000):  # a bound, in case of a cycle
-        if coro is None:
-            break
-        code = getattr(coro, "cr_code", None) or getattr(coro, "gi_code", None)
-        if code is _SLEEP_CODE:
-            break  # an actor's sleep: where it waits is the frame that awaits it
-        if code is not None and not code.co_filename.startswith(_ASYNCIO_DIR):
-            frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
-            found = (code, code.co_firstlineno if frame is None else frame.f_lineno)
-        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
-    if found is None:
-        return "an asyncio internal"
-    code, line = found
-    return f"{getattr(code, 'co_qualname', code.co_name)} ({_short(code.co_filename)}:{line})"
-
-
-def _where_callable(callback: Any) -> str:
-    while isinstance(callback, functools.partial):
-        callback = callback.func
-    func = getattr(callback, "__func__", callback)
-    name = getattr(func, "__qualname__", None) or repr(func)
-    code = getattr(func, "__code__", None)
-    if code is None:
-        return name
-    return f"{name} ({_short(code.co_filename)}:{code.co_firstlineno})"
-
-
-@functools.lru_cache(maxsize=256)
-def _short(filename: str) -> str:
-    """``filename`` as imported: from its top package's parent (``simkit/actors/tab.py``),
-    else relative to the working directory or an import root, else as it is."""
-    parts = filename.split(os.sep)
-    top = len(parts) - 1  # parts[:top] is a directory; climb while it is a package
-    while top > 1 and os.path.isfile(os.sep.join([*parts[:top], "__init__.py"])):
-        top -= 1
-    if top < len(parts) - 1:
-        return "/".join(parts[top:])
-    for root in (os.getcwd(), *sys.path):
-        root = root.rstrip(os.sep)
-        if root and filename.startswith(root + os.sep):
-            return filename[len(root) + 1 :].replace(os.sep, "/")
-    return filename
-
-
-def _owner_label(owner: Any) -> str | None:
-    """A readable name for a callback's object: its ``name``, else "Class <index or id>"."""
-    try:
-        name = getattr(owner, "name", None)
-        if isinstance(name, str) and name:
-            return name
-        for attr in ("index", "id"):
-            value = getattr(owner, attr, None)
-            if isinstance(value, int) and not isinstance(value, bool):
-                return f"{type(owner).__name__} {value}"
-    except Exception:  # a property that fails: the owner just goes unnamed
-        pass
-    return None
-
-
-def _names(labels: list[str]) -> str:
-    """'a', 'b' for a few names, 'tab 0'..'tab 39' (natural order) for many."""
-
-    def natural(label: str) -> list[Any]:
-        return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", label)]
-
-    ordered = sorted(set(labels), key=natural)
-    if len(ordered) <= 4:
-        return ", ".join(map(repr, ordered))
-    return f"{ordered[0]!r}..{ordered[-1]!r}"
-
-
-class _Sleep:
-    """What ``VirtualLoop.sleep`` returns on a loop with ``actors``: awaited by an actor, it
-    is yielded to the actor itself, which files its own alarm (no future, no handle, no
-    callback); awaited by anything else (an asyncio task), it is an ordinary future."""
-
-    __slots__ = ("loop", "when")
-
-    def __init__(self, loop: VirtualLoop, when: float) -> None:
-        self.loop, self.when = loop, when
-
-    def __await__(self) -> Iterator[Any]:
-        loop = self.loop
-        if loop._actor is None:  # not an actor's own await: the future way
-            future = asyncio.Future(loop=loop)
-            heapq.heappush(loop._timers, (self.when, loop._seq(), MESSAGE, _wake, (future,)))
-            return (yield from future)
-        yield self  # to _Actor._step
-
-
-_SLEEP_CODE = _Sleep.__await__.__code__
-
-
-class _Actor(asyncio.Future):  # type: ignore[type-arg]
-    """A task the VirtualLoop steps itself (``VirtualLoop(actors=True)``, as the virtual
-    runtime makes it). It behaves as an ``asyncio.Task`` does for what a simulation's
-    coroutines do (sleep, await futures, tasks and gathers, bare yields, be cancelled, fail,
-    ``asyncio.current_task()``), in the same event order, but a sleep costs no future, no
-    wake-up handle and no callback: the actor files a heap entry that, when due, puts the
-    actor itself on the ready queue (where the task's wake-up handle would have gone), and
-    the loop steps it from there. A tab sleeps twice per reload; this was a fifth of a big
-    run (and the message, future, set_result and handle a wake cost).
-
-    It looks enough like a Handle to sit on the ready queue (``_callback``, ``_args``,
-    ``_context``, ``_cancelled``)."""
-
-    # Slots: a Future subclass's instance dict grew to ~700 bytes with these (one per tab).
-    __slots__ = (
-        "_cancel_message",
-        "_cancels",
-        "_context",
-        "_coro",
-        "_generation",
-        "_must_cancel",
-        "_name",
-        "_sleeping",
-        "_vloop",
-        "_waiter",
-    )
-    _cancelled = False  # as a Handle: never skipped (a cancelled actor steps to raise)
-    _args = ()
-
-    @property
-    def _callback(self) -> Callable[..., None]:  # as a Handle (a property: no ref cycle)
-        return self._step
-
-    def __init__(
-        self, coro: Coroutine[Any, Any, Any], loop: VirtualLoop, name: str, context: _Context
-    ) -> None:
-        super().__init__(loop=loop)
-        if not asyncio.iscoroutine(coro):
-            raise TypeError(f"a coroutine was expected, got {coro!r}")
-        self._coro = coro
-        self._name = name
-        self._vloop = loop
-        self._context = _copy_context() if context is None else context
-        self._waiter: asyncio.Future[Any] | None = None
-        self._generation = 0  # bumped by cancel(): an alarm filed before is ignored
-        self._sleeping = False
-        self._must_cancel = False
-        self._cancel_message: str | None = None
-        self._cancels = 0
-        loop.call_soon(self._step, context=self._context)
-
-    def __repr__(self) -> str:
-        return f"<_Actor {self._name!r} {self._state.lower()}>"  # type: ignore[attr-defined]
-
-    # -- what a Task offers --------------------------------------------------------------
-    def get_name(self) -> str:
-        return self._name
-
-    def set_name(self, value: object) -> None:
-        self._name = str(value)
-
-    def get_coro(self) -> Coroutine[Any, Any, Any]:
-        return self._coro
-
-    def get_context(self) -> contextvars.Context:
-        return self._context
-
-    def get_stack(self, *, limit: int | None = None) -> list[Any]:
-        frame = getattr(self._coro, "cr_frame", None)
-        return [] if frame is None else [frame]
-
-    def cancelling(self) -> int:
-        return self._cancels
-
-    def uncancel(self) -> int:
-        if self._cancels > 0:
-            self._cancels -= 1
-        return self._cancels
-
-    def cancel(self, msg: Any = None) -> bool:
-        if self.done():
-            return False
-        self._cancels += 1
-        if self._waiter is not None and self._waiter.cancel(msg=msg):
-            return True  # its wake-up raises CancelledError into the coroutine
-        if self._sleeping:  # as a cancelled sleep future would: wake now, with the error
-            self._sleeping = False
-            self._generation += 1
-            self._vloop.call_soon(self._step, asyncio.CancelledError(msg), context=self._context)
-            return True
-        self._must_cancel = True
-        self._cancel_message = msg
-        return True
-
-    # -- stepping --------------------------------------------------------------------------
-    def _step(self, exc: BaseException | None = None) -> None:
-        if self.done():
-            return
-        if self._must_cancel:
-            if not isinstance(exc, asyncio.CancelledError):
-                exc = asyncio.CancelledError(self._cancel_message)
-            self._must_cancel = False
-        loop = self._vloop
-        self._waiter = None
-        loop._actor = self
-        asyncio.tasks._enter_task(loop, self)  # type: ignore[attr-defined]
-        try:
-            result = self._coro.send(None) if exc is None else self._coro.throw(exc)
-        except StopIteration as stop:
-            if self._must_cancel:
-                self._must_cancel = False
-                super().cancel(msg=self._cancel_message)
-            else:
-                super().set_result(stop.value)
-        except asyncio.CancelledError as error:
-            super().cancel(msg=error.args[0] if error.args else None)
-        except (KeyboardInterrupt, SystemExit) as error:
-            super().set_exception(error)
-            raise
-        except BaseException as error:
-            # Without this frame in its traceback (as a C task's): the frame holds the actor,
-            # a cycle that would keep a failed actor alive past its last reference, and its
-            # "exception was never retrieved" would come at some later collection, not now.
-            error.__traceback__ = error.__traceback__.tb_next  # type: ignore[union-attr]
-            super().set_exception(error)
-            del error
-        else:
-            if result.__class__ is _Sleep:
-                self._sleeping = True
-                heapq.heappush(
-                    loop._timers, (result.when, loop._seq(), WAKE, self, self._generation)
-                )
-            elif result is None:  # a bare yield (asyncio.sleep(0))
-                loop.call_soon(self._step, context=self._context)
-            elif getattr(result, "_asyncio_future_blocking", None) is not None:
-                self._await_future(result)
-            else:
-                error = RuntimeError(f"actor {self._name!r} got a bad yield: {result!r}")
-                loop.call_soon(self._step, error, context=self._context)
-        finally:
-            asyncio.tasks._leave_task(loop, self)  # type: ignore[attr-defined]
-            loop._actor = None
-            if self.done():
-                loop._actors.pop(self, None)
-
-    def _await_future(self, future: Any) -> None:
-        loop = self._vloop
-        if asyncio.futures._get_loop(future) is not loop:  # type: ignore[attr-defined]
-            error = RuntimeError(f"actor {self._name!r} awaits {future!r} of another loop")
-            loop.call_soon(self._step, error, context=self._context)
-            return
-        if not future._asyncio_future_blocking:
-            error = RuntimeError(f"yield was used instead of yield from in {self._name!r}")
-            loop.call_soon(self._step, error, context=self._context)
-            return
-        if future is self:
-            error = RuntimeError(f"actor {self._name!r} cannot await itself")
-            loop.call_soon(self._step, error, context=self._context)
-            return
-        future._asyncio_future_blocking = False
-        future.add_done_callback(self._wakeup, context=self._context)
-        self._waiter = future
-        if self._must_cancel and future.cancel(msg=self._cancel_message):
-            self._must_cancel = False
-
-    def _wakeup(self, future: asyncio.Future[Any]) -> None:
-        try:
-            future.result()
-        except BaseException as error:
-            self._step(error)
-        else:
-            self._step()
-
-
-def _wake(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
 def _no_io(name: str) -> Callable[..., Any]:
     def method(self: VirtualLoop, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"VirtualLoop.{name}(): {_NO_IO}")
@@ -1012,13 +612,17 @@ def run(
     generators are closed and the loop is closed.  Callable from inside a running loop (Jupyter).
     A run whose clock stops advancing raises :class:`SimulationStalled` after ``stall_steps``
     steps at one instant (``None``: never); its message starts with ``context`` (e.g.
-    "scenario 'server-restart', strategy 'before'"). ``actors``: tasks are :class:`_Actor`
-    s the loop steps itself (what the virtual runtime plays on).
+    "scenario 'server-restart', strategy 'before'"). ``actors``: tasks are actors
+    (:class:`~simkit.virtual.actor.Actor`), stepped by the loop itself (what the virtual
+    runtime plays on).
     """
     if not asyncio.iscoroutine(main):
         raise ValueError(f"a coroutine was expected, got {main!r}")
     try:
-        loop = VirtualLoop(start=start, stall_steps=stall_steps, context=context, actors=actors)
+        # (typeshed marks AbstractEventLoop's I/O methods abstract: _no_io fills them in above)
+        loop = VirtualLoop(  # type: ignore[abstract]
+            start=start, stall_steps=stall_steps, context=context, actors=actors
+        )
     except BaseException:
         main.close()  # never to run: no "coroutine was never awaited" warning on top
         raise

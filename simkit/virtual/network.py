@@ -264,7 +264,7 @@ class Link:
 
     # -- server side (called by the server) ------------------------------------------------
 
-    def send(self, message: tuple) -> None:
+    def send(self, message: tuple[Any, ...]) -> None:
         if self.server is S_OPEN:
             self._down(self._client_receives, message)
 
@@ -414,7 +414,7 @@ class Link:
             self.client = client_step(self.client, "open")
             self.tab.on_open(self)
 
-    def _client_receives(self, message: tuple) -> None:
+    def _client_receives(self, message: tuple[Any, ...]) -> None:
         if self.client is OPEN:
             self.tab.on_message(self, message)
 

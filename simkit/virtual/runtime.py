@@ -50,8 +50,9 @@ class VirtualRuntime(Runtime):
         gc.set_threshold(100_000, 50, 100)
         try:
             context = f"scenario {self.scenario.name!r}, strategy {self.strategy.name!r}"
-            # actors=True: the scripts' tasks are stepped by the loop itself (_Actor), in the
-            # same order as asyncio tasks, without a future and a handle per sleep.
+            # actors=True: the scripts' tasks are actors the loop steps itself
+            # (simkit.virtual.actor), in the same order as asyncio tasks, without a future
+            # and a handle per sleep.
             return virtual_loop.run(main(), context=context, actors=True)
         finally:
             gc.set_threshold(*thresholds)
