@@ -129,7 +129,7 @@ class BrowserNetwork:
 
     @property
     def open_links(self) -> dict[int, Any]:
-        return self.local.open_links  # type: ignore[return-value]
+        return self.local.open_links
 
     @property
     def server(self) -> ServerActor:

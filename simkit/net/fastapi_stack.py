@@ -124,7 +124,7 @@ class _H11(H11Protocol):
     """uvicorn's HTTP/1.1 protocol with a deadline on the request: a handshake that never
     finishes is dropped after ``open_timeout`` (as the ``websockets`` server does)."""
 
-    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+    def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
         deadline = getattr(self.config, "simkit_open_timeout", 10.0)
         self.loop.call_later(deadline, self._simkit_deadline)
@@ -235,7 +235,7 @@ class FastAPIServer(BaseServer):
         config = uvicorn.Config(
             self.app,
             http=_H11,
-            ws=PROTOCOLS[self.ws_impl],  # type: ignore[arg-type]
+            ws=PROTOCOLS[self.ws_impl],
             ws_max_size=MAX_MESSAGE,
             ws_ping_interval=interval,
             ws_ping_timeout=timeout,

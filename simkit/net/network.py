@@ -212,7 +212,7 @@ class ClientNetwork(ABC):
 
     def decode(self, link: LiveLink, raw: str | bytes) -> dict[str, Any]:
         """One message from the server as the page's script reads it."""
-        return json.loads(raw)  # type: ignore[no-any-return]
+        return json.loads(raw)
 
     def ended(self, link: LiveLink, code: int, by_server: bool) -> None:  # noqa: B027
         """``link`` closed for the page with ``code`` (``by_server``: the server sent the
