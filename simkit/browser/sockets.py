@@ -49,8 +49,10 @@ What Chromium reports (measured with headless Chromium 156.0.8078.129, Debian, s
   cached load's ``loaderId``, after which Chromium closes every socket that lived through
   the cache (``webSocketClosed``; the server sees 1001). A socket the page opens on
   ``pageshow`` may be reported *before* that ``frameNavigated``: a socket created while a
-  tab has no current load waits for the next load of that tab. A socket the page closed in
-  ``pagehide`` as it entered the cache is never reported closed: only the server knows.
+  tab has no current load, or after :meth:`SocketTracker.restoring`, waits for the next
+  load of that tab. A socket the page closed in
+  ``pagehide`` as it entered the cache was reported closed in some runs and not in others:
+  only the server's code is sure.
 - Freeze (``Page.setWebLifecycleState`` frozen): ``webSocketFrameError`` "Page entered
   Back-Forward Cache." on each open socket, which stays open; on resume
   ``webSocketClosed`` (the server sees 1001).
@@ -278,7 +280,10 @@ class SocketTracker:
     - :meth:`load_started`, :meth:`load_ended`, :meth:`load_restored`, :meth:`evicted`,
       :meth:`tab_gone` say where each tab's page loads begin and end; :meth:`observe` also
       derives them from ``Page.frameNavigated`` (main frame), ``Inspector.targetCrashed``
-      and ``Target.detachedFromTarget`` when given the time they arrived.
+      and ``Target.detachedFromTarget`` when given the time they arrived. CDP cannot say
+      whether a page left by a navigation waits in the back/forward cache, nor which page
+      a socket reported during a history back belongs to: the caller, who pressed the
+      buttons, says so with :meth:`entering_cache` and :meth:`restoring`.
     - :meth:`observe` takes ``(method, params, session)`` as a :class:`RawCDP` listener
       gets them: register it for :data:`EVENTS`.
     - :meth:`server_saw` adds the server's close code.
@@ -295,6 +300,7 @@ class SocketTracker:
         self.sessions: dict[str, Any] = {}
         self.waiting: dict[Any, list[SocketRecord]] = {}  # created between loads
         self.expect_cache: set[Any] = set()
+        self.expect_restore: set[Any] = set()
         self.unmatched: list[tuple[str, int, float]] = []  # server_saw with no socket
         self.last = 0.0  # the latest time seen (a summary's "now")
 
@@ -320,6 +326,7 @@ class SocketTracker:
         if self.current.get(tab) is not None:
             self.load_ended(tab, time, cached=tab in self.expect_cache)
         self.expect_cache.discard(tab)
+        self.expect_restore.discard(tab)
         record = LoadRecord(tab, load, time)
         self.loads[(tab, load)] = record
         self.current[tab] = record
@@ -330,6 +337,13 @@ class SocketTracker:
         """The next end of ``tab``'s load by a navigation is an entry into the back/forward
         cache (the caller knows: it navigated away to put the page there)."""
         self.expect_cache.add(tab)
+
+    def restoring(self, tab: Any) -> None:
+        """The caller pressed history back on ``tab`` to restore a cached page: sockets
+        created from now on belong to the next load or restore of the tab, not to the page
+        being left (measured: a socket the restored page opens in ``pageshow`` is reported
+        before the restore's ``frameNavigated``)."""
+        self.expect_restore.add(tab)
 
     def load_ended(self, tab: Any, time: float, *, cached: bool = False) -> LoadRecord | None:
         """``tab``'s running load ends (reload, navigation, crash, close) or, with
@@ -363,6 +377,7 @@ class SocketTracker:
         if self.current.get(tab) is not None:
             self.load_ended(tab, time)
         self.expect_cache.discard(tab)
+        self.expect_restore.discard(tab)
         record.state = Load.ACTIVE
         self.current[tab] = record
         self._adopt(tab, record)
@@ -460,7 +475,7 @@ class SocketTracker:
     def _created(self, tab: Any, rid: str, url: str, time: float | None) -> SocketRecord:
         if rid in self.sockets:
             raise IllegalTransition("websocket", self.sockets[rid].state.value, "created")
-        record = self.current.get(tab)
+        record = None if tab in self.expect_restore else self.current.get(tab)
         sock = SocketRecord(
             rid, tab, record.load if record else None, url, not self.ignore(url, None), time
         )

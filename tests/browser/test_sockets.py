@@ -123,7 +123,8 @@ class Harness:
         load = self.load()
         if load is None:
             return 0
-        return sum(1 for i in load.sockets if self.tracker.sockets[i].state is Socket.OPEN)
+        socks = [self.tracker.sockets[i] for i in load.sockets]
+        return sum(1 for s in socks if s.opened is not None and s.end is None)
 
     async def loaded(self, action: Awaitable[Any], sockets: int) -> None:
         """Run a navigation; wait for a new load whose ``sockets`` sockets are open."""
@@ -299,3 +300,32 @@ def test_freeze_and_back_forward_cache():
     assert away <= s["linger_max"] < away + 2.0, s
     assert h.seen.count("Network.webSocketClosed") == 2
     assert tracker.per_load()[0]["state"] == "active"  # restored, not reloaded
+
+
+def test_correct_page_through_the_back_forward_cache():
+    """The correct page closes its socket in pagehide as it enters the cache (CDP may or
+    may not report that close: the server's 1000 says who closed it) and opens a new one
+    on pageshow, reported before the restore's frameNavigated and counted in the restored
+    load."""
+
+    async def cache(h: Harness, url: str, web: int) -> None:
+        await h.loaded(h.send("Page.navigate", {"url": url}), 1)
+        h.tracker.entering_cache(TAB)
+        await h.loaded(h.send("Page.navigate", {"url": f"http://127.0.0.1:{web}/away"}), 0)
+        await asyncio.sleep(0.5)
+        history = await h.send("Page.getNavigationHistory")
+        entry = history["entries"][history["currentIndex"] - 1]
+        h.tracker.restoring(TAB)
+        await h.send("Page.navigateToHistoryEntry", {"entryId": entry["id"]})
+        await h.until(lambda: h.load() is not None and h.open_in_load() == 1, "reconnected")
+        await h.until(lambda: h.tracker.summary()["open_now"] == 1, "the old one closed")
+
+    tracker, h = run(session("correct.html", cache))
+    s = h.summary
+    assert s["loads"] == 2 and s["sockets"] == 2 and s["max_open"] == 1, s
+    assert s["left_open"] == 0 and s["closed_by"] == {"page": 1}, s
+    first, second = tracker.records()
+    assert first.load == second.load == tracker.per_load()[0]["load"]
+    # CDP reports that close or not (both seen here): the server's 1000 says who closed
+    assert first.server_code == 1000 and first.end is not None and s["open_now"] == 1
+    assert h.seen.count("Network.webSocketClosed") <= 1
