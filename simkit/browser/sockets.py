@@ -420,9 +420,9 @@ class SocketTracker:
         """One CDP event of an attached session. ``time`` is when it happened, on the clock
         of CDP's timestamps (needed for events without one: ``webSocketCreated``, and the
         page events); an event's own ``timestamp`` wins. Returns the socket it concerned."""
-        tab = self.sessions.get(session or params.get("sessionId", ""))
-        if method == "Target.detachedFromTarget":
-            tab = self.sessions.get(params.get("sessionId", ""))
+        if method == "Target.detachedFromTarget":  # on the browser's session: names the tab's
+            session = params.get("sessionId")
+        tab = self.sessions.get(session or "")
         if tab is None:
             return None
         stamp = params.get("timestamp", time)
@@ -523,7 +523,7 @@ class SocketTracker:
         if found is None:
             self.unmatched.append((url_or_key, code, time))
             return None
-        found.server_code, found.server_time, found.server_by = code, time, by
+        found.server_code, found.server_time, found.server_by = int(code), time, by
         return found
 
     # -- answers ---------------------------------------------------------------------------
