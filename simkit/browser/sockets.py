@@ -79,8 +79,10 @@ DEV_SERVER_PATTERNS: tuple[str, ...] = (
     r"/_next/webpack-hmr",  # next dev (webpack and Turbopack)
     r"/__webpack_hmr",  # webpack-hot-middleware
     r"/sockjs-node",  # create-react-app / webpack-dev-server 3
-    r"/__vite_hmr|[?&]token=.*vite|/@vite/",  # Vite variants seen in URLs
 )
+# Vite's HMR socket has no telling path (the dev server's root, ``?token=...``): it is known
+# by the subprotocol it asks for. webpack-dev-server 4+ uses ``/ws``, which too many apps
+# use to be ignored by default: add ``r"/ws$"`` to the patterns for such a dev server.
 DEV_SERVER_PROTOCOLS: tuple[str, ...] = ("vite-hmr", "vite-ping")
 
 

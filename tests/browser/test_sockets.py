@@ -83,6 +83,7 @@ class Harness:
         self.cdp, self.tracker = cdp, tracker
         self.seen: list[str] = []
         self.summary: dict[str, Any] = {}
+        self.skew = 0.0  # the largest |CDP timestamp - time.monotonic()| seen
         self.session = ""
         self.target = ""
         for method in EVENTS:
@@ -101,8 +102,11 @@ class Harness:
 
     def _listener(self, method: str) -> Callable[[dict[str, Any], str | None], None]:
         def heard(params: dict[str, Any], session: str | None) -> None:
+            now = time.monotonic()
             self.seen.append(method)
-            self.tracker.observe(method, params, session, time.monotonic())
+            if "timestamp" in params:  # CDP's clock against Python's
+                self.skew = max(self.skew, abs(params["timestamp"] - now))
+            self.tracker.observe(method, params, session, now)
 
         return heard
 
@@ -189,6 +193,8 @@ def test_leaky_page_two_sockets_per_load_left_for_the_browser_to_close():
     # measured: webSocketCreated is emitted; a reload reports no webSocketClosed
     assert h.seen.count("Network.webSocketCreated") == 2 * (RELOADS + 1)
     assert "Network.webSocketClosed" not in h.seen
+    # measured: CDP's timestamps are time.monotonic() seconds, late by the delivery only
+    assert 0.0 < h.skew < 1.0, h.skew
     frame = tracker.frame()
     assert len(frame) == 2 * (RELOADS + 1) and frame["left_open"].sum() == 2 * RELOADS
 
