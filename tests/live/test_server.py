@@ -10,6 +10,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from simkit.live import FaultProxy, LocalServer
 from simkit.model import make_strategy
+from simkit.net.page import PAGE
 
 LIMIT = 30  # seconds: no test may hang
 
@@ -115,6 +116,7 @@ def test_http_stats_page_and_bad_ids() -> None:
     stats, page = run(main())
     assert stats["open_sockets"] == 1 and stats["registry_entries"] == 1
     assert "<title>simkit tab</title>" in page and "pagehide" in page
+    assert page == PAGE  # served byte for byte as assembled from simkit/net/static/
 
 
 def test_a_second_server_on_the_same_port_right_after() -> None:
