@@ -13,6 +13,7 @@ each also derives from the builtin a caller would expect (``ValueError`` for bad
     ├── TokenError                        a signed identity token that does not verify
     ├── UnsupportedPython (ImportError)   this Python's asyncio lacks an internal the virtual
     │                                     loop relies on
+    ├── PageMissing                       the kit's page (static HTML/JS) is missing or broken
     ├── StatsUnavailable                  a target's stats route gave no usable answer (the
     │                                     run goes on: those columns are NaN, with why)
     ├── IllegalTransition (RuntimeError)  a state machine refused an event (page, connection)
@@ -30,7 +31,8 @@ each also derives from the builtin a caller would expect (``ValueError`` for bad
 
 Subclasses defined in other modules (``TokenError`` in :mod:`simkit.model.tokens`,
 ``VirtualDeadlock`` and ``UnhandledError`` in :mod:`simkit.virtual.loop`,
-``SchedulerUnreachable`` and ``NoWorkers`` in :mod:`simkit.study.cluster`, ``CDPError`` in
+``SchedulerUnreachable`` and ``NoWorkers`` in :mod:`simkit.study.cluster`, ``PageMissing``
+in :mod:`simkit.net.page`, ``CDPError`` in
 :mod:`simkit.browser.cdp`, ``StatsUnavailable`` in :mod:`simkit.net.target.stats`) derive
 from the classes here; ``tests/model/test_errors.py`` checks that every exception class
 the package defines derives from :class:`SimkitError` and is drawn in this tree.
