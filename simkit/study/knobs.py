@@ -33,16 +33,16 @@ __all__ = ["KNOBS", "RUN_KNOBS", "TABLE", "Knob", "apply_knobs", "check_knobs"]
 # - "latency": the scenario's one-way delay, built from ``latency`` and ``jitter`` together,
 # - "run": the run's size, left to the caller (the sweep's plan).
 Group = Literal["strategy", "liveness", "backoff", "scenario", "latency", "run"]
-Check = Callable[[str, Any], Any]
+Check = Callable[[str, object], object]
 
 
-def _number(key: str, value: Any) -> float:
+def _number(key: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ConfigError(f"grid key {key} takes finite numbers, got {value!r}")
     return float(value)
 
 
-def _seconds(key: str, value: Any, *, zero: bool = False) -> float:
+def _seconds(key: str, value: object, *, zero: bool = False) -> float:
     number = _number(key, value)
     if number < 0 or (number == 0 and not zero):
         bound = ">= 0" if zero else "> 0"
@@ -50,36 +50,36 @@ def _seconds(key: str, value: Any, *, zero: bool = False) -> float:
     return number
 
 
-def _positive(key: str, value: Any) -> float:
+def _positive(key: str, value: object) -> float:
     return _seconds(key, value)
 
 
-def _at_least_zero(key: str, value: Any) -> float:
+def _at_least_zero(key: str, value: object) -> float:
     return _seconds(key, value, zero=True)
 
 
-def _positive_or_none(key: str, value: Any) -> float | None:
+def _positive_or_none(key: str, value: object) -> float | None:
     return None if value is None else _seconds(key, value)
 
 
-def _as_given(key: str, value: Any) -> Any:
+def _as_given(key: str, value: object) -> object:
     """Checked where it is applied (a registry or identity name, a run's size)."""
     return value
 
 
-def _preset_name(key: str, value: Any) -> Liveness:
+def _preset_name(key: str, value: object) -> Liveness:
     if not isinstance(value, str):
         raise ConfigError(f"{key} must be a preset name, got {value!r}")
     return liveness(value)
 
 
-def _heartbeat_kind(key: str, value: Any) -> str:
+def _heartbeat_kind(key: str, value: object) -> str:
     if value not in ("protocol", "app"):
         raise choice(key, value, ["protocol", "app"])
     return str(value)
 
 
-def _backoff(key: str, value: Any) -> Backoff:
+def _backoff(key: str, value: object) -> Backoff:
     if isinstance(value, Backoff):
         return value
     if isinstance(value, str) and value in BACKOFF_PRESETS:
