@@ -19,6 +19,8 @@ const nextConfig: NextConfig = {
   // Builds go to SIMKIT_DIST_DIR when set, so that builds with different settings can sit
   // side by side; .next otherwise.
   distDir: process.env.SIMKIT_DIST_DIR || ".next",
+  // ...with a tsconfig of their own (Next.js adds each build directory's types to it).
+  typescript: { tsconfigPath: process.env.SIMKIT_TSCONFIG || "tsconfig.json" },
   experimental: proxyTimeout ? { proxyTimeout } : {},
   async rewrites() {
     if (!backend) return [];
