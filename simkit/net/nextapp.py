@@ -116,7 +116,10 @@ def next_bin(path: Path) -> Path:
 
 
 def port_free(port: int) -> bool:
+    """Whether a server could listen on ``port`` of 127.0.0.1 now (with SO_REUSEADDR, as
+    Node and uvicorn bind: connections of a server just stopped do not count)."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
@@ -264,6 +267,15 @@ class NextApp:
         """Every line the app printed: ``t`` (s since start), ``stream`` (``build``,
         ``stdout``, ``stderr``) and ``line`` (colour codes removed)."""
         return pd.DataFrame(self._lines, columns=["t", "stream", "line"])
+
+    @property
+    def lines(self) -> list[tuple[float, str, str]]:
+        """The log as ``(t, stream, line)`` tuples (a copy), for parsers of its own."""
+        return list(self._lines)
+
+    def elapsed(self) -> float:
+        """Seconds since the app was started, on the clock of :attr:`log`'s ``t``."""
+        return round(time.monotonic() - self._t0, 4)
 
     def tail(self, n: int = TAIL) -> str:
         return "\n".join(f"[{s}] {line}" for _, s, line in self._lines[-n:])
