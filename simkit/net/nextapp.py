@@ -19,7 +19,8 @@ them from the environment):
 
 Both are fixed at ``next build`` time for ``next start``, so a build is keyed on them (and on
 the app's sources): the same settings reuse the last build, others get a build directory of
-their own (``.next-<key>``), since a build takes a minute on two cores.
+their own (``.next-<key>``, the three newest kept), since a build takes a minute on two
+cores. A dev server writes to a directory of its own, removed when it stops.
 
 Nothing outlives the kit's process. Node runs in its own process group under a small ``sh``
 leader that the kernel signals when the thread that started it dies (Linux
@@ -71,6 +72,7 @@ FAILED = re.compile(
 CODE = re.compile(r"""\bcode:\s*['"](?P<code>[A-Z_0-9]+)['"]""")
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 TAIL = 30  # log lines shown in an error
+KEEP_BUILDS = 3  # `next build` directories kept per app (one per settings)
 
 PR_SET_PDEATHSIG = 1
 
@@ -196,6 +198,7 @@ class NextApp:
         self._lines: list[tuple[float, str, str]] = []
         self._readers: list[asyncio.Task[None]] = []
         self._t0 = time.monotonic()
+        self._dist: str | None = None
 
     # -- what the app is told -------------------------------------------------------------
 
@@ -236,10 +239,33 @@ class NextApp:
         return found
 
     def dist_dir(self) -> str:
-        # dev servers of one app share a directory per settings (their compile cache);
-        # builds get one per key.
-        key = self.build_key()
-        return f".next-dev-{key}" if self.mode == "dev" else f".next-{key}"
+        """Where Next.js writes: a dev server's own directory (``.next-dev-<port>``, removed
+        when it stops), or the build for these settings (``.next-<key>``, kept for reuse)."""
+        if self.mode == "dev":
+            return f".next-dev-{self.port}"
+        return f".next-{self.build_key()}"
+
+    def _prune(self, keep: str | None) -> None:
+        """Remove what earlier runs left: dev directories whose server is gone (nobody
+        listens on their port, untouched for 10 minutes: a SIGKILLed parent's) and all but
+        the :data:`KEEP_BUILDS` newest builds (``keep`` excepted), with their tsconfigs."""
+        now = time.time()
+        builds = []
+        for entry in self.path.glob(".next-*"):
+            dev = re.fullmatch(r"\.next-dev-(\d+)", entry.name)
+            if dev is not None:
+                stale = now - entry.stat().st_mtime > 600 and port_free(int(dev[1]))
+                if stale and entry.name != keep:
+                    self._remove(entry.name)
+            elif re.fullmatch(r"\.next-[0-9a-f]{12}", entry.name) and entry.name != keep:
+                builds.append((entry.stat().st_mtime, entry.name))
+        for _, name in sorted(builds, reverse=True)[KEEP_BUILDS - 1 :]:
+            self._remove(name)
+
+    def _remove(self, dist: str) -> None:
+        shutil.rmtree(self.path / dist, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            (self.path / f"tsconfig{dist}.json").unlink()
 
     def _env(self, dist: str) -> dict[str, str]:
         env = {
@@ -337,7 +363,8 @@ class NextApp:
         elif not port_free(self.port):
             raise ConfigError(f"port {self.port} on 127.0.0.1 is already in use; pass port=0")
         self._t0 = time.monotonic()
-        dist = self.dist_dir()
+        dist = self._dist = self.dist_dir()
+        self._prune(keep=dist)
         try:
             if self.mode == "start":
                 await self._build(dist)
@@ -471,6 +498,9 @@ class NextApp:
         if process is not None:
             await asyncio.shield(self._kill(process))
         await self._drain()
+        if self.mode == "dev" and self._dist is not None:
+            self._remove(self._dist)  # a dev server's directory is its own, used once
+            self._dist = None
 
 
 async def http_status(url: str, timeout: float = 10.0) -> int | None:

@@ -78,8 +78,11 @@ async def test_dev_through_rewrites_answers_and_leaves_nothing(children) -> None
             assert {"t", "stream", "line"} <= set(log.columns)
             assert log["line"].str.contains("Ready in").any()
             assert app.proxy_errors().empty
+            own = FRONTEND / f".next-dev-{app.port}"
+            assert own.is_dir()
         assert await gone_within(pgid) == []
         assert children("simkit-next") == []
+        assert not own.exists()  # a dev server's directory goes with it
 
 
 @sync
@@ -211,7 +214,7 @@ import asyncio, sys
 from simkit.net.nextapp import NextApp
 async def main():
     async with NextApp(sys.argv[1], mode="dev", backend="http://127.0.0.1:9") as app:
-        print(app.process.pid, flush=True)
+        print(app.process.pid, app.port, flush=True)
         await asyncio.sleep(300)
 asyncio.run(main())
 """
@@ -220,13 +223,14 @@ asyncio.run(main())
 @sync
 async def test_sigkill_of_the_parent_takes_next_and_its_children_along() -> None:
     env = {**os.environ, "PYTHONPATH": str(FRONTEND.parents[1])}
+    port = 0
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLDER, str(FRONTEND)], stdout=subprocess.PIPE, env=env
     )
     try:
         assert holder.stdout is not None
         line = await asyncio.wait_for(asyncio.to_thread(holder.stdout.readline), 120)
-        pgid = int(line)
+        pgid, port = map(int, line.split())
         members = group_members(pgid)
         assert len(members) >= 3, members  # sh, `next dev` and the server it forks
         holder.send_signal(signal.SIGKILL)
@@ -236,3 +240,6 @@ async def test_sigkill_of_the_parent_takes_next_and_its_children_along() -> None
         if holder.poll() is None:
             holder.kill()
             holder.wait(5)
+        # what a killed parent cannot clean (a later NextApp prunes it after 10 minutes)
+        shutil.rmtree(FRONTEND / f".next-dev-{port}", ignore_errors=True)
+        (FRONTEND / f"tsconfig.next-dev-{port}.json").unlink(missing_ok=True)
