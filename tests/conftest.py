@@ -8,8 +8,9 @@ The markers (registered in pyproject.toml) say what a test needs beyond the CPU:
 - ``slow``: more than a few seconds of CPU (put on by hand, next to the test),
 - ``notebooks``: executes notebooks.
 
-Folders set ``live`` (``tests/live/`` and ``tests/net/``) and ``browser`` so that a new file dropped into ``tests/live/`` is kept
-out of ``make test-fast`` without anyone remembering a decorator. ``make test-fast`` runs
+Folders set ``live`` (``tests/live/`` and ``tests/net/``) and ``browser`` so that a new file
+dropped into ``tests/live/`` is kept out of ``make test-fast`` without anyone remembering a
+decorator. ``make test-fast`` runs
 ``-m "not live and not browser and not slow and not notebooks"``; ``make test`` runs all.
 
 A test marked ``browser`` (by folder or by hand, anywhere) is skipped with the reason when
