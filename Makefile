@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lab bench soak lint clean browser redis
+.PHONY: demo test test-fast lab bench soak lint clean browser redis frontend
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,7 +32,25 @@ redis:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
 	  else echo "redis-server missing and not installable here: redis tests will be skipped"; fi; }
 
-test: $(STAMP) browser redis
+# The example front end's tests need Node.js and npm: Debian's nodejs and npm when missing
+# (root with apt, as above), then `npm ci` in the example, again only when its lock file is
+# newer than the stamp left in node_modules (a second `make test` does not reinstall).
+FRONTEND := examples/postmortem_frontend
+FRONTEND_STAMP := $(FRONTEND)/node_modules/.simkit-installed
+
+frontend:
+	@{ command -v node >/dev/null && command -v npm >/dev/null; } || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing nodejs and npm (Debian packages) for the front-end tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; \
+	  else echo "node or npm missing and not installable here: front-end tests will be skipped"; fi; }
+	@if command -v npm >/dev/null; then $(MAKE) --no-print-directory $(FRONTEND_STAMP); fi
+
+$(FRONTEND_STAMP): $(FRONTEND)/package-lock.json
+	cd $(FRONTEND) && NEXT_TELEMETRY_DISABLED=1 npm ci --no-audit --no-fund
+	touch $@
+
+test: $(STAMP) browser redis frontend
 	$(PY) -m ruff check simkit tests benchmarks examples
 	$(PY) -m mypy
 	@# CPU-only tests on every core; tests that measure real time (live, browser) one at a time

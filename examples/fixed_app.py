@@ -15,7 +15,8 @@ import contextlib
 import json
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI, WebSocket
+from fastapi import FastAPI, Query, WebSocket
+from fastapi.middleware.cors import CORSMiddleware
 
 from simkit.adapters import SafeRegistry, stats_router
 
@@ -41,7 +42,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 app = FastAPI(lifespan=lifespan)
+# The front end called directly (its NEXT_PUBLIC_API_URL, the post-mortem's fix) is another
+# origin: the browser needs CORS for the HTTP API (WebSockets are not subject to it).
+app.add_middleware(CORSMiddleware, allow_origin_regex=r"https?://(127\.0\.0\.1|localhost)(:\d+)?")
 app.include_router(stats_router(registry))
+
+
+# The HTTP API the front end calls on every page load. ``delay`` (seconds, 0 to 120) holds
+# the answer back, as a slow query would: what a proxy with a timeout in front of it sees.
+@app.get("/api/database/select")
+async def database_select(delay: float = Query(0.0, ge=0.0, le=120.0)) -> dict[str, object]:
+    await asyncio.sleep(delay)
+    return {"rows": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}], "delay": delay}
 
 
 @app.websocket("/ws")

@@ -10,10 +10,12 @@ The handler below is the one the post-mortem shipped (kick the old socket, delet
 register; delete again in the disconnect branch). On uvicorn's default WebSocket
 implementation ``await old.close()`` returns at once and the old handler's
 ``WebSocketDisconnect`` branch then deletes the *new* entry: a live tab no push reaches.
-Nothing in the handler is changed to make the kit's job easier. Two things are added around
+Nothing in the handler is changed to make the kit's job easier. Things are added around
 it, as an app under test would have them: a notifier that pushes to every registered user
-once a second (so a stranded tab is visibly starved), and the stats route of the kit's
-stats protocol, a few lines reading the same ``conns`` dict.
+once a second (so a stranded tab is visibly starved); the stats route of the kit's stats
+protocol, a few lines reading the same ``conns`` dict; and the HTTP API its front end calls
+on every page load (``GET /api/database/select``, ``?delay=`` seconds to answer slowly), with
+CORS for a front end on another loopback port.
 """
 
 # ruff: noqa: RUF051  (the handler is kept exactly as the post-mortem wrote it)
@@ -24,7 +26,8 @@ import contextlib
 import json
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+from fastapi import FastAPI, Query, WebSocket, WebSocketDisconnect
+from fastapi.middleware.cors import CORSMiddleware
 
 from simkit.adapters import stats_router
 
@@ -50,10 +53,21 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 app = FastAPI(lifespan=lifespan)
+# The front end called directly (its NEXT_PUBLIC_API_URL, the post-mortem's fix) is another
+# origin: the browser needs CORS for the HTTP API (WebSockets are not subject to it).
+app.add_middleware(CORSMiddleware, allow_origin_regex=r"https?://(127\.0\.0\.1|localhost)(:\d+)?")
 # The stats protocol: [[user, the simkit_conn its socket connected with], ...].
 app.include_router(
     stats_router(lambda: [(u, ws.query_params.get("simkit_conn")) for u, ws in conns.items()])
 )
+
+
+# The HTTP API the front end calls on every page load. ``delay`` (seconds, 0 to 120) holds
+# the answer back, as a slow query would: what a proxy with a timeout in front of it sees.
+@app.get("/api/database/select")
+async def database_select(delay: float = Query(0.0, ge=0.0, le=120.0)) -> dict[str, object]:
+    await asyncio.sleep(delay)
+    return {"rows": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}], "delay": delay}
 
 
 @app.websocket("/ws")

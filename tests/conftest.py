@@ -8,13 +8,16 @@ The markers (registered in pyproject.toml) say what a test needs beyond the CPU:
 - ``slow``: more than a few seconds of CPU (put on by hand, next to the test),
 - ``notebooks``: executes notebooks.
 
-Folders set ``live`` and ``browser`` so that a new file dropped into ``tests/live/`` is kept
-out of ``make test-fast`` without anyone remembering a decorator. ``make test-fast`` runs
+Folders set ``live`` (``tests/live/`` and ``tests/net/``) and ``browser`` so that a new file
+dropped into ``tests/live/`` is kept out of ``make test-fast`` without anyone remembering a
+decorator. ``make test-fast`` runs
 ``-m "not live and not browser and not slow and not notebooks"``; ``make test`` runs all.
 
 A test marked ``browser`` (by folder or by hand, anywhere) is skipped with the reason when
 Chromium is missing here, and fails instead when ``SIMKIT_REQUIRE_BROWSER`` is set (CI
-sets it, so CI can never pass by skipping the browser tests). That check lives only here.
+sets it, so CI can never pass by skipping the browser tests). That check lives only here,
+as do the same checks for ``redis`` (``SIMKIT_REQUIRE_REDIS``) and ``node`` (Node.js, npm and
+the example front end's node_modules; ``SIMKIT_REQUIRE_NODE``).
 """
 
 from __future__ import annotations
@@ -29,11 +32,13 @@ import pytest
 TESTS = Path(__file__).resolve().parent
 
 # Folder (relative to tests/) -> the marker every test in it gets.
-BY_FOLDER = {"live": "live", "browser": "browser"}
+BY_FOLDER = {"live": "live", "browser": "browser", "net": "live"}
 
 # Files in those folders that need no browser: they read the shipped calibration and play
 # the virtual model, so they belong in the fast subset (a missing Chromium must not skip them).
 BROWSER_FREE = {"browser/test_calibration.py"}
+# Files in tests/net/ that play nothing in real time (they read a shipped measurement).
+NET_FREE = {"net/test_nextproxy_calibration.py"}
 
 
 def folder_markers(path: Path) -> list[str]:
@@ -45,7 +50,7 @@ def folder_markers(path: Path) -> list[str]:
     if len(rel.parts) < 2:
         return []
     marker = BY_FOLDER.get(rel.parts[0])
-    if marker is None or (marker == "browser" and rel.as_posix() in BROWSER_FREE):
+    if marker is None or rel.as_posix() in (BROWSER_FREE | NET_FREE):
         return []
     return [marker]
 
@@ -99,6 +104,25 @@ def require_redis() -> None:
     pytest.skip(f"redis tests: {reason}")
 
 
+def node_missing() -> str | None:
+    """Why the tests that run the example Next.js front end cannot run here, or None."""
+    from simkit.net.nextapp import node_missing as why
+
+    return why(TESTS.parent / "examples" / "postmortem_frontend")
+
+
+def require_node() -> None:
+    """Skip the calling test, with the reason, when Node.js, npm or the example front end's
+    node_modules are missing; fail instead when ``SIMKIT_REQUIRE_NODE`` is set (``.ci/run``
+    sets it). The only copy of this check."""
+    reason = node_missing()
+    if reason is None:
+        return
+    if os.environ.get("SIMKIT_REQUIRE_NODE", "").strip().lower() not in ("", "0", "false"):
+        pytest.fail(f"SIMKIT_REQUIRE_NODE is set but {reason}", pytrace=False)
+    pytest.skip(f"front-end tests: {reason}")
+
+
 def _child_processes(name: str) -> list[int]:
     """Live (not zombie) child processes of this test process named ``name``, or with
     ``name`` as a word of their command line (``simkit`` for ``python -m simkit serve``:
@@ -132,3 +156,5 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         require_browser()
     if item.get_closest_marker("redis") is not None:
         require_redis()
+    if item.get_closest_marker("node") is not None:
+        require_node()
