@@ -119,8 +119,11 @@ assert len(study.runs) == 7 * SEEDS and study.failures.empty
 #
 # ## 3. A proxy that cuts idle sockets
 #
-# The post-mortem's dev proxy dropped sockets that were quiet for 30 s ("socket hang up").
-# Heartbeats are traffic too, so a ping interval under the proxy's idle timeout keeps
+# Proxies such as nginx cut connections that carried nothing for a while (its
+# `proxy_read_timeout`, 60 s by default); `proxy-idle` plays one that cuts after 30 s. (This
+# is not the post-mortem's "socket hang up": that line came from slow HTTP answers and a
+# killed backend, measured through a real Next.js rewrites proxy, which cut no idle
+# WebSocket in 35 s; see docs/stacks.md.) Heartbeats are traffic too, so a ping interval under the proxy's idle timeout keeps
 # connections alive; one above it lets the proxy cut every quiet socket. `proxy-idle` with
 # pushes switched off, so only pings can keep a socket busy:
 

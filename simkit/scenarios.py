@@ -211,7 +211,7 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             "proxy-idle",
-            "a dev proxy cuts sockets idle for 30 s ('socket hang up')",
+            "a proxy cuts sockets idle for 30 s (as nginx's proxy_read_timeout does at 60 s)",
             steady,
             idle_timeout=30.0,
         ),

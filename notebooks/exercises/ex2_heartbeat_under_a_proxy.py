@@ -13,9 +13,8 @@
 #
 # ## The situation
 #
-# The post-mortem's dev setup had a rewrite proxy between browser and server that cut any
-# socket idle for 30 s ("socket hang up", ECONNRESET); nginx does the same after 60 s by
-# default. `proxy-idle` plays 100 tabs that mostly stay open (a reload every two minutes or
+# A proxy between browser and server cuts any socket idle for 30 s (nginx does this after
+# `proxy_read_timeout`, 60 s by default; many load balancers after a minute or so). `proxy-idle` plays 100 tabs that mostly stay open (a reload every two minutes or
 # so) behind such a proxy. Pushes are rare, so many sockets sit idle. First, look at what
 # the proxy does without a heartbeat and with websockets' default (20 s / 20 s):
 

@@ -16,7 +16,7 @@ class CloseCode(IntEnum):
     TRY_AGAIN_LATER = 1013  # the server is over a connection limit
     REPLACED = 4000  # kick-old: a newer connection of the same user replaced this one
     REFUSED = 4001  # reject-new: the user already has a connection
-    PROXY_IDLE = 4002  # an idle-timeout proxy cut the link (the dev proxy's "socket hang up")
+    PROXY_IDLE = 4002  # an idle-timeout proxy cut the link (nginx's proxy_read_timeout, say)
     SERVER_RESTART = 4003  # the server went away and comes back
 
 

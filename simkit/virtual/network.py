@@ -366,7 +366,7 @@ class Link:
 
     def _idle_check(self) -> None:
         """A proxy in the path cuts a socket that carried nothing for ``idle_timeout`` s:
-        both ends see TCP close without a close frame ("socket hang up")."""
+        both ends see TCP close without a close frame (1006)."""
         net = self.net
         if self.server not in S_LIVE:
             return
