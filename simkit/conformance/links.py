@@ -11,7 +11,8 @@ and a close timeout of :data:`CLOSE_TIMEOUT`. Each step gets a fresh network:
 - ``open``: the server's ``on_open`` comes first, then the tab's; both ends share an id;
   the server's end carries the user and session claimed and is in ``open_links``.
 - ``page-close`` / ``browser-close``: the page closes with 1000, the browser with 1001; the
-  server's ``on_close`` sees that code and the end leaves ``open_links``.
+  server's ``on_close`` sees that code and the end leaves ``open_links``; the page's
+  ``on_close`` sees it too (the server's echo).
 - ``server-close``: the server closes with 4000 and a reason; the page's ``on_close`` sees
   4000, after every message the server sent before its close.
 - ``abort``: TCP ends with no close frame; the server sees 1006, the tab hears nothing more.
@@ -297,6 +298,7 @@ async def _page_closes(s: Step, close: Callable[[ClientEnd], None], code: int) -
         code,
     )
     expect("the closed end still in open_links", end.id in s.network.open_links, False)
+    expect("the page's code (its own, echoed)", await s.closed("tab", end.id), code)
 
 
 async def step_page_close(s: Step) -> None:
