@@ -72,6 +72,8 @@ class LiveLink:
             async for raw in ws:
                 message = net.decode(self, raw)
                 kind = message.get("t")
+                if self.client != "open":
+                    continue  # as in a browser: a page whose socket is closing gets no message
                 if kind == "push":
                     self.tab.on_message(self, ("push", message["id"]))
                 elif kind == "ping":

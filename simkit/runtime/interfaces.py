@@ -22,8 +22,9 @@ go, and the :class:`TabActor` (the verbs a scenario's script calls: the modelled
 and the browser runtime's real page alike).
 
 Conformance: :func:`simkit.conformance.check_network` drives the two ends of a link
-directly (codes both ways, abort, silence and restore, order in each direction) on any
-network; :func:`simkit.conformance.check` plays scripted runs on any runtime.
+directly on any network (codes both ways, abort, silence and restore, the order of the
+server's messages; the other direction carries no messages here, so only its handshake
+before its close), and :func:`simkit.conformance.check` plays scripted runs on any runtime.
 """
 
 from __future__ import annotations
@@ -51,8 +52,10 @@ class ClientEnd(Protocol):
 
     Drive it as a page drives ``new WebSocket(url)``: it starts ``connecting``; the network
     calls the tab's ``on_open`` when the opening handshake completes, ``on_close(code)`` when
-    the socket is closed for the page (1006 when no close frame came). After ``close``,
-    ``abort`` or ``on_close``, nothing more is delivered to the tab from this end.
+    the socket is closed for the page (1006 when no close frame came). After ``close`` no
+    message is delivered to the tab from this end (its ``on_close`` still comes, with the
+    code of the closing handshake); after ``abort`` or ``on_close``, nothing at all. None
+    of these methods raises on an end that is already closing or closed.
     """
 
     id: int  # unique in the run; the server's end of the same connection has the same id

@@ -1,4 +1,4 @@
-"""The runtime conformance suite: what every runtime must do the same way.
+"""The run-level conformance suite: what every runtime must do the same way.
 
 In the spirit of trio's ``check_two_way_stream``: one set of small, scripted runs that any
 runtime (virtual, live, browser, and any server or set of nodes added later) must pass, so
@@ -27,7 +27,8 @@ trace and its census, what must hold on every runtime:
 Use it on a runtime of your own as ``check_runtime("live")`` or per check with
 ``CHECKS[name](runner)``, where ``runner`` is ``functools.partial(simkit.run,
 runtime=...)`` plus any options. Real-time runtimes are checked on codes and counts, never
-on exact timings.
+on exact timings. Beside it, :mod:`simkit.conformance.links` holds a network to the link
+contract directly, without scenarios or actors.
 """
 
 from __future__ import annotations
