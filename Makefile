@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lab bench soak lint clean browser redis
+.PHONY: demo test test-fast lab course bench soak lint clean browser redis
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -50,8 +50,23 @@ test-fast: $(STAMP)
 	echo "make test-fast: $$((ms / 1000)).$$(printf %03d $$((ms % 1000))) s wall (make test runs everything)"; \
 	exit $$status
 
-lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks
+# The attendee's install: the kit and JupyterLab only (the `course` extra), no development
+# toolchain; then the pre-flight check (python -m simkit doctor), which says what this
+# machine can run and fails the target when the lessons cannot.
+COURSE_STAMP := $(VENV)/.course
+$(COURSE_STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[course]"
+	touch $(COURSE_STAMP)
+
+course: $(COURSE_STAMP)
+	$(PY) -m simkit.doctor
+	@echo "installed; open the lessons with: make lab"
+
+# JupyterLab refuses to start as root without --allow-root (as in many containers).
+lab: $(COURSE_STAMP)
+	$(VENV)/bin/jupyter lab notebooks $$(test "$$(id -u)" = 0 && echo --allow-root)
 
 # Benchmarks and the soak test live in the source checkout's benchmarks/ package, not in
 # the wheel; bench-quick is the development run (written to benchmarks/results/quick.json).
