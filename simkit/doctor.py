@@ -9,8 +9,9 @@ so a set-up script can stop on it.
 What is *required*: the Python version, the packages the lessons import, loopback ports a
 live run can bind, and a live run that finishes. What is *optional*: Chromium (notebook 08
 only), redis-server (several-node live runs, none in the lessons' cells) and Node (a Next.js
-target of your own). Every live cell of the lessons has the same experiment in virtual time
-one flag away (``runtime="virtual"``), which the report says where it applies.
+target of your own). Every live cell of the lessons has a fallback in virtual time
+(``runtime="virtual"``, or the notebook's own virtual experiment where a cell drives a
+server by hand), listed in notebooks/README.md.
 """
 
 from __future__ import annotations
@@ -55,17 +56,26 @@ LIVE_RUN = (
     "runtime='live', progress=False); "
     "print(r.summary['connects'], r.summary['invariants_hold'])"
 )
+LIVE_NOTEBOOKS = (
+    "00_start_here",
+    "03_liveness",
+    "05_identity_and_tabs",
+    "06_restart_and_herds",
+    "09_your_own_server",
+)
 LIVE_TIMEOUT = 30.0  # s: a healthy laptop needs about 5; a stuck run is killed at this bound
 
-# Which checks each notebook needs beyond Python and the packages; ``live`` notebooks have
-# their live cells' fallback in virtual time, a ``browser`` notebook has none.
+# Which checks each notebook needs beyond Python and the packages: ``live``, a cell that
+# plays real sockets on 127.0.0.1 (00, 06: a run; 03 section 1, 05 experiment 4: a server by
+# hand; 09: two uvicorn processes), each with its fallback in notebooks/README.md ("When a
+# live cell fails"); ``chromium``, real tabs (08), which have none.
 NOTEBOOKS: dict[str, tuple[str, ...]] = {
     "00_start_here": ("live",),
     "01_the_reload_bug": (),
     "02_the_cleanup_race": (),
-    "03_liveness": (),
+    "03_liveness": ("live",),
     "04_page_lifecycle": (),
-    "05_identity_and_tabs": (),
+    "05_identity_and_tabs": ("live",),
     "06_restart_and_herds": ("live",),
     "07_scale": (),
     "08_real_browser": ("chromium",),
@@ -129,8 +139,8 @@ def check_ports(count: int = 4) -> Finding:
             False,
             f"cannot listen on 127.0.0.1: {error}",
             "allow local servers on 127.0.0.1 (a firewall or sandbox blocks them); until "
-            'then pass runtime="virtual" to the live cells',
-            notebooks=("00_start_here", "06_restart_and_herds", "09_your_own_server"),
+            'then use the live cells\' fallback (runtime="virtual"; notebooks/README.md)',
+            notebooks=LIVE_NOTEBOOKS,
         )
     finally:
         for s in sockets:
@@ -145,7 +155,10 @@ def check_live(timeout: float = LIVE_TIMEOUT, python: str = sys.executable) -> F
     env = dict(os.environ)
     root = str(Path(__file__).resolve().parents[1])  # this checkout's simkit, not another
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-    fallback = 'the live cells\' fallback: pass runtime="virtual" (same experiment, virtual time)'
+    fallback = (
+        'the live cells\' fallback: runtime="virtual" (the same experiment in virtual time; '
+        'notebooks/README.md, "When a live cell fails")'
+    )
     proc = subprocess.Popen(
         [python, "-c", LIVE_RUN],
         stdout=subprocess.PIPE,
@@ -164,7 +177,7 @@ def check_live(timeout: float = LIVE_TIMEOUT, python: str = sys.executable) -> F
             False,
             f"a 10-tab live run did not finish within {timeout:g} s (a slow or busy machine)",
             "close other programs and run the doctor again; meanwhile " + fallback,
-            notebooks=("00_start_here", "06_restart_and_herds", "09_your_own_server"),
+            notebooks=LIVE_NOTEBOOKS,
         )
     took = time.monotonic() - start
     words = out.split()
@@ -175,7 +188,7 @@ def check_live(timeout: float = LIVE_TIMEOUT, python: str = sys.executable) -> F
             False,
             f"the live run failed: {last}",
             "read the error above; a busy port or a blocked loopback shows here; " + fallback,
-            notebooks=("00_start_here", "06_restart_and_herds", "09_your_own_server"),
+            notebooks=LIVE_NOTEBOOKS,
         )
     connects, healthy = words
     return Finding(
@@ -251,7 +264,7 @@ def check(*, live: bool = True, timeout: float = LIVE_TIMEOUT) -> list[Finding]:
 
 
 def notebook_lines(findings: Sequence[Finding]) -> list[str]:
-    """Per notebook: runs, runs with its live cells in virtual time, or will not run."""
+    """Per notebook: runs, runs with its live cells' fallback, or will not run."""
     failed = {f.name for f in findings if not f.ok}
     base = {"python", "packages"} & failed
     lines = []
@@ -259,7 +272,7 @@ def notebook_lines(findings: Sequence[Finding]) -> list[str]:
         if base:
             verdict = f"will not run: fix {', '.join(sorted(base))} first"
         elif "live" in needs and ({"live", "ports"} & failed):
-            verdict = 'live cells will fail: run them with runtime="virtual"'
+            verdict = "live cells will fail: use their fallback (notebooks/README.md)"
         elif "chromium" in needs and "chromium" in failed:
             verdict = "will not run: needs Chromium and playwright (fix below)"
         else:

@@ -95,10 +95,9 @@ def test_exit_code_and_notebook_verdicts(monkeypatch: pytest.MonkeyPatch, capsys
     assert doctor.main([]) == 1
     out = capsys.readouterr().out
     assert "FAIL  live" in out and "fix: fix it" in out
-    assert (
-        '00_start_here                live cells will fail: run them with runtime="virtual"' in out
-    )
-    assert "03_liveness                  runs" in out
+    assert "00_start_here                live cells will fail: use their fallback" in out
+    assert "03_liveness                  live cells will fail" in out
+    assert "04_page_lifecycle            runs" in out
 
     no_pandas = [Finding("packages", False, "missing: pandas", doctor.INSTALL)]
     monkeypatch.setattr(doctor, "check", lambda **_: no_pandas)
