@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lab bench soak lint clean browser redis frontend
+.PHONY: demo test test-fast lab course bench soak lint clean browser redis frontend
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -63,7 +63,7 @@ test: $(STAMP) browser redis frontend
 FAST := not live and not browser and not slow and not notebooks
 test-fast: $(STAMP)
 	@start=$$(date +%s%N); status=0; \
-	$(PY) -m pytest -q -m "$(FAST)" || status=$$?; \
+	$(PY) -m pytest -q -n auto -m "$(FAST)" || status=$$?; \
 	ms=$$(( ($$(date +%s%N) - start) / 1000000 )); \
 	echo "make test-fast: $$((ms / 1000)).$$(printf %03d $$((ms % 1000))) s wall (make test runs everything)"; \
 	exit $$status
@@ -88,8 +88,24 @@ test-fast: $(STAMP)
 test-python-%: .venv-%/.installed
 	.venv-$*/bin/python -m pytest -n auto -m "not live and not browser and not notebooks"
 
-lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks
+
+# The attendee's install: the kit and JupyterLab only (the `course` extra), no development
+# toolchain; then the pre-flight check (python -m simkit doctor), which says what this
+# machine can run and fails the target when the lessons cannot.
+COURSE_STAMP := $(VENV)/.course
+$(COURSE_STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[course]"
+	touch $(COURSE_STAMP)
+
+course: $(COURSE_STAMP)
+	$(PY) -m simkit.doctor
+	@echo "installed; open the lessons with: make lab"
+
+# JupyterLab refuses to start as root without --allow-root (as in many containers).
+lab: $(COURSE_STAMP)
+	$(VENV)/bin/jupyter lab notebooks $$(test "$$(id -u)" = 0 && echo --allow-root)
 
 # Benchmarks and the soak test live in the source checkout's benchmarks/ package, not in
 # the wheel; bench-quick is the development run (written to benchmarks/results/quick.json).

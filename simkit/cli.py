@@ -248,6 +248,13 @@ def _bars(stats: Any, metric: str) -> Any:
     return fig
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """The pre-flight check of a course machine (simkit.doctor); 0 when the lessons can run."""
+    from simkit.doctor import main as doctor
+
+    return doctor(["--timeout", str(args.timeout)] + (["--no-live"] if args.no_live else []))
+
+
 def cmd_calibrate(args: argparse.Namespace) -> int:
     if args.stack == "fastapi":
         from simkit.net import calibrate_fastapi
@@ -490,6 +497,9 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--metric", default="mean_stale", help="what sweep.png plots")
     p.add_argument("--out", default="sweep-output", help="folder for the csv and png files")
+    p = sub.add_parser("doctor", help="can this machine run the course? what to install")
+    p.add_argument("--no-live", action="store_true", help="skip the few-second live run")
+    p.add_argument("--timeout", type=float, default=30.0, help="bound on the live run (s)")
     p = sub.add_parser("calibrate", help="measure real Chromium's closes; write calibration")
     p.add_argument("--reps", type=int, default=20, help="repetitions of each case")
     p.add_argument(
@@ -515,6 +525,7 @@ COMMANDS = {
     "demo": cmd_demo,
     "serve": cmd_serve,
     "calibrate": cmd_calibrate,
+    "doctor": cmd_doctor,
     "sweep": cmd_sweep,
 }
 

@@ -54,23 +54,18 @@ class Result:
         metrics: tuple[str, ...] = ("open_sockets", "live_tabs", "stale", "unroutable"),
         ax: Any = None,
     ) -> Any:
-        """Connection counts over time on one axis; returns the matplotlib Figure."""
-        import matplotlib.pyplot as plt
+        """Connection counts over time on one axis, in the strategy's course colour, one
+        line style per metric (:func:`simkit.plots.counts`); returns the matplotlib Figure."""
+        from simkit.plots import counts
 
-        if ax is None:
-            fig, ax = plt.subplots(figsize=(8, 3.5))
-        else:
-            fig = ax.figure
-        ts = self.timeseries
-        for metric in metrics:
-            ax.plot(ts["t"], ts[metric], label=metric, linewidth=1.2)
-        _mark_workload_end(ax, self.summary)
-        ax.set_xlabel("time (s)")
-        ax.set_ylabel("count")
-        ax.set_title(f"{self.scenario} / {self.strategy}")
-        ax.legend(loc="upper left", fontsize="small", ncols=2)
-        fig.tight_layout()
-        return fig
+        return counts(
+            self.timeseries,
+            metrics,
+            strategy=self.strategy,
+            title=f"scenario {self.scenario}, strategy {self.strategy}",
+            duration=self.summary.get("duration"),
+            ax=ax,
+        )
 
     def plot_timeline(self, conns: list[int] | tuple[int, ...], **options: Any) -> Any:
         """The traced events of ``conns`` on a timeline, one lane per connection (needs a
@@ -138,45 +133,17 @@ class Comparison:
     def plot(
         self, metrics: tuple[str, ...] = ("open_sockets", "stale", "unroutable", "duplicates")
     ) -> Any:
-        """One panel per metric, one line per strategy, shared time axis."""
-        import matplotlib.pyplot as plt
+        """One panel per metric, one line per strategy (its course colour), shared time
+        axis (:func:`simkit.plots.panels`)."""
+        from simkit.plots import panels
 
-        fig, axes = plt.subplots(
-            len(metrics), 1, figsize=(8, 2.0 * len(metrics) + 0.6), sharex=True
-        )
-        axes = [axes] if len(metrics) == 1 else list(axes)
         first = next(iter(self.results.values()))
-        for ax, metric in zip(axes, metrics, strict=True):
-            if metric == "open_sockets":
-                # the reference a correct strategy converges to: one socket per live tab
-                ts = first.timeseries
-                ax.plot(ts["t"], ts["live_tabs"], color="grey", lw=0.8, ls="--", label="live tabs")
-            for i, (name, result) in enumerate(self.results.items()):
-                # Strategies often coincide (e.g. 'before' and 'postmortem' on open sockets):
-                # a line style and a width per strategy keep the lower one visible.
-                ax.plot(
-                    result.timeseries["t"],
-                    result.timeseries[metric],
-                    label=name,
-                    lw=2.4 - 0.5 * (i % 3),
-                    ls=LINE_STYLES[i % len(LINE_STYLES)],
-                    alpha=0.9,
-                )
-            ax.set_ylabel(metric, fontsize="small")
-            _mark_workload_end(ax, first.summary)
-        # lower right: where counts start at zero and curves have long left it
-        axes[0].legend(loc="lower right", fontsize="small", ncols=2)
-        axes[0].set_title(f"scenario: {self.scenario}")
-        axes[-1].set_xlabel("time (s)")
-        fig.tight_layout()
-        return fig
-
-
-LINE_STYLES = ("-", "--", "-.", ":")
-
-
-def _mark_workload_end(ax: Any, summary: dict[str, Any]) -> None:
-    ax.axvline(summary["duration"], color="grey", linestyle=":", linewidth=1, label="workload ends")
+        return panels(
+            {name: r.timeseries for name, r in self.results.items()},
+            metrics,
+            title=f"scenario {self.scenario}",
+            duration=first.summary.get("duration"),
+        )
 
 
 def summarise(

@@ -19,6 +19,7 @@ from typing import Any
 
 import ipywidgets as w
 
+from simkit import plots
 from simkit.api import run
 from simkit.model.client import BACKOFF_PRESETS
 from simkit.model.errors import ConfigError
@@ -201,6 +202,7 @@ class LivePlot:
         if isinstance(metrics, str) or not metrics:
             raise ConfigError(f"metrics must be a list of column names, got {metrics!r}")
         self.metrics = tuple(metrics)
+        plots.check_units(self.metrics)  # one axis, one unit: refused now, not mid-run
         self.title = title
         self.names = list(runs)
         self.rows: list[dict[str, float]] = []
@@ -245,20 +247,25 @@ class LivePlot:
             if not segments or row["t"] <= segments[-1][-1]["t"]:
                 segments.append([])
             segments[-1].append(row)
-        styles = ("-", "--", ":", "-.")
+        lines = []
         for n, segment in enumerate(segments):
             t = [row["t"] for row in segment]
             name = self.names[n] if n < len(self.names) else f"run {n + 1}"
-            for colour, metric in enumerate(self.metrics):
-                label = metric if len(segments) == 1 else f"{name}: {metric}"
+            # a run (a strategy) is a colour, as in every plot of the course; a metric is a
+            # line style and marker, never a colour
+            for m, metric in enumerate(self.metrics):
+                words = plots.label(metric)
+                text = words if len(segments) == 1 else f"{name}: {words}"
                 values = [row[metric] for row in segment]
-                ax.plot(t, values, styles[n % 4], color=f"C{colour}", label=label, lw=1.2)
-        ax.set_xlabel("time (s)")
-        ax.set_ylabel("count")
+                style = {"color": plots.colour(name), **plots.metric_style(m)}
+                lines.append((text, t, values, style))
+        plots.draw_lines(ax, lines)
+        plots.style_axes(ax, xlabel="t")
+        ax.set_ylabel(plots.check_units(self.metrics), fontsize=plots.FONT["label"])
         now = f", t = {rows[-1]['t']:g} s" if rows else ""
-        ax.set_title(f"{self.title}: {len(rows)} samples{now}")
+        ax.set_title(f"{self.title}: {len(rows)} samples{now}", fontsize=plots.FONT["title"])
         if rows:
-            ax.legend(loc="upper left", fontsize="small", ncols=2)
+            plots.legend(ax)
         fig.tight_layout()
         return fig
 

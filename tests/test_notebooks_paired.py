@@ -102,3 +102,17 @@ def test_the_sanitizer_file_is_in_nbval_format() -> None:
 def test_pairing_is_configured_in_the_notebooks_folder() -> None:
     text = (NOTEBOOKS / "jupytext.toml").read_text(encoding="utf-8")
     assert re.search(r'^formats\s*=\s*"ipynb,py:percent"\s*$', text, re.MULTILINE)
+
+
+@pytest.mark.parametrize("path", ALL, ids=ids(ALL))
+def test_opening_a_notebook_changes_nothing(path: Path) -> None:
+    """A kernelspec in the file and the layout Jupyter writes: opening a notebook in
+    JupyterLab and letting autosave run leaves a trainer's checkout clean."""
+    text = path.read_text(encoding="utf-8")
+    nb = nbformat.reads(text, as_version=4)
+    assert nb.metadata.get("kernelspec") == {
+        "display_name": "Python 3 (ipykernel)",
+        "language": "python",
+        "name": "python3",
+    }, f"{path.name} has no python3 kernelspec: Jupyter would add one and mark it modified"
+    assert nbformat.writes(nb) + "\n" == text, f"{path.name} is not in the layout Jupyter saves"

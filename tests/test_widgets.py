@@ -113,6 +113,9 @@ def test_live_plot_draws_successive_runs_side_by_side():
     with LivePlot(("stale",), runs=["before", "postmortem"], display=lambda fig: handle) as plot:
         c = simkit.compare("reload-storm", ["before", "postmortem"], on_sample=plot, **SIZE)
     lines = handle.figures[-1].axes[0].get_lines()
-    assert [line.get_label() for line in lines] == ["before: stale", "postmortem: stale"]
+    labels = [line.get_label() for line in lines]
+    assert labels[0] == "before: stale sockets", labels
+    assert labels[1].startswith("postmortem: stale sockets"), labels
     for line, name in zip(lines, ["before", "postmortem"], strict=True):
+        assert line.get_color() == simkit.plots.colour(name)  # a run is its strategy's colour
         assert list(line.get_ydata()) == list(c.results[name].timeseries["stale"])

@@ -44,6 +44,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 
+from simkit.model.errors import SimkitError
 from simkit.model.latency import Latency
 from simkit.model.liveness import Liveness
 from simkit.runtime.interfaces import (
@@ -69,7 +70,7 @@ POLL = 0.005  # loop seconds between looks at the journal
 USER, SESSION = "u1", "s1"
 
 
-class Nonconforming(AssertionError):
+class Nonconforming(SimkitError, AssertionError):
     """A network broke the link contract: ``step`` expected ``expected`` and got ``got``."""
 
     def __init__(self, network: str, step: str, what: str, expected: object, got: object):
@@ -78,7 +79,7 @@ class Nonconforming(AssertionError):
         self.expected, self.got = expected, got
 
 
-class _Failed(Exception):
+class _Failed(SimkitError):
     """Raised inside a step; :func:`check_network` adds the network and the step."""
 
     def __init__(self, what: str, expected: object, got: object) -> None:

@@ -13,6 +13,8 @@ each also derives from the builtin a caller would expect (``ValueError`` for bad
     ├── TokenError                        a signed identity token that does not verify
     ├── UnsupportedPython (ImportError)   this Python's asyncio lacks an internal the virtual
     │                                     loop relies on
+    ├── Nonconforming (AssertionError)    a network broke the link contract (conformance)
+    ├── _Failed                           the same, inside one step, before its name is known
     ├── PageMissing                       the kit's page (static HTML/JS) is missing or broken
     ├── StatsUnavailable                  a target's stats route gave no usable answer (the
     │                                     run goes on: those columns are NaN, with why)
@@ -27,11 +29,14 @@ each also derives from the builtin a caller would expect (``ValueError`` for bad
         ├── BrowserError                  Chromium or its DevTools protocol failed
         │   └── CDPError                  a DevTools call answered with an error
         └── ServiceError                  a server the run needs (uvicorn, Redis, Next.js)
-                                          did not start or went away
+            │                             did not start or went away
+            └── NextAppError              a Next.js app failed to build or start (its log tail)
 
 Subclasses defined in other modules (``TokenError`` in :mod:`simkit.model.tokens`,
 ``VirtualDeadlock`` and ``UnhandledError`` in :mod:`simkit.virtual.loop`,
-``SchedulerUnreachable`` and ``NoWorkers`` in :mod:`simkit.study.cluster`, ``PageMissing``
+``SchedulerUnreachable`` and ``NoWorkers`` in :mod:`simkit.study.cluster`,
+``Nonconforming`` in :mod:`simkit.conformance.links`, ``NextAppError`` in
+:mod:`simkit.net.nextapp`, ``PageMissing``
 in :mod:`simkit.net.page`, ``CDPError`` in
 :mod:`simkit.browser.cdp`, ``StatsUnavailable`` in :mod:`simkit.net.target.stats`) derive
 from the classes here; ``tests/model/test_errors.py`` checks that every exception class

@@ -50,7 +50,7 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
-from simkit.model.errors import ConfigError, SimkitError
+from simkit.model.errors import ConfigError, ServiceError
 
 Mode = Literal["dev", "start"]
 Via = Literal["rewrites", "direct"]
@@ -77,7 +77,7 @@ KEEP_BUILDS = 3  # `next build` directories kept per app (one per settings)
 PR_SET_PDEATHSIG = 1
 
 
-class NextAppError(SimkitError, RuntimeError):
+class NextAppError(ServiceError):
     """A Next.js app that failed to build or to start; the message ends with its log's tail."""
 
 
