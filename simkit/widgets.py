@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict, Unpack
 
 import ipywidgets as w
 
@@ -122,7 +122,7 @@ class Explorer(w.VBox):  # type: ignore[misc]
         super().__init__([w.HBox([w.VBox(left), w.VBox(right)]), self.numbers, self.output])
         self.update()
 
-    def knobs(self) -> dict[str, Any]:
+    def knobs(self) -> dict[str, float | str | None]:
         """The controls' values as ``simkit.sweep`` grid keys (a knob at ``preset`` is left
         out, so the strategy keeps its own)."""
         values = {name: control.value for name, control in self.controls.items()}
@@ -168,8 +168,19 @@ class Explorer(w.VBox):  # type: ignore[misc]
                 _display(fig)
 
 
+class ExploreOptions(TypedDict, total=False):
+    """:func:`explore`'s options: :class:`Explorer`'s keywords (its defaults apply)."""
+
+    tabs: int
+    duration: float
+    seed: int
+    metrics: Sequence[str]
+
+
 def explore(
-    scenario: str | Scenario = "reload-storm", strategy: str = "postmortem-safe", **options: Any
+    scenario: str | Scenario = "reload-storm",
+    strategy: str = "postmortem-safe",
+    **options: Unpack[ExploreOptions],
 ) -> Explorer:
     """Controls for the strategy and the knobs of ``scenario`` (heartbeat, backoff, connect
     guard, latency, jitter, push rate, tabs, seed); every change re-runs the virtual run and

@@ -18,7 +18,7 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 from urllib.parse import parse_qs
 
 import pandas as pd
@@ -30,7 +30,7 @@ from simkit.model.registry import Deliver, Resume
 from simkit.model.strategy import Strategy
 from simkit.model.strategy import strategy as strategy_of
 from simkit.model.tokens import TokenError, TokenSigner
-from simkit.runtime.interfaces import Message
+from simkit.runtime.interfaces import Message, TabCallbacks
 
 if TYPE_CHECKING:
     from simkit.actors.server import Server
@@ -85,6 +85,20 @@ def encode(message: Message) -> str:
     return json.dumps({"t": message[0], "session": message[1]})
 
 
+class OwnClient(Protocol):
+    """The run's own client end of a connection (one of its tabs'), as the server side
+    reads it: ground truth for the census, never for the server's decisions."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def silent_since(self) -> float | None: ...
+
+    @property
+    def tab(self) -> TabCallbacks: ...
+
+
 class ServerLink:
     """The server's end of one live connection, with the interface the Server actor uses.
 
@@ -109,11 +123,11 @@ class ServerLink:
     def __init__(
         self,
         owner: BaseServer,
-        ws: Any,
+        ws: Any,  # the stack's own socket object (a subclass knows its type)
         conn: int,
         user: str,
         session: str | None,
-        client: Any,
+        client: OwnClient | None,
     ) -> None:
         self.owner, self.ws, self.id, self.user, self.session = owner, ws, conn, user, session
         self.client = client  # the run's own client-side link, when it is one of ours
@@ -386,7 +400,7 @@ class BaseServer:
             return f"too many connections for this user (limit {self.max_per_user})"
         return None
 
-    def conn_id(self, query: dict[str, list[str]]) -> tuple[int, Any]:
+    def conn_id(self, query: dict[str, list[str]]) -> tuple[int, OwnClient | None]:
         """(connection id, the run's client link or None): a run's own tab passes its link
         id as ``?link=``; anyone else gets an id from a range of its own."""
         client = None
