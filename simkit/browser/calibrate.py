@@ -130,7 +130,7 @@ async def measure_page(chrome: Chromium, probe: Probe, kind: str, variant: str) 
         if kind == "double-mount":
             await asyncio.sleep(0.5)  # let both mounts settle
             events = probe.events(user)
-            state = str(await page.evaluate("window.simkit.state"))
+            state = await page.evaluate("window.simkit.state")
             return {
                 "server_opens": len(_opens(events)),
                 "codes": sorted(int(e[4]) for e in _cleanups(events)),
