@@ -17,14 +17,61 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Required, TypedDict, cast
 
 FILE = Path(__file__).with_name("calibration.json")
 
 
-def load(path: str | Path | None = None) -> dict[str, Any]:
+class Quantiles(TypedDict):
+    """The spread of one delay over a case's repetitions, in seconds."""
+
+    n: int
+    min: float
+    p10: float
+    p50: float
+    p90: float
+    max: float
+
+
+class Case(TypedDict, total=False):
+    """One measured case (``kind/handler``): counts per outcome and the delays' spread.
+
+    A page's death gives ``close_after_action`` (None when no close came) and, for a reload,
+    ``new_open_minus_old_close`` with how often each side came first; a double mount gives
+    ``server_opens``, ``open_at_end`` and ``page_state`` instead. Counts are keyed by their
+    value as text (``codes``: ``"1001"``, or a double mount's ``"1000,1001"``).
+    """
+
+    reps: Required[int]
+    codes: Required[dict[str, int]]
+    close_after_action: Quantiles | None
+    new_open_minus_old_close: Quantiles
+    old_close_first: int
+    new_open_first: int
+    errors: dict[str, int]
+    server_opens: dict[str, int]
+    open_at_end: dict[str, int]
+    page_state: dict[str, int]
+
+
+class Calibration(TypedDict):
+    """A calibration file: where and when it was measured, and every case."""
+
+    chromium: str
+    websockets: str
+    reps: int
+    measured_at: str
+    seconds: float
+    server: str
+    note: str
+    cases: dict[str, Case]
+
+
+def load(path: str | Path | None = None) -> Calibration:
     """The shipped calibration, or the one at ``path``."""
-    return json.loads(Path(path or FILE).read_text())
+    # A file ``python -m simkit calibrate`` wrote, read as written: its shape is not checked
+    # here; :func:`timing` says which case is missing when one is.
+    return cast(Calibration, json.loads(Path(path or FILE).read_text()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,14 +90,18 @@ class BrowserTiming:
                 raise ValueError(f"{name} must be in [0, 10) seconds, got {value!r}")
 
 
-def _p50(cal: dict[str, Any], case: str) -> float:
+def _p50(cal: Calibration, case: str) -> float:
+    missing = f"calibration has no close_after_action median for {case!r}"
     try:
-        return float(cal["cases"][case]["close_after_action"]["p50"])
-    except (KeyError, TypeError) as missing:
-        raise ValueError(f"calibration has no close_after_action median for {case!r}") from missing
+        measured = cal["cases"][case]["close_after_action"]
+        if measured is None:
+            raise ValueError(missing)
+        return float(measured["p50"])
+    except (KeyError, TypeError) as error:
+        raise ValueError(missing) from error
 
 
-def timing(cal: dict[str, Any] | None = None) -> BrowserTiming:
+def timing(cal: Calibration | None = None) -> BrowserTiming:
     """The model's defaults from a calibration (the shipped one by default)."""
     cal = load() if cal is None else cal
 

@@ -14,8 +14,8 @@ so drawing never slows the run's clock.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict, Unpack
 
 import ipywidgets as w
 
@@ -30,13 +30,19 @@ from simkit.scenarios import Scenario
 from simkit.scenarios import scenario as scenario_of
 from simkit.study.knobs import apply_knobs
 
+if TYPE_CHECKING:  # matplotlib and IPython are imported when a figure is drawn
+    from IPython.display import DisplayHandle, Image
+    from matplotlib.figure import Figure
+
 __all__ = ["Explorer", "LivePlot", "explore", "live_plot"]
 
 PRESET = "preset"  # a control left at "preset" keeps the strategy's own value
 SHOWN = ("mean_open_sockets", "mean_stale", "mean_unroutable", "delivery_ratio", "connects")
 
 
-class Explorer(w.VBox):
+# ipywidgets ships no annotations: its VBox is ``Any`` to mypy, which strict mode will not
+# let a class extend; the one exception to subclassing Any in the package.
+class Explorer(w.VBox):  # type: ignore[misc]
     """The controls, the plot and the numbers of one scenario; see :func:`explore`.
 
     ``controls`` maps each knob to its widget; ``knobs()`` is what they say now (as
@@ -60,10 +66,11 @@ class Explorer(w.VBox):
         self.duration = duration
         self.metrics = tuple(metrics)
         self.result: Result | None = None
-        self.figure: Any = None
+        self.figure: Figure | None = None
         self.runs = 0
         sc = self.scenario
         slow = {"continuous_update": False}  # re-run on release, not on every pixel
+        # (ipywidgets' controls are untyped: Any to mypy, whatever this said)
         self.controls: dict[str, Any] = {
             "strategy": w.Dropdown(
                 options=list(STRATEGIES), value=strategy, description="strategy"
@@ -116,7 +123,7 @@ class Explorer(w.VBox):
         super().__init__([w.HBox([w.VBox(left), w.VBox(right)]), self.numbers, self.output])
         self.update()
 
-    def knobs(self) -> dict[str, Any]:
+    def knobs(self) -> dict[str, float | str | None]:
         """The controls' values as ``simkit.sweep`` grid keys (a knob at ``preset`` is left
         out, so the strategy keeps its own)."""
         values = {name: control.value for name, control in self.controls.items()}
@@ -147,7 +154,7 @@ class Explorer(w.VBox):
         self._draw(result)
         return result
 
-    def _changed(self, change: dict[str, Any]) -> None:
+    def _changed(self, change: Mapping[str, object]) -> None:
         self.update()
 
     def _draw(self, result: Result) -> None:
@@ -162,14 +169,31 @@ class Explorer(w.VBox):
                 _display(fig)
 
 
+class ExploreOptions(TypedDict, total=False):
+    """:func:`explore`'s options: :class:`Explorer`'s keywords (its defaults apply)."""
+
+    tabs: int
+    duration: float
+    seed: int
+    metrics: Sequence[str]
+
+
 def explore(
-    scenario: str | Scenario = "reload-storm", strategy: str = "postmortem-safe", **options: Any
+    scenario: str | Scenario = "reload-storm",
+    strategy: str = "postmortem-safe",
+    **options: Unpack[ExploreOptions],
 ) -> Explorer:
     """Controls for the strategy and the knobs of ``scenario`` (heartbeat, backoff, connect
     guard, latency, jitter, push rate, tabs, seed); every change re-runs the virtual run and
     redraws its plot. Display it as a cell's last expression. ``options``: ``tabs``,
     ``duration``, ``seed``, ``metrics`` (what the plot draws)."""
     return Explorer(scenario, strategy, **options)
+
+
+class Handle(Protocol):
+    """What :class:`LivePlot`'s ``display`` returns: where the next figure goes."""
+
+    def update(self, fig: Figure) -> None: ...
 
 
 class LivePlot:
@@ -197,7 +221,7 @@ class LivePlot:
         *,
         title: str = "live run",
         runs: Sequence[str] = (),
-        display: Callable[[Any], Any] | None = None,
+        display: Callable[[Figure], Handle] | None = None,
     ) -> None:
         if isinstance(metrics, str) or not metrics:
             raise ConfigError(f"metrics must be a list of column names, got {metrics!r}")
@@ -212,7 +236,7 @@ class LivePlot:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._show = display if display is not None else _display_handle
-        self._handle: Any = None
+        self._handle: Handle | None = None
         self._thread: threading.Thread | None = None
 
     def __call__(self, row: dict[str, float]) -> None:
@@ -235,7 +259,7 @@ class LivePlot:
             self._thread.join(timeout=10)
         self.redraw()
 
-    def figure(self) -> Any:
+    def figure(self) -> Figure:
         """The counts recorded so far, one line per metric."""
         from matplotlib.figure import Figure
 
@@ -307,7 +331,7 @@ def _in_ipython() -> bool:
     return get_ipython() is not None
 
 
-def _png(fig: Any) -> Any:
+def _png(fig: Figure) -> Image:
     """The figure as an image, so that it shows whatever matplotlib backend the notebook
     has set up (a bare Figure needs the inline backend's formatter)."""
     import io
@@ -319,7 +343,7 @@ def _png(fig: Any) -> Any:
     return Image(data=buffer.getvalue(), format="png")
 
 
-def _display(fig: Any) -> None:
+def _display(fig: Figure) -> None:
     if _in_ipython():
         from IPython.display import display
 
@@ -327,24 +351,24 @@ def _display(fig: Any) -> None:
 
 
 class _NoHandle:
-    def update(self, fig: Any) -> None:
+    def update(self, fig: Figure) -> None:
         """Nothing to show outside a notebook."""
 
 
-def _display_handle(fig: Any) -> Any:
+def _display_handle(fig: Figure) -> Handle:
     if not _in_ipython():
         return _NoHandle()
     from IPython.display import display
 
-    handle = display(_png(fig), display_id=True)
-    return _ImageHandle(handle)
+    # (unannotated in IPython; with display_id=True, in a kernel, it is a DisplayHandle)
+    return _ImageHandle(display(_png(fig), display_id=True))
 
 
 class _ImageHandle:
     """IPython's display handle, fed images instead of figures."""
 
-    def __init__(self, handle: Any) -> None:
+    def __init__(self, handle: DisplayHandle) -> None:
         self.handle = handle
 
-    def update(self, fig: Any) -> None:
+    def update(self, fig: Figure) -> None:
         self.handle.update(_png(fig))

@@ -21,9 +21,11 @@ those up (the request that caused it landed there).
 
 from __future__ import annotations
 
+import asyncio
+import enum
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from simkit.actors.env import Env
 from simkit.actors.server import unbuffer, welcome
@@ -32,6 +34,7 @@ from simkit.model.cluster import ClusterPolicy, Entry, Store, cluster_policy
 from simkit.model.codes import CloseCode
 from simkit.model.errors import ConfigError
 from simkit.model.registry import (
+    Action,
     Buffered,
     Close,
     Deliver,
@@ -45,8 +48,23 @@ from simkit.model.registry import (
 from simkit.model.strategy import Strategy
 from simkit.runtime.interfaces import ServerEnd, SharedStore
 
-FAILED: Any = type("StoreFailed", (), {"__repr__": lambda self: "FAILED"})()
+
+class StoreFailed(enum.Enum):
+    """The type of :data:`FAILED`, a value of its own so that a reply can be told from any
+    result a command has (an entry, None, True/False, a list of users)."""
+
+    FAILED = "FAILED"
+
+    def __repr__(self) -> str:
+        return "FAILED"
+
+
+FAILED: Final = StoreFailed.FAILED
 """What a store command returns when the store could not be reached (down, partitioned)."""
+
+# A store command's result: ``open`` the entry it replaced (None if none), ``close`` whether
+# it deleted, ``get`` the entry, ``refresh`` the users written.
+StoreResult = Entry | bool | list[str] | None
 
 
 class VirtualStore:
@@ -88,23 +106,30 @@ class VirtualStore:
 
     # -- commands --------------------------------------------------------------------------
 
-    def submit(self, node: int, op: str, args: tuple, done: Callable[[Any], None]) -> None:
+    def submit(
+        self, node: int, op: str, args: tuple[object, ...], done: Callable[[Any], None]
+    ) -> None:
         """Run command ``op`` for ``node``; ``done(result)`` (or ``done(FAILED)``) on the
-        node when the reply is back."""
+        node when the reply is back. (``done``'s argument is :data:`StoreResult` narrowed by
+        ``op``, which a Callable cannot say: the SharedStore protocol's ``Any``.)"""
         self.env.after(self.hop(), self._arrive, node, op, args, done)
 
-    def _arrive(self, node: int, op: str, args: tuple, done: Callable[[Any], None]) -> None:
+    def _arrive(
+        self, node: int, op: str, args: tuple[object, ...], done: Callable[[Any], None]
+    ) -> None:
         if not self.reachable(node):
             self.env.after(self.hop(), done, FAILED)
             return
         result = self.run(node, op, args)
         self.env.after(self.hop(), done, result)
 
-    def run(self, node: int, op: str, args: tuple) -> Any:
+    def run(self, node: int, op: str, args: tuple[Any, ...]) -> StoreResult:
+        # (each command's arguments have their own shape: see Cluster's calls of submit)
         store, policy, now = self.store, self.policy, self.env.now()
+        result: StoreResult
         if op == "open":
             user, conn = args
-            result: Any = policy.on_open(store, node, conn, user, now)
+            result = policy.on_open(store, node, conn, user, now)
             self._watch(user)
         elif op == "close":
             user, conn = args
@@ -112,14 +137,15 @@ class VirtualStore:
         elif op == "get":
             result = store.get(args[0], now)
         elif op == "refresh":
-            result = store.refresh(node, args[0], policy.ttl or 0.0, now)
-            for user in result:
+            written = store.refresh(node, args[0], policy.ttl or 0.0, now)
+            for user in written:
                 self._watch(user)
+            result = written
         else:
             raise ValueError(f"unknown store command {op!r}")
         return result
 
-    def relay(self, src: int, dst: int, fn: Callable[..., Any], *args: Any) -> bool:
+    def relay(self, src: int, dst: int, fn: Callable[..., None], *args: object) -> bool:
         """Publish to node ``dst`` through the store (pub/sub): two hops. False if ``src``
         cannot reach the store now (the message is lost)."""
         if not self.reachable(src):
@@ -127,7 +153,7 @@ class VirtualStore:
         self.env.after(2 * self.hop(), self._deliver, dst, fn, args)
         return True
 
-    def _deliver(self, dst: int, fn: Callable[..., Any], args: tuple) -> None:
+    def _deliver(self, dst: int, fn: Callable[..., None], args: tuple[object, ...]) -> None:
         if self.reachable(dst):
             fn(*args)
 
@@ -174,7 +200,8 @@ class Node:
         self.held: dict[int, str] = {}  # conn -> user, sockets registered in the store
         self.registry = registry
         self.restarts = 0
-        self.expiry: Any = None  # the timer of the registry's next deadline (resume)
+        # the timer of the registry's next deadline (resume)
+        self.expiry: asyncio.TimerHandle | None = None
         self.expiry_at: float | None = None
 
 
@@ -188,6 +215,8 @@ class ClusterView(Registry):
 
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
+        # A registry policy's class says whether it means one connection per user; the merged
+        # view is one class for every policy, so it takes the run's per instance.
         self.one_per_user = cluster.env.strategy.registry().one_per_user  # type: ignore[misc]
 
     def route(self, user: str) -> tuple[int, ...]:
@@ -266,7 +295,7 @@ class Cluster:
         columns["dead_node_entries"] = held_dead
         self.env.census.sample_nodes(columns)
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> dict[str, object]:
         counted = self.env.census.cluster
         span = self.env.now() or 1.0
         return {
@@ -318,7 +347,7 @@ class Cluster:
             node.index, "open", (link.user, link.id), lambda old: self._opened(node, link, old)
         )
 
-    def _opened(self, node: Node, link: Any, old: Any) -> None:
+    def _opened(self, node: Node, link: ServerEnd, old: Entry | StoreFailed | None) -> None:
         self.env.census.registry_changed(link.user)
         if old is FAILED:
             self.env.census.count_cluster("store_errors")
@@ -366,7 +395,7 @@ class Cluster:
             node.index, "close", (link.user, link.id), lambda ok: self._closed(link, ok)
         )
 
-    def _closed(self, link: Any, ok: Any) -> None:
+    def _closed(self, link: ServerEnd, ok: bool | StoreFailed) -> None:
         self.env.census.registry_changed(link.user)
         if ok is FAILED:
             self.env.census.count_cluster("store_errors")
@@ -385,9 +414,10 @@ class Cluster:
                 ([(user, conn) for conn, user in held],),
                 self._refreshed,
             )
-        self.env.call_later(self.policy.refresh, self._refresh, node)  # type: ignore[arg-type]
+        if self.policy.refresh is not None:  # (always: only such a policy schedules this)
+            self.env.call_later(self.policy.refresh, self._refresh, node)
 
-    def _refreshed(self, written: Any) -> None:
+    def _refreshed(self, written: list[str] | StoreFailed) -> None:
         if written is FAILED:
             self.env.census.count_cluster("store_errors")
             return
@@ -396,7 +426,7 @@ class Cluster:
 
     # -- carrying out a node's own registry's decisions (local, broadcast) -----------------
 
-    def _apply(self, node: Node, actions: list) -> None:
+    def _apply(self, node: Node, actions: list[Action]) -> None:
         """What a node's own registry decided: kicks and refusals, and for ``resume`` the
         welcome with its replay and the expiry of detached sessions. A session lives in its
         node's memory, so a reconnect that lands on another node cannot resume it."""
@@ -464,7 +494,9 @@ class Cluster:
         outcomes: list[str] = []
         buffers = 0
         for node in up if self.policy.fanout else [entry]:
-            for action in node.registry.push(person, push, self.env.now()):  # type: ignore[union-attr]
+            registry = node.registry
+            assert registry is not None  # a policy that does not share keeps one per node
+            for action in registry.push(person, push, self.env.now()):
                 if isinstance(action, Deliver):
                     outcomes.append(self._deliver(node, action.conn, push, entry))
                 elif isinstance(action, Buffered):
@@ -477,7 +509,7 @@ class Cluster:
             outcomes.append("buffered")
         self._settle(outcomes)
 
-    def _found(self, entry: Node, push: int, found: Any) -> None:
+    def _found(self, entry: Node, push: int, found: Entry | StoreFailed | None) -> None:
         census = self.env.census
         if found is FAILED:
             census.count_cluster("store_errors")

@@ -18,15 +18,20 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 from urllib.parse import urlencode
 
-import websockets
+from websockets.version import version as websockets_version
 
 from simkit.browser.chromium import Chromium, chromium_version
 from simkit.calibration import FILE as CALIBRATION_FILE
-from simkit.calibration import load  # noqa: F401  (the calibration API, re-exported here)
-from simkit.model.strategy import make_strategy
+from simkit.calibration import (
+    Calibration,
+    Case,
+    Quantiles,
+    load,  # noqa: F401  (the calibration API, re-exported here)
+)
+from simkit.model.strategy import Strategy, make_strategy
 from simkit.net.common import BaseServer
 from simkit.net.server import LocalServer
 
@@ -52,8 +57,23 @@ PAGE_KINDS: tuple[tuple[str, str], ...] = (
 )
 BROWSER_KINDS: tuple[str, ...] = ("browser-kill", "process-group-kill")
 
+Event = tuple[float, str, int, str, str]  # a server's log line: (t, event, conn, user, detail)
 
-def calibration_strategy():
+
+class Measurement(TypedDict, total=False):
+    """One repetition of a case: what the server saw (see :func:`summarise`)."""
+
+    code: int | str | None  # the close code; a text when the socket outlived its page
+    close_after_action: float | None  # seconds from the action to the close, on the server
+    new_open_minus_old_close: float  # a reload: the new page's open after the old close
+    error: str  # why the repetition measured nothing
+    server_opens: int  # a double mount: the connections the server saw open
+    codes: list[int]  # a double mount: the close codes, in order
+    open_at_end: int  # a double mount: connections still open once it settled
+    page_state: str  # a double mount: what the page says its socket is
+
+
+def calibration_strategy() -> Strategy:
     return make_strategy("calibration", registry="multi", liveness="off", identity="shared")
 
 
@@ -75,10 +95,12 @@ class Probe:
         query = {"identity": "shared", "person": user, "stats": "0", **params}
         return f"{self.server.http_url}?{urlencode(query)}"
 
-    def events(self, user: str) -> list[tuple[float, str, int, str, str]]:
+    def events(self, user: str) -> list[Event]:
         return [e for e in self.server.events if e[3] == user]
 
-    async def until(self, user: str, check: Callable[[list], bool], wait: float = WAIT) -> bool:
+    async def until(
+        self, user: str, check: Callable[[list[Event]], bool], wait: float = WAIT
+    ) -> bool:
         deadline = time.monotonic() + wait
         while not check(self.events(user)):
             if time.monotonic() > deadline:
@@ -87,15 +109,15 @@ class Probe:
         return True
 
 
-def _opens(events: list) -> list:
+def _opens(events: list[Event]) -> list[Event]:
     return [e for e in events if e[1] == "open"]
 
 
-def _cleanups(events: list) -> list:
+def _cleanups(events: list[Event]) -> list[Event]:
     return [e for e in events if e[1] == "cleanup"]
 
 
-async def measure_page(chrome: Chromium, probe: Probe, kind: str, variant: str) -> dict[str, Any]:
+async def measure_page(chrome: Chromium, probe: Probe, kind: str, variant: str) -> Measurement:
     """One repetition of a page-level measurement; a dict of what the server saw."""
     user = probe.user()
     params = {"unload": variant if variant in ("pagehide", "beforeunload") else "none"}
@@ -139,7 +161,7 @@ async def measure_page(chrome: Chromium, probe: Probe, kind: str, variant: str) 
             await probe.until(user, lambda ev: len(_opens(ev)) == 2)
         events = probe.events(user)
         cleanup = next((e for e in events if e[1] == "cleanup" and e[2] == old), None)
-        row: dict[str, Any] = {
+        row: Measurement = {
             # no close within WAIT s: the socket outlives its page (bfcache keeps it open)
             "code": int(cleanup[4]) if cleanup else f"open after {WAIT:g} s",
             "close_after_action": round(cleanup[0] - start, 6) if closed and cleanup else None,
@@ -156,7 +178,7 @@ async def measure_page(chrome: Chromium, probe: Probe, kind: str, variant: str) 
             await asyncio.wait_for(context.close(), timeout=5.0)
 
 
-async def measure_browser(probe: Probe, kind: str) -> dict[str, Any]:
+async def measure_browser(probe: Probe, kind: str) -> Measurement:
     """One repetition of a whole-browser death: its own Chromium, killed."""
     user = probe.user()
     chrome = Chromium()
@@ -182,9 +204,12 @@ async def measure_browser(probe: Probe, kind: str) -> dict[str, Any]:
         await chrome.stop()
 
 
-def quantiles(values: list[float]) -> dict[str, float] | None:
-    if not values:
-        return None
+def quantiles(values: list[float]) -> Quantiles | None:
+    """The spread of ``values``; None when nothing was measured."""
+    return _spread(values) if values else None
+
+
+def _spread(values: list[float]) -> Quantiles:
     values = sorted(values)
     if len(values) == 1:
         q = [values[0]] * 9
@@ -200,22 +225,23 @@ def quantiles(values: list[float]) -> dict[str, float] | None:
     }
 
 
-def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+def summarise(rows: list[Measurement]) -> Case:
     """Counts per close code and quantiles of the delays, for one measured case."""
-    out: dict[str, Any] = {"reps": len(rows)}
     if rows and "server_opens" in rows[0]:
-        out["server_opens"] = dict(Counter(str(r["server_opens"]) for r in rows))
-        out["codes"] = dict(Counter(",".join(map(str, r["codes"])) or "-" for r in rows))
-        out["open_at_end"] = dict(Counter(str(r["open_at_end"]) for r in rows))
-        out["page_state"] = dict(Counter(r["page_state"] for r in rows))
-        return out
-    out["codes"] = dict(Counter(str(r.get("code")) for r in rows))
+        return {
+            "reps": len(rows),
+            "server_opens": dict(Counter(str(r["server_opens"]) for r in rows)),
+            "codes": dict(Counter(",".join(map(str, r["codes"])) or "-" for r in rows)),
+            "open_at_end": dict(Counter(str(r["open_at_end"]) for r in rows)),
+            "page_state": dict(Counter(r["page_state"] for r in rows)),
+        }
+    out: Case = {"reps": len(rows), "codes": dict(Counter(str(r.get("code")) for r in rows))}
     out["close_after_action"] = quantiles(
-        [r["close_after_action"] for r in rows if r.get("close_after_action") is not None]
+        [delay for r in rows if (delay := r.get("close_after_action")) is not None]
     )
     gaps = [r["new_open_minus_old_close"] for r in rows if "new_open_minus_old_close" in r]
     if gaps:
-        out["new_open_minus_old_close"] = quantiles(gaps)
+        out["new_open_minus_old_close"] = _spread(gaps)
         out["old_close_first"] = sum(g > 0 for g in gaps)
         out["new_open_first"] = sum(g <= 0 for g in gaps)
     errors = [r["error"] for r in rows if "error" in r]
@@ -230,11 +256,11 @@ async def calibrate_async(
     kinds: tuple[tuple[str, str], ...] = PAGE_KINDS,
     browser_kinds: tuple[str, ...] = BROWSER_KINDS,
     log: Callable[[str], None] | None = None,
-) -> dict[str, Any]:
+) -> Calibration:
     """Measure every case ``reps`` times; return the calibration as a dict."""
     say = log or (lambda line: None)
     started = time.monotonic()
-    results: dict[str, Any] = {}
+    results: dict[str, Case] = {}
     async with LocalServer(calibration_strategy(), close_timeout=10.0) as server:
         probe = Probe(server)
         async with Chromium() as chrome:
@@ -248,7 +274,7 @@ async def calibrate_async(
             say(f"{kind}: {json.dumps(results[f'{kind}/none'])}")
     return {
         "chromium": chromium_version(),
-        "websockets": websockets.__version__,
+        "websockets": websockets_version,
         "reps": reps,
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "seconds": round(time.monotonic() - started, 1),
@@ -260,12 +286,20 @@ async def calibrate_async(
     }
 
 
-def calibrate(reps: int = 20, out: str | Path | None = None, **kwargs: Any) -> dict[str, Any]:
-    """Run the calibration (from sync code or a notebook) and write it to ``out``."""
+def calibrate(
+    reps: int = 20,
+    out: str | Path | None = None,
+    *,
+    kinds: tuple[tuple[str, str], ...] = PAGE_KINDS,
+    browser_kinds: tuple[str, ...] = BROWSER_KINDS,
+    log: Callable[[str], None] | None = None,
+) -> Calibration:
+    """Run the calibration (from sync code or a notebook) and write it to ``out``; the
+    other options are :func:`calibrate_async`'s."""
     from simkit.runtime.threads import in_thread
 
-    async def main():
-        return await calibrate_async(reps, **kwargs)
+    async def main() -> Calibration:
+        return await calibrate_async(reps, kinds=kinds, browser_kinds=browser_kinds, log=log)
 
     data = in_thread(main, name="simkit-calibrate")
     if out is not None:

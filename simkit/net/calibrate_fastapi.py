@@ -32,15 +32,16 @@ import platform
 import statistics
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TypedDict, TypeVar, cast
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from simkit.model.errors import ConfigError
 from simkit.model.liveness import Liveness
+from simkit.model.strategy import Strategy
 from simkit.model.strategy import strategy as strategy_of
 from simkit.net.common import STACKS, BaseServer
 from simkit.net.proxy import FaultProxy, Toxics
@@ -53,6 +54,92 @@ CLOSE_TIMEOUT = 1.0  # the servers' close timeout during calibration (legacy blo
 SETTLE = 0.2  # after the old handler finished, before the outcome is read
 
 Log = Callable[[str], None]
+T = TypeVar("T")
+
+
+# -- what is measured, as calibration_fastapi.json holds it -----------------------------------
+
+
+class Spread(TypedDict):
+    median: float
+    min: float
+    max: float
+
+
+class ReloadShape(TypedDict):
+    """One shape of the reload, over its repetitions."""
+
+    outcomes: dict[str, int]  # strand, self-kill, registered -> how many
+    blocked_s: Spread | None  # how long the new socket was open but unregistered
+    self_kill_codes: list[int]  # the codes the new socket was closed with by its own handler
+
+
+class KeepaliveOn(TypedDict):
+    interval_s: float
+    timeout_s: float
+    reaped: int  # silent peers reaped, of the repetitions
+    codes: dict[str, int]  # the code the handler saw -> how many
+    after_s: Spread
+
+
+class KeepaliveOff(TypedDict):
+    reaped: int
+    watched_s: float
+
+
+class Keepalive(TypedDict):
+    on: KeepaliveOn
+    off: KeepaliveOff
+
+
+class Timings(TypedDict):
+    cleanup_trips: Spread  # one-way trips from the page's close() to its handler's cleanup
+    server_close_trips: Spread  # one-way trips ``await websocket.close()`` took
+    server_close_code_seen_by_page: dict[str, int]
+    handler_sees: dict[str, dict[str, int]]  # the page's 1000, 1001, reset -> codes seen
+
+
+class Implementation(Timings):
+    """Every measurement of one uvicorn WebSocket implementation."""
+
+    reload: dict[str, ReloadShape]
+    keepalive: Keepalive
+
+
+class Versions(TypedDict):
+    fastapi: str
+    uvicorn: str
+    websockets: str
+    wsproto: str
+    python: str
+
+
+class Setup(TypedDict):
+    reps: int
+    latency_one_way_s: float
+    close_timeout_s: float
+    host: str
+
+
+class FastAPICalibration(TypedDict):
+    """The file: what was measured on which versions, per implementation."""
+
+    about: str
+    versions: Versions
+    setup: Setup
+    implementations: dict[str, Implementation]
+
+
+class _Reloaded(TypedDict):
+    outcome: str
+    blocked_s: float | None
+    code: int | None
+
+
+class _Silent(TypedDict):
+    reaped: bool
+    code: str | None
+    after_s: float
 
 
 class Bench:
@@ -85,7 +172,7 @@ def _conns(bench: Bench, user: str) -> list[int]:
     return seen
 
 
-async def _reload(bench: Bench, user: str, shape: str) -> dict[str, Any]:
+async def _reload(bench: Bench, user: str, shape: str) -> _Reloaded:
     """One reload of a tab under the post-mortem's handler; what became of the new socket."""
     old = await bench.join(user)
     await bench.registered(user)
@@ -167,7 +254,7 @@ async def _page_code(bench: Bench, user: str, how: str) -> str:
     return [d for _, e, _, d in bench.events(user) if e == "cleanup"][-1]
 
 
-async def _keepalive(bench: Bench, user: str, wait: float) -> dict[str, Any]:
+async def _keepalive(bench: Bench, user: str, wait: float) -> _Silent:
     """A peer whose path goes silent: reaped (and with which code, after how long) or not."""
     ws = await bench.join(user)
     await bench.registered(user)
@@ -191,7 +278,7 @@ async def _keepalive(bench: Bench, user: str, wait: float) -> dict[str, Any]:
     return {"reaped": reaped, "code": codes[-1] if reaped else None, "after_s": round(took, 3)}
 
 
-async def _bench(strategy: Any, ws: str, run: Callable[[Bench], Any]) -> Any:
+async def _bench(strategy: str | Strategy, ws: str, run: Callable[[Bench], Awaitable[T]]) -> T:
     server = LocalServer(strategy, stack="fastapi", ws=ws, close_timeout=CLOSE_TIMEOUT)
     async with server:
         proxy = FaultProxy(server.port, defaults=Toxics(latency=LATENCY))
@@ -199,7 +286,7 @@ async def _bench(strategy: Any, ws: str, run: Callable[[Bench], Any]) -> Any:
             return await run(Bench(server, proxy))
 
 
-def _summary(values: list[float]) -> dict[str, float]:
+def _summary(values: list[float]) -> Spread:
     return {
         "median": round(statistics.median(values), 3),
         "min": round(min(values), 3),
@@ -207,25 +294,25 @@ def _summary(values: list[float]) -> dict[str, float]:
     }
 
 
-async def measure(ws: str, reps: int, log: Log) -> dict[str, Any]:
+async def measure(ws: str, reps: int, log: Log) -> Implementation:
     """Every measurement for one implementation."""
-    out: dict[str, Any] = {"reload": {}}
+    reload: dict[str, ReloadShape] = {}
     for shape in ("replace-live", "close-in-flight", "half-open"):
 
-        async def reloads(bench: Bench, shape: str = shape) -> list[dict[str, Any]]:
+        async def reloads(bench: Bench, shape: str = shape) -> list[_Reloaded]:
             return [await _reload(bench, f"{shape}-{i}", shape) for i in range(reps)]
 
         results = await _bench("seed", ws, reloads)
         outcomes = Counter(r["outcome"] for r in results)
         blocked = [r["blocked_s"] for r in results if r["blocked_s"] is not None]
-        out["reload"][shape] = {
+        reload[shape] = {
             "outcomes": {k: outcomes.get(k, 0) for k in ("strand", "self-kill", "registered")},
             "blocked_s": _summary(blocked) if blocked else None,
-            "self_kill_codes": sorted({r["code"] for r in results if r["code"] is not None}),
+            "self_kill_codes": sorted({code for r in results if (code := r["code"]) is not None}),
         }
-        log(f"  {ws} {shape}: {dict(outcomes)}, blocked {out['reload'][shape]['blocked_s']}")
+        log(f"  {ws} {shape}: {dict(outcomes)}, blocked {reload[shape]['blocked_s']}")
 
-    async def timings(bench: Bench) -> dict[str, Any]:
+    async def timings(bench: Bench) -> Timings:
         trips = [await _cleanup_trips(bench, f"trip-{i}") for i in range(reps)]
         closes = [await _server_close(bench, f"close-{i}") for i in range(reps)]
         codes = {
@@ -239,17 +326,17 @@ async def measure(ws: str, reps: int, log: Log) -> dict[str, Any]:
             "handler_sees": {how: dict(counter) for how, counter in codes.items()},
         }
 
-    out.update(await _bench("postmortem-safe", ws, timings))
-    log(f"  {ws} cleanup trips {out['cleanup_trips']}, close() {out['server_close_trips']}")
+    timed = await _bench("postmortem-safe", ws, timings)
+    log(f"  {ws} cleanup trips {timed['cleanup_trips']}, close() {timed['server_close_trips']}")
     quick = Liveness("calibration", 0.2, 0.2, summary="ping 0.2 s, timeout 0.2 s")
     keepalive = strategy_of("seed").replace(name="seed-keepalive", liveness=quick)
 
-    async def silent(bench: Bench, wait: float) -> list[dict[str, Any]]:
+    async def silent(bench: Bench, wait: float) -> list[_Silent]:
         return [await _keepalive(bench, f"silent-{i}", wait) for i in range(reps)]
 
     on = await _bench(keepalive, ws, lambda b: silent(b, 3.0))
     off = await _bench("seed", ws, lambda b: silent(b, 0.6))
-    out["keepalive"] = {
+    keepalive_seen: Keepalive = {
         "on": {
             "interval_s": 0.2,
             "timeout_s": 0.2,
@@ -259,33 +346,44 @@ async def measure(ws: str, reps: int, log: Log) -> dict[str, Any]:
         },
         "off": {"reaped": sum(r["reaped"] for r in off), "watched_s": 0.6},
     }
-    log(f"  {ws} keepalive on: {out['keepalive']['on']['reaped']}/{reps} reaped")
-    return out
+    log(f"  {ws} keepalive on: {keepalive_seen['on']['reaped']}/{reps} reaped")
+    return {
+        "reload": reload,
+        "cleanup_trips": timed["cleanup_trips"],
+        "server_close_trips": timed["server_close_trips"],
+        "server_close_code_seen_by_page": timed["server_close_code_seen_by_page"],
+        "handler_sees": timed["handler_sees"],
+        "keepalive": keepalive_seen,
+    }
 
 
 def calibrate(
-    reps: int = 20, *, out: Path | None = DEFAULT_OUT, log: Log = print, impls: tuple = IMPLS
-) -> dict[str, Any]:
+    reps: int = 20,
+    *,
+    out: Path | None = DEFAULT_OUT,
+    log: Log = print,
+    impls: tuple[str, ...] = IMPLS,
+) -> FastAPICalibration:
     """Measure every implementation ``reps`` times per case; write ``out`` (None: don't)."""
     if isinstance(reps, bool) or not isinstance(reps, int) or reps < 1:
         raise ConfigError(f"reps must be a whole number >= 1, got {reps!r}")
     import fastapi
     import uvicorn
-    import websockets
     import wsproto
+    from websockets.version import version as websockets_version
 
-    results: dict[str, Any] = {}
+    results: dict[str, Implementation] = {}
     for ws in impls:
         log(f"calibrating FastAPI on uvicorn, ws={ws} ({reps} repetitions per case)")
         results[ws] = asyncio.run(measure(ws, reps, log))
-    data = {
+    data: FastAPICalibration = {
         "about": "FastAPI on uvicorn under the post-mortem's handler (preset seed) and the "
         "kit's postmortem-safe, per WebSocket implementation; python -m simkit calibrate "
         "--stack fastapi",
         "versions": {
             "fastapi": fastapi.__version__,
             "uvicorn": uvicorn.__version__,
-            "websockets": websockets.__version__,
+            "websockets": websockets_version,
             "wsproto": getattr(wsproto, "__version__", "?"),
             "python": platform.python_version(),
         },
@@ -302,6 +400,7 @@ def calibrate(
     return data
 
 
-def load(path: Path = DEFAULT_OUT) -> dict[str, Any]:
+def load(path: Path = DEFAULT_OUT) -> FastAPICalibration:
     """The shipped measurements."""
-    return json.loads(path.read_text())
+    # The file :func:`calibrate` wrote, read as written (its shape is not checked here).
+    return cast(FastAPICalibration, json.loads(path.read_text()))

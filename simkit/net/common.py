@@ -17,17 +17,23 @@ import json
 import secrets
 import time
 from collections import deque
-from typing import Any, cast
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Protocol, cast
 from urllib.parse import parse_qs
 
 import pandas as pd
 
 from simkit.model.codes import CloseCode
 from simkit.model.errors import ConfigError, choice
+from simkit.model.liveness import Heartbeat, Liveness
 from simkit.model.registry import Deliver, Resume
 from simkit.model.strategy import Strategy
 from simkit.model.strategy import strategy as strategy_of
 from simkit.model.tokens import TokenError, TokenSigner
+from simkit.runtime.interfaces import Message, TabCallbacks
+
+if TYPE_CHECKING:
+    from simkit.actors.server import Server
 
 MAX_USER_ID = 128
 MAX_MESSAGE = 2**16  # larger messages close their sender with 1009
@@ -69,14 +75,28 @@ def check_user_id(value: str | None) -> str | None:
     return None
 
 
-def encode(message: tuple) -> str:
+def encode(message: Message) -> str:
     """A server-to-page message as the page and the live network read it."""
     if message[0] == "push":
-        body: dict[str, Any] = {"t": "push", "id": message[1]}
+        body: dict[str, object] = {"t": "push", "id": message[1]}
         if len(message) > 2:
             body["data"] = message[2]
         return json.dumps(body)
     return json.dumps({"t": message[0], "session": message[1]})
+
+
+class OwnClient(Protocol):
+    """The run's own client end of a connection (one of its tabs'), as the server side
+    reads it: ground truth for the census, never for the server's decisions."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def silent_since(self) -> float | None: ...
+
+    @property
+    def tab(self) -> TabCallbacks: ...
 
 
 class ServerLink:
@@ -103,24 +123,24 @@ class ServerLink:
     def __init__(
         self,
         owner: BaseServer,
-        ws: Any,
+        ws: Any,  # the stack's own socket object (a subclass knows its type)
         conn: int,
         user: str,
         session: str | None,
-        client: Any,
+        client: OwnClient | None,
     ) -> None:
         self.owner, self.ws, self.id, self.user, self.session = owner, ws, conn, user, session
         self.client = client  # the run's own client-side link, when it is one of ours
         self.tab_index = client.tab.index if client is not None else None
         self.closing = False
         self.pending = 0  # sends waiting for the client to read
-        self.beat: Any = None  # the application heartbeat's state, when it runs one
+        self.beat: Heartbeat | None = None  # the application heartbeat's, when it runs one
 
     @property
     def silent_since(self) -> float | None:
         return self.client.silent_since if self.client is not None else None
 
-    def send(self, message: tuple) -> None:
+    def send(self, message: Message) -> None:
         text = encode(message)
         if self.closing:
             return
@@ -214,11 +234,11 @@ class BaseServer:
         self.open_links: dict[int, ServerLink] = {}
         # The most recent events only: a server left running must not grow without bound.
         self.events: deque[tuple[float, str, int, str, str]] = deque(maxlen=EVENT_LOG)
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._next_id = OUTSIDE_IDS
         self._t0 = 0.0
         self.dying = False
-        self.app_rule: Any = None
+        self.app_rule: Liveness | None = None
 
     # -- life cycle (a stack implements start, stop and restart) ---------------------------
 
@@ -288,7 +308,7 @@ class BaseServer:
     def http_url(self) -> str:
         return f"http://{self.host}:{self.port}/"
 
-    def spawn(self, coro: Any) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -318,7 +338,7 @@ class BaseServer:
         """The body of ``GET /stats``."""
         return json.dumps(self.counts())
 
-    async def until(self, predicate: Any, timeout: float = 5.0) -> None:
+    async def until(self, predicate: Callable[[BaseServer], bool], timeout: float = 5.0) -> None:
         """Wait until ``predicate(self)`` holds (a client's ``connect`` returns as soon as
         the handshake is done, a moment before the server's handler has registered it)."""
         loop = asyncio.get_running_loop()
@@ -358,7 +378,9 @@ class BaseServer:
         claimed = params.get("user", [None])[0]
         if self.signer is None:
             problem = check_user_id(claimed)
-            return (claimed or "", problem, 400) if problem else (claimed, None, 200)  # type: ignore[return-value]
+            if problem is not None or claimed is None:  # (no user id is itself a problem)
+                return claimed or "", problem, 400
+            return claimed, None, 200
         token = params.get("token", [None])[0]
         if token is None:
             return "", "missing token (this server requires ?token=)", 401
@@ -378,7 +400,7 @@ class BaseServer:
             return f"too many connections for this user (limit {self.max_per_user})"
         return None
 
-    def conn_id(self, query: dict[str, list[str]]) -> tuple[int, Any]:
+    def conn_id(self, query: dict[str, list[str]]) -> tuple[int, OwnClient | None]:
         """(connection id, the run's client link or None): a run's own tab passes its link
         id as ``?link=``; anyone else gets an id from a range of its own."""
         client = None
@@ -392,7 +414,7 @@ class BaseServer:
 
     # -- a connection's life on the server -------------------------------------------------
 
-    def opened(self, link: ServerLink, *, register: bool = True) -> asyncio.Task | None:
+    def opened(self, link: ServerLink, *, register: bool = True) -> asyncio.Task[None] | None:
         """A handshake completed: count it, log it, tell the core (which registers it,
         unless ``register`` is False: a handler of its own does that), start the app
         heartbeat. Returns the heartbeat's task, if any."""
@@ -418,7 +440,7 @@ class BaseServer:
         self,
         link: ServerLink,
         code: int,
-        heartbeat: asyncio.Task | None,
+        heartbeat: asyncio.Task[None] | None,
         *,
         reaped_after: float | None = None,
         unregister: bool = True,
@@ -453,7 +475,7 @@ class BaseServer:
             link.beat.on_pong(asyncio.get_running_loop().time())
             self.core.env.census.count_pongs()
 
-    async def _app_heartbeat(self, link: ServerLink, beat: Any) -> None:
+    async def _app_heartbeat(self, link: ServerLink, beat: Heartbeat) -> None:
         """The application-level heartbeat: the page itself must answer, so a frozen page
         (whose browser still answers protocol pings) is found too."""
         loop = asyncio.get_running_loop()
@@ -480,7 +502,7 @@ def check_positive(label: str, value: float) -> float:
     return float(value)
 
 
-def _standalone_core(owner: BaseServer) -> Any:
+def _standalone_core(owner: BaseServer) -> Server:
     """A Server actor with its own census, for a server used outside simkit.run."""
     from simkit.actors.env import Env
     from simkit.actors.server import Server

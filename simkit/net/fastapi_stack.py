@@ -35,15 +35,19 @@ import logging
 import math
 import socket
 import warnings
-from typing import Any
+from collections.abc import Iterator
+from types import MethodType
+from typing import Any, Protocol, cast
 from urllib.parse import parse_qs
 
 import uvicorn
-from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.protocols.websockets.wsproto_impl import WSProtocol
+from uvicorn.server import ServerState
+from wsproto.events import CloseConnection
 
 from simkit.model.codes import CloseCode
 from simkit.model.errors import ServiceError
@@ -67,12 +71,40 @@ warnings.filterwarnings(
 # 1005/1006), and takes the run's scaled close timeout (sansio and wsproto hard-code 10 s).
 
 
+class _Config(uvicorn.Config):
+    """uvicorn's configuration with the two settings it has no option for: the run's scaled
+    close timeout and the deadline of a handshake. uvicorn hands every protocol it builds
+    the Config it was started with, so the protocols below read them there."""
+
+    simkit_close_timeout = 10.0
+    simkit_open_timeout = 10.0
+
+
+def _close_timeout(config: uvicorn.Config) -> float:
+    return config.simkit_close_timeout if isinstance(config, _Config) else 10.0
+
+
+class _Instrumented(Protocol):
+    """What the kit reads of the protocol behind a WebSocket: one of the three below."""
+
+    simkit_reaped: bool
+    transport: asyncio.Transport | None
+
+    def simkit_rcvd(self) -> int | None: ...
+
+
 class _SansIO(WebSocketsSansIOProtocol):
     simkit_reaped = False
 
-    def __init__(self, config: Any, *args: Any, **kwargs: Any) -> None:
-        super().__init__(config, *args, **kwargs)
-        self.close_timeout = config.simkit_close_timeout
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.close_timeout = _close_timeout(config)
 
     def keepalive_timeout(self) -> None:
         self.simkit_reaped = True
@@ -87,15 +119,21 @@ class _WSProto(WSProtocol):
     simkit_reaped = False
     simkit_close: int | None = None
 
-    def __init__(self, config: Any, *args: Any, **kwargs: Any) -> None:
-        super().__init__(config, *args, **kwargs)
-        self.close_timeout = config.simkit_close_timeout
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.close_timeout = _close_timeout(config)
 
     def keepalive_timeout(self) -> None:
         self.simkit_reaped = True
         super().keepalive_timeout()
 
-    def handle_close(self, event: Any) -> None:
+    def handle_close(self, event: CloseConnection) -> None:
         self.simkit_close = int(event.code)
         super().handle_close(event)
 
@@ -106,9 +144,15 @@ class _WSProto(WSProtocol):
 class _Legacy(WebSocketProtocol):
     simkit_reaped = False
 
-    def __init__(self, config: Any, *args: Any, **kwargs: Any) -> None:
-        super().__init__(config, *args, **kwargs)
-        self.close_timeout = config.simkit_close_timeout
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.close_timeout = _close_timeout(config)
 
     def fail_connection(self, code: int = 1006, reason: str = "") -> None:
         if code == CloseCode.KEEPALIVE_TIMEOUT:
@@ -124,9 +168,12 @@ class _H11(H11Protocol):
     """uvicorn's HTTP/1.1 protocol with a deadline on the request: a handshake that never
     finishes is dropped after ``open_timeout`` (as the ``websockets`` server does)."""
 
-    def connection_made(self, transport: Any) -> None:
+    # A stream protocol is always given a Transport; uvicorn narrows BaseProtocol's
+    # BaseTransport the same way in the method overridden here, under the same ignore.
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        deadline = getattr(self.config, "simkit_open_timeout", 10.0)
+        config = self.config
+        deadline = config.simkit_open_timeout if isinstance(config, _Config) else 10.0
         self.loop.call_later(deadline, self._simkit_deadline)
 
     def _simkit_deadline(self) -> None:
@@ -134,17 +181,29 @@ class _H11(H11Protocol):
             self.transport.close()
 
 
-PROTOCOLS: dict[str, type] = {
+PROTOCOLS: dict[str, type[asyncio.Protocol]] = {
     "websockets-sansio": _SansIO,
     "websockets": _Legacy,
     "wsproto": _WSProto,
 }
 
 
-def protocol_of(websocket: WebSocket) -> Any:
+def protocol_of(websocket: WebSocket) -> _Instrumented:
     """uvicorn's protocol object behind a Starlette WebSocket (its ``receive`` is a bound
     method of it): the transport, and what was really sent and received."""
-    return websocket._receive.__self__  # type: ignore[attr-defined]
+    # Starlette types ``receive`` as any ASGI callable; under uvicorn it is the bound
+    # ``asgi_receive`` of one of PROTOCOLS, all three of which satisfy _Instrumented.
+    receive = cast(MethodType, websocket._receive)
+    return cast(_Instrumented, receive.__self__)
+
+
+class _Uvicorn(uvicorn.Server):
+    """uvicorn's server, in process: signals belong to the program that runs it (a notebook,
+    a test, the CLI), which uvicorn's own handlers would take over."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 class FastAPILink(ServerLink):
@@ -218,7 +277,7 @@ class FastAPIServer(BaseServer):
         super().__init__(strategy, host, port, **kwargs)
         self.ws_impl = check_stack("fastapi", ws)[1]
         self._uvicorn: uvicorn.Server | None = None
-        self._serving: asyncio.Task | None = None
+        self._serving: asyncio.Task[None] | None = None
         self.sockets: dict[int, WebSocket] = {}  # the as-written handler's sockets by conn
         self.app = self._app()
 
@@ -232,7 +291,7 @@ class FastAPIServer(BaseServer):
     async def start(self) -> None:
         self.prepare()
         interval, timeout = self.keepalive()
-        config = uvicorn.Config(
+        config = _Config(
             self.app,
             http=_H11,
             ws=PROTOCOLS[self.ws_impl],
@@ -245,8 +304,8 @@ class FastAPIServer(BaseServer):
             access_log=False,
             timeout_graceful_shutdown=math.ceil(self.close_timeout * self.scale + 1.0),
         )
-        config.simkit_close_timeout = self.close_timeout * self.scale  # type: ignore[attr-defined]
-        config.simkit_open_timeout = self.open_timeout  # type: ignore[attr-defined]
+        config.simkit_close_timeout = self.close_timeout * self.scale
+        config.simkit_open_timeout = self.open_timeout
         # uvicorn logs every refused handshake and reset peer at INFO/WARNING/ERROR: a live
         # run makes thousands, which would flood a notebook (the server's own log keeps them)
         logging.getLogger("uvicorn.error").setLevel(logging.CRITICAL)
@@ -257,8 +316,7 @@ class FastAPIServer(BaseServer):
             sock.listen(128)
             sock.setblocking(False)
             self.port = sock.getsockname()[1]
-            server = uvicorn.Server(config)
-            server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign, assignment]
+            server = _Uvicorn(config)
             self._uvicorn = server
             self._serving = asyncio.get_running_loop().create_task(server.serve([sock]))
             loop = asyncio.get_running_loop()
@@ -354,7 +412,7 @@ class FastAPIServer(BaseServer):
         async def ws(websocket: WebSocket) -> None:
             await self._handle(websocket)
 
-        async def not_found(request: Any, exc: Any) -> PlainTextResponse:
+        async def not_found(request: Request, exc: Exception) -> PlainTextResponse:
             return PlainTextResponse("not found\n", status_code=404)
 
         app.add_exception_handler(404, not_found)

@@ -24,6 +24,10 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
+# A chunk read by a pump, with the loop time at which it may be written out; ``b""`` is the
+# peer's FIN, passed on as a half-close.
+_Chunk = tuple[float, bytes]
+
 
 @dataclass
 class Toxics:
@@ -38,7 +42,15 @@ class Toxics:
 class Piped:
     """One proxied connection."""
 
-    def __init__(self, proxy: FaultProxy, client_port: int, cr, cw, sr, sw) -> None:
+    def __init__(
+        self,
+        proxy: FaultProxy,
+        client_port: int,
+        cr: asyncio.StreamReader,
+        cw: asyncio.StreamWriter,
+        sr: asyncio.StreamReader,
+        sw: asyncio.StreamWriter,
+    ) -> None:
         self.proxy = proxy
         self.client_port = client_port
         self.up = Toxics(**vars(proxy.defaults))
@@ -51,14 +63,14 @@ class Piped:
         self.last_traffic = asyncio.get_running_loop().time()
         self.closed = False
         self.server_gone = False  # the server's side has ended (see FaultProxy.on_closed)
-        self._writers: list[asyncio.Task] = []
+        self._writers: list[asyncio.Task[None]] = []
         self._tasks = [
             asyncio.create_task(self._pump(cr, sw, self.up)),
             asyncio.create_task(self._pump(sr, cw, self.down)),
         ]
         self._tasks[1].add_done_callback(self._server_side_done)
 
-    def _server_side_done(self, task: asyncio.Task) -> None:
+    def _server_side_done(self, task: asyncio.Task[None]) -> None:
         self.server_gone = True
         if self.proxy.on_closed is not None:
             self.proxy.on_closed(self)
@@ -80,12 +92,14 @@ class Piped:
         self.blackhole()
         self._cw.transport.abort()
 
-    async def _pump(self, reader, writer, toxics: Toxics) -> None:
+    async def _pump(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, toxics: Toxics
+    ) -> None:
         """Read as data arrives and stamp each chunk (and the final FIN) with its release
         time, so a delay starts when the bytes reach the proxy, as on a real path; a
         second task writes them out in order."""
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue = asyncio.Queue()
+        queue: asyncio.Queue[_Chunk] = asyncio.Queue()
         writer_task = asyncio.create_task(self._release(queue, writer, toxics))
         self._writers.append(writer_task)
         release = 0.0
@@ -117,7 +131,9 @@ class Piped:
             raise
         await writer_task
 
-    async def _release(self, queue: asyncio.Queue, writer, toxics: Toxics) -> None:
+    async def _release(
+        self, queue: asyncio.Queue[_Chunk], writer: asyncio.StreamWriter, toxics: Toxics
+    ) -> None:
         loop = asyncio.get_running_loop()
         sent = 0
         while True:
@@ -160,7 +176,7 @@ class FaultProxy:
         self.connections: dict[int, Piped] = {}
         self.down = False
         self._server: asyncio.Server | None = None
-        self._idle_task: asyncio.Task | None = None
+        self._idle_task: asyncio.Task[None] | None = None
         self.idle_cuts = 0
         # Told each connection whose server side has ended (its server -> client direction
         # is over: FIN, reset or cut); a target run counts the server's open sockets so.

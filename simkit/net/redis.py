@@ -23,9 +23,10 @@ import socket
 import subprocess
 import tempfile
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
-from simkit.actors.cluster import FAILED
+from simkit.actors.cluster import FAILED, StoreFailed, StoreResult
+from simkit.actors.env import Env
 from simkit.model.cluster import ClusterPolicy, Entry, Store
 from simkit.model.errors import ConfigError
 
@@ -189,11 +190,15 @@ class RedisAt:
 REMOTE_CALLS = ("_kick_remote",)
 
 
+# A command waiting for the connection: (node, op, args, done), as ``submit`` takes them.
+_Command = tuple[int, str, tuple[object, ...], Callable[[Any], None]]
+
+
 def _value(node: int, conn: int) -> str:
     return f"{node}:{conn}"
 
 
-def _entry(raw: Any, expires: float | None) -> Entry | None:
+def _entry(raw: bytes | str | None, expires: float | None) -> Entry | None:
     if raw is None:
         return None
     node, conn = (raw.decode() if isinstance(raw, bytes) else raw).split(":")
@@ -204,7 +209,7 @@ class RedisStore:
     """The nodes' shared registry in a real Redis (see the module docstring). ``env`` is
     the run's (scenario seconds x ``env.scale`` = wall seconds)."""
 
-    def __init__(self, env: Any, policy: ClusterPolicy, server: RedisServer) -> None:
+    def __init__(self, env: Env, policy: ClusterPolicy, server: RedisServer) -> None:
         import redis.asyncio as aioredis
 
         self.env = env
@@ -219,7 +224,7 @@ class RedisStore:
         self.mirror = Store()
         self.ops = 0
         self.prefix = "simkit:user:"
-        self.queue: asyncio.Queue[tuple] = asyncio.Queue()
+        self.queue: asyncio.Queue[_Command] = asyncio.Queue()
         self.worker: asyncio.Task[None] | None = None
         self.on_expired: Callable[[str], None] = lambda user: None
         # None: every node is in this process (the run's nodes). K: this process hosts node
@@ -239,12 +244,14 @@ class RedisStore:
 
     # -- the VirtualStore face -------------------------------------------------------------
 
-    def submit(self, node: int, op: str, args: tuple, done: Callable[[Any], None]) -> None:
+    def submit(
+        self, node: int, op: str, args: tuple[object, ...], done: Callable[[Any], None]
+    ) -> None:
         self.queue.put_nowait((node, op, args, done))
         if self.worker is None:
             self.worker = asyncio.get_running_loop().create_task(self._work())
 
-    def relay(self, src: int, dst: int, fn: Callable[..., Any], *args: Any) -> bool:
+    def relay(self, src: int, dst: int, fn: Callable[..., None], *args: object) -> bool:
         """Pub/sub to another node: PUBLISH through Redis; the node acts on the reply. When
         this process hosts one node only, another node's work is sent as the message (a
         name of :data:`REMOTE_CALLS` and plain arguments) and that node's process runs it;
@@ -279,6 +286,7 @@ class RedisStore:
     async def _work(self) -> None:
         while True:
             node, op, args, done = await self.queue.get()
+            result: StoreResult | StoreFailed
             try:
                 result = await self._run(node, op, args)
             except asyncio.CancelledError:
@@ -287,14 +295,20 @@ class RedisStore:
                 result = FAILED
             done(result)
 
-    async def _run(self, node: int, op: str, args: tuple) -> Any:
+    async def _run(self, node: int, op: str, args: tuple[Any, ...]) -> StoreResult:
+        # (each command's arguments have their own shape: see Cluster's calls of submit)
         policy, now, key = self.policy, self.env.now(), self.prefix
         ttl_ms = None if policy.ttl is None else max(1, round(policy.ttl * self.env.scale * 1000))
         expires = None if policy.ttl is None else now + policy.ttl
         self.ops += 1
         if op == "open":
             user, conn = args
-            raw = await self.client.set(key + user, _value(node, conn), px=ttl_ms, get=True)
+            # SET with GET replies the value it replaced, or nil: redis-py's annotation covers
+            # every form of SET (True/False without GET), hence the cast.
+            raw = cast(
+                bytes | None,
+                await self.client.set(key + user, _value(node, conn), px=ttl_ms, get=True),
+            )
             old = self.mirror.set(user, Entry(node, conn, expires), now)
             self._watch(user)
             old = _entry(raw, None) if raw is not None else old

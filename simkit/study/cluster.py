@@ -24,9 +24,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING
 
 from simkit.model.errors import ConfigError, SimkitError
+
+if TYPE_CHECKING:  # distributed is imported when a sweep needs it (it takes a second)
+    from distributed import Client, LocalCluster
 
 __all__ = [
     "CONNECT_TIMEOUT",
@@ -78,8 +81,8 @@ _default: _Kept | None = None
 class _Kept:
     """The default cluster, its client and the timer that shuts it down when idle."""
 
-    cluster: Any
-    client: Any
+    cluster: LocalCluster
+    client: Client
     workers: int
     timer: threading.Timer | None = None
     busy: int = 0
@@ -106,7 +109,7 @@ def cores() -> int:
 
 
 @contextlib.contextmanager
-def default_client(workers: int | None) -> Iterator[Any]:
+def default_client(workers: int | None) -> Iterator[Client]:
     """The default cluster's client for one sweep: the kept cluster if it has ``workers``
     workers and is up, else a new one (the old one closed). Its idle timer restarts when
     the sweep ends, even on error."""
@@ -171,7 +174,7 @@ def close_default_cluster() -> None:
 atexit.register(close_default_cluster)  # does nothing unless a cluster is kept
 
 
-def local_cluster(workers: int | None = None) -> Any:
+def local_cluster(workers: int | None = None) -> LocalCluster:
     """The default cluster: ``workers`` processes (default: one per core this process may
     use), one thread each (a run holds the GIL), scheduler, workers and the scheduler's
     HTTP endpoint on 127.0.0.1 only (a free port), and quiet (workers log errors only: a
@@ -286,12 +289,12 @@ def _is_main_test(test: ast.expr) -> bool:
 # --- a cluster named by its address ---------------------------------------------------------
 
 
-def connect(address: str, timeout: float = CONNECT_TIMEOUT) -> Any:
+def connect(address: str, timeout: float = CONNECT_TIMEOUT) -> Client:
     """A ``distributed.Client`` on the scheduler at ``address``, or, within ``timeout``
     seconds (at once when the port is closed), :class:`SchedulerUnreachable` naming the
     address and why: Dask alone retries for 30 s and logs two tracebacks."""
     from distributed import Client
-    from distributed.comm import parse_address, parse_host_port
+    from distributed.comm.addressing import parse_address, parse_host_port
 
     scheme, location = parse_address(address)
     if scheme in ("tcp", "tls"):
@@ -326,7 +329,7 @@ class WorkerWatch:
     for longer than ``bound`` seconds. Asked while a sweep waits for a result; it asks the
     scheduler at most once a second."""
 
-    def __init__(self, client: Any, bound: float) -> None:
+    def __init__(self, client: Client, bound: float) -> None:
         self.client, self.bound = client, bound
         self._asked = float("-inf")
         self._since: float | None = None
