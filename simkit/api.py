@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from simkit.actors.play import play
+from simkit.checks import invalid_reasons
 from simkit.model.errors import ConfigError
 from simkit.model.strategy import Strategy
 from simkit.model.strategy import strategy as strategy_of
@@ -116,6 +117,16 @@ def run(
     info.update(spec.info())
     timeseries, summary = summarise(played.census, played.server, info)
     summary.update(played.extra)
+    health = played.health
+    if health.realtime:  # what the validity rests on, for a user's own checks
+        summary.update(
+            samples_late=health.samples_late,
+            sample_lag_max=round(health.worst_lag, 6),
+            errors_logged=health.errors_logged,
+        )
+    reasons = invalid_reasons(summary, health)
+    summary["run_valid"] = not reasons
+    summary["invalid_reasons"] = reasons
     for column in summary.get("unknown_metrics", {}):
         if column in timeseries.columns:  # a runtime that cannot know a metric says so
             timeseries[column] = math.nan
