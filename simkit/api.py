@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from simkit.actors.play import play
-from simkit.checks import invalid_reasons
+from simkit.checks import check_feasible, invalid_reasons
 from simkit.model.errors import ConfigError
 from simkit.model.strategy import Strategy
 from simkit.model.strategy import strategy as strategy_of
@@ -83,6 +83,10 @@ def run(
     settle = spec.settle(strat) if settle is None else settle
     if not (settle >= 0 and math.isfinite(settle)):
         raise ConfigError(f"settle must be >= 0 seconds, got {settle!r}")
+    check_feasible(
+        spec.name, tabs=tabs, duration=float(duration), settle=float(settle),
+        scale=float(getattr(spec, "scale", 1.0)), step=sc.step,
+    )  # fmt: skip
 
     chosen = spec.build(sc, strat, tabs=tabs, seed=seed)
     bar, tick = _progress(progress, tabs * duration, duration + settle, chosen.name == "virtual")

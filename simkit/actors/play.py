@@ -43,6 +43,10 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+# A row sampled later than one step of wall time is late, but never for less than this
+# many seconds: on a shared machine the OS alone pauses a process for tens of milliseconds.
+LATE_FLOOR = 0.1
+
 
 class Runtime(ABC):
     """What one runtime adds to the run core. Subclass it, override what differs.
@@ -302,13 +306,13 @@ def observe(
     The schedule is absolute (row ``n`` is due at ``start + n * step * scale``), so a tick
     that fires late never shifts the ones after it: a loop that fell behind catches up one
     row per loop step, and each row taken later than ``health.late_bound`` (a whole step
-    of wall time, at least 50 ms) is counted in ``health``, never silently dropped."""
+    of wall time, at least :data:`LATE_FLOOR`) is counted in ``health``, never silently dropped."""
     n = 0
     done: asyncio.Future[None] = env.loop.create_future()
     due_rows = 0
     while due_rows * step <= end:  # exactly the rows the schedule below takes
         due_rows += 1
-    bound = max(step * env.scale, 0.05)
+    bound = max(step * env.scale, LATE_FLOOR)
     if health is not None:
         health.samples_due, health.late_bound = due_rows, bound
 
