@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -198,8 +202,6 @@ def test_a_live_cli_run_prints_progress_lines_on_stderr(tmp_path) -> None:
 
 
 def test_ctrl_c_of_a_live_run_prints_one_line_exits_130_and_writes_nothing(tmp_path) -> None:
-    import signal
-
     out = tmp_path / "out"
     proc = subprocess.Popen(
         [
@@ -221,3 +223,45 @@ def test_ctrl_c_of_a_live_run_prints_one_line_exits_130_and_writes_nothing(tmp_p
     lines = [x for x in err.splitlines() if not x.startswith("simkit live: t=")]
     assert lines == ["python -m simkit: interrupted; nothing written"], err
     assert not out.exists()
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(("app", "status"), [("fixed_app", 0), ("postmortem_app", 1)])
+def test_the_ci_example_passes_the_fixed_app_and_fails_the_postmortem_s(
+    app, status, tmp_path
+) -> None:
+    """examples/ci/simkit-gate.sh as a CI job runs it: start the server, gate, stop it."""
+    from simkit.net.redis import free_port
+
+    port = free_port()
+    env = {
+        **os.environ,
+        "PYTHON": sys.executable,
+        "SERVER_CMD": f"{sys.executable} -m uvicorn examples.{app}:app --host 127.0.0.1 "
+        f"--port {port} --log-level warning",
+        "TARGET": f"ws://127.0.0.1:{port}/ws",
+        "SCENARIO": "reload-storm",
+        "TABS": "4",
+        "DURATION": "8",
+        "SETTLE": "3",  # shorter than the apps' keepalive: stale sockets may remain
+        "CHECKS": "valid final_unroutable==0 peak_unroutable==0 kicked_live_tabs==0",
+        "OUT": str(tmp_path / "out"),
+    }
+    proc = subprocess.Popen(
+        ["bash", str(ROOT / "examples" / "ci" / "simkit-gate.sh")],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert proc.returncode == status, out + err
+    report = (tmp_path / "out" / "junit.xml").read_text()
+    assert 'name="final_unroutable==0"' in report
+    with socket.socket() as probe:  # the script stopped the server
+        assert probe.connect_ex(("127.0.0.1", port)) != 0
