@@ -253,9 +253,24 @@ async def play(
             await asyncio.gather(*tasks, return_exceptions=True)
         try:
             await runtime.stop()
+            if errors is not None:
+                await _leftovers()
         finally:
             if errors is not None:
                 errors.close()
+
+
+async def _leftovers(timeout: float = 2.0) -> None:
+    """Cancel what a real-time run left on its loop (handshakes still in flight when an
+    overloaded run ended) and wait for it, bounded, while the run still counts errors:
+    otherwise the loop's shutdown cancels them later and each prints a traceback."""
+    current = asyncio.current_task()
+    pending = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.wait(pending, timeout=timeout)
+    await asyncio.sleep(0)  # the done callbacks of what just finished run now
 
 
 class _ErrorCounter(logging.Handler):
