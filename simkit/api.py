@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from simkit.actors.play import play
+from simkit.checks import check_feasible, invalid_reasons
 from simkit.model.errors import ConfigError
 from simkit.model.strategy import Strategy
 from simkit.model.strategy import strategy as strategy_of
@@ -82,6 +83,10 @@ def run(
     settle = spec.settle(strat) if settle is None else settle
     if not (settle >= 0 and math.isfinite(settle)):
         raise ConfigError(f"settle must be >= 0 seconds, got {settle!r}")
+    check_feasible(
+        spec.name, tabs=tabs, duration=float(duration), settle=float(settle),
+        scale=float(getattr(spec, "scale", 1.0)), step=sc.step,
+    )  # fmt: skip
 
     chosen = spec.build(sc, strat, tabs=tabs, seed=seed)
     bar, tick = _progress(progress, tabs * duration, duration + settle, chosen.name == "virtual")
@@ -116,6 +121,16 @@ def run(
     info.update(spec.info())
     timeseries, summary = summarise(played.census, played.server, info)
     summary.update(played.extra)
+    health = played.health
+    if health.realtime:  # what the validity rests on, for a user's own checks
+        summary.update(
+            samples_late=health.samples_late,
+            sample_lag_max=round(health.worst_lag, 6),
+            errors_logged=health.errors_logged,
+        )
+    reasons = invalid_reasons(summary, health)
+    summary["run_valid"] = not reasons
+    summary["invalid_reasons"] = reasons
     for column in summary.get("unknown_metrics", {}):
         if column in timeseries.columns:  # a runtime that cannot know a metric says so
             timeseries[column] = math.nan

@@ -6,12 +6,24 @@ checkout (``python -m benchmarks``, ``make bench``, ``make soak``)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
+from simkit.checks import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_INVALID,
+    Check,
+    evaluate,
+    exit_status,
+    junit_xml,
+    parse_checks,
+)
 from simkit.model.balancer import BALANCERS
 from simkit.model.client import BACKOFFS, GUARDS, IDENTITIES, LIFECYCLES, UNLOADS, VISIBILITIES
 from simkit.model.cluster import CLUSTER_POLICIES
@@ -21,7 +33,7 @@ from simkit.model.registry import REGISTRIES
 from simkit.model.strategy import STRATEGIES
 from simkit.model.transport import PROFILES
 from simkit.net.common import STACKS
-from simkit.runtimes import RUNTIMES, Live, RuntimeSpec, as_runtime
+from simkit.runtimes import RUNTIMES, Live, RuntimeSpec, Target, Virtual, as_runtime
 from simkit.scenarios import SCENARIOS
 from simkit.study.knobs import KNOBS
 
@@ -60,15 +72,19 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from simkit.api import run
 
+    spec = runtime_of(args)
+    checks = parse_checks(args.check or [])
+    _check_outputs(args.out, args.junit)  # before any work: a bad path fails in a line
     result = run(
         args.scenario,
         args.strategy,
         tabs=args.tabs,
         duration=args.duration,
         seed=args.seed,
-        runtime=runtime_of(args),
+        runtime=spec,
         settle=args.settle,
         progress=None,
+        on_sample=_live_progress(spec, args),
     )
     out = _outdir(args.out)
     result.timeseries.to_csv(out / "timeseries.csv", index=False)
@@ -79,7 +95,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"{key:<{width}}  {value}")
     _say_unknown(result.summary)
     print(f"\nwrote {out}/timeseries.csv, summary.json, connections.png")
-    return 0
+    return _verdict(checks, {result.strategy: result.summary}, args.junit)
 
 
 def cmd_compare(args: argparse.Namespace, strategies: list[str] | None = None) -> int:
@@ -88,14 +104,19 @@ def cmd_compare(args: argparse.Namespace, strategies: list[str] | None = None) -
     from simkit.api import compare
 
     names = strategies or [s for s in args.strategies.split(",") if s]
+    spec = runtime_of(args)
+    checks = parse_checks(getattr(args, "check", None) or [])
+    junit = getattr(args, "junit", None)
+    _check_outputs(args.out, junit)
     comparison = compare(
         args.scenario,
         names,
         tabs=args.tabs,
         duration=args.duration,
         seed=args.seed,
-        runtime=runtime_of(args),
+        runtime=spec,
         settle=getattr(args, "settle", None),
+        on_sample=_live_progress(spec, args),
     )
     out = _outdir(args.out)
     table = comparison.table
@@ -106,7 +127,116 @@ def cmd_compare(args: argparse.Namespace, strategies: list[str] | None = None) -
     for result in comparison.results.values():
         _say_unknown(result.summary, f"{result.strategy}: ")
     print(f"\nwrote {out}/comparison.csv and {out}/comparison.png")
-    return 0
+    summaries = {name: r.summary for name, r in comparison.results.items()}
+    return _verdict(checks, summaries, junit)
+
+
+def _verdict(checks: list[Check], summaries: dict[str, dict[str, Any]], junit: str | None) -> int:
+    """Print whether each run is valid and each check's outcome; write the JUnit report;
+    the exit status (:func:`simkit.checks.exit_status`)."""
+    several = len(summaries) > 1
+    for name, summary in summaries.items():
+        prefix = f"{name}: " if several else ""
+        for reason in summary.get("invalid_reasons", []):
+            print(f"{prefix}INVALID RUN: {reason}")
+    outcomes = evaluate(checks, summaries)
+    for o in outcomes:
+        prefix = f"{o.strategy}: " if several else ""
+        print(f"{prefix}check {'PASS' if o.passed else 'FAIL'}: {o.message}")
+    if junit is not None:
+        path = Path(junit)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(junit_xml(outcomes, summaries))
+        print(f"wrote {path}")
+    status = exit_status(outcomes, summaries.values())
+    if status == EXIT_INVALID:
+        print(
+            "python -m simkit: the run is invalid (INVALID RUN above): its numbers cannot "
+            "be trusted; exit status 2",
+            file=sys.stderr,
+        )
+    elif status == EXIT_FAILED:
+        failed = sum(not o.passed for o in outcomes)
+        print(f"python -m simkit: {failed} check(s) failed; exit status 1", file=sys.stderr)
+    return status
+
+
+def _check_outputs(out: str, junit: str | None) -> None:
+    """The output folder and the JUnit file can be written, checked before the run (a run
+    that ends in a traceback when saving has thrown its work away). Nothing is created."""
+    _writable_dir(Path(out), "--out")
+    if junit is not None:
+        path = Path(junit)
+        if path.is_dir():
+            raise ConfigError(f"--junit {junit!r} is a folder; give a file name, e.g. report.xml")
+        if path.exists() and not os.access(path, os.W_OK):
+            raise ConfigError(f"--junit {junit!r} exists and is not writable")
+        _writable_dir(path.parent if str(path.parent) else Path("."), "--junit's folder")
+
+
+def _writable_dir(path: Path, what: str) -> None:
+    if path.exists():
+        if not path.is_dir():
+            raise ConfigError(f"{what} {str(path)!r} is a file, not a folder; name a folder")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise ConfigError(f"{what} {str(path)!r} is not writable")
+        return
+    # Made for real and removed again (what os.access says is not what mkdir does: root,
+    # read-only mounts, /proc), so that nothing is left if the run is interrupted.
+    made: list[Path] = []
+    missing = path.absolute()
+    while not missing.exists():
+        made.append(missing)
+        missing = missing.parent
+    try:
+        for folder in reversed(made):
+            folder.mkdir()
+    except OSError as error:
+        raise ConfigError(
+            f"{what} {str(path)!r} cannot be made ({error.strerror or error})"
+        ) from None
+    finally:
+        for folder in made:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+
+PROGRESS_EVERY = 3.0  # wall seconds between two progress lines of a live run
+
+
+def _live_progress(spec: RuntimeSpec, args: argparse.Namespace) -> Any:
+    """A live or browser run's progress on stderr: a line every few seconds (a tqdm bar
+    when stderr is a terminal), so an unattended CI log shows the run is alive. Virtual
+    runs are quick and say nothing."""
+    if isinstance(spec, Virtual):
+        return None
+    import time
+
+    last = time.monotonic()
+    bar: Any = None
+    label = spec.name if not isinstance(spec, Target) else "target"
+
+    def on_sample(row: dict[str, float]) -> None:
+        nonlocal last, bar
+        now = time.monotonic()
+        t = row.get("t", 0.0)
+        if sys.stderr.isatty():
+            from tqdm.auto import tqdm
+
+            if bar is None:
+                bar = tqdm(unit="sim-s", desc=f"simkit {label}", leave=False)
+            bar.update(max(0, int(t) - bar.n))
+            return
+        if now - last >= PROGRESS_EVERY:
+            last = now
+            print(
+                f"simkit {label}: t={t:g} s, open sockets {row.get('open_sockets', 0):g}, "
+                f"live tabs {row.get('live_tabs', 0):g}, connects {row.get('connects', 0):g}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    return on_sample
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -369,6 +499,21 @@ def _target_options(p: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="seconds to keep watching after the workload (default: long enough for every timeout)",
     )
+    p.add_argument(
+        "--check",
+        action="append",
+        metavar="CHECK",
+        help="a gate on the summary, repeatable: invariants, valid, or METRIC OP NUMBER with "
+        "OP one of == != <= >= < > (e.g. 'final_unroutable==0', 'delivery_ratio>=0.99'); "
+        "exit status 1 if one fails (docs/ci.md)",
+    )
+    p.add_argument(
+        "--junit",
+        default=None,
+        metavar="PATH",
+        help="write a JUnit XML report: one testcase per check per strategy, and whether "
+        "each run is valid",
+    )
 
 
 def runtime_of(args: argparse.Namespace) -> RuntimeSpec:
@@ -530,8 +675,16 @@ COMMANDS = {
 }
 
 
+def _warn_in_a_line(message: Warning | str, category: type[Warning], *rest: Any, **kw: Any) -> None:
+    print(f"python -m simkit: warning: {message}", file=sys.stderr, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
     args = parser().parse_args(argv)
+    if argv is None:  # the command line (not a test calling main): warnings in a line
+        warnings.showwarning = _warn_in_a_line
     if args.command == "compare":
         unknown = [s for s in args.strategies.split(",") if s and s not in STRATEGIES]
         if unknown:
@@ -542,7 +695,13 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except SimkitError as error:
         print(f"python -m simkit: error: {error}", file=sys.stderr)
-        return 2
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        if args.command not in ("run", "compare", "demo"):
+            raise
+        # The output folder is made only once the run is over: nothing was written.
+        print("python -m simkit: interrupted; nothing written", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -67,6 +67,23 @@ class Result:
             ax=ax,
         )
 
+    def check(self, *checks: str) -> Result:
+        """Assert ``checks`` on this run (``"invariants"``, ``"valid"``, or ``"METRIC OP
+        NUMBER"`` such as ``"final_unroutable==0"``, ``"delivery_ratio>=0.99"``; see
+        :mod:`simkit.checks`). A failure raises an AssertionError naming each failed
+        metric, its value and the limit, so a pytest test gates on it directly; a bad
+        check is a ConfigError. Returns the result, to chain."""
+        from simkit.checks import assert_checks
+
+        assert_checks(checks, {self.strategy: self.summary})
+        return self
+
+    @property
+    def valid(self) -> bool:
+        """The run can be trusted (``summary["run_valid"]``; the reasons are in
+        ``summary["invalid_reasons"]``)."""
+        return bool(self.summary.get("run_valid", True))
+
     def plot_timeline(self, conns: list[int] | tuple[int, ...], **options: Any) -> Any:
         """The traced events of ``conns`` on a timeline, one lane per connection (needs a
         run made with ``trace=True``); ``options`` go to :func:`simkit.plots.timeline`."""
@@ -113,6 +130,14 @@ class Comparison:
         table = Table(self.summaries())
         table._comparison = self
         return table
+
+    def check(self, *checks: str) -> Comparison:
+        """Assert ``checks`` on every strategy's run (as :meth:`Result.check`); the
+        AssertionError names the strategy, metric, value and limit of each failure."""
+        from simkit.checks import assert_checks
+
+        assert_checks(checks, {name: r.summary for name, r in self.results.items()})
+        return self
 
     def summaries(self, columns: list[str] | tuple[str, ...] | None = None) -> pd.DataFrame:
         """A plain DataFrame of summary numbers, one row per strategy (what ``table``

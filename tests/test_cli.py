@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -205,3 +206,109 @@ def test_run_with_real_chromium_tabs_writes_its_files(tmp_path) -> None:
     assert summary["runtime"] == "browser" and summary["tabs"] == 2
     assert summary["connects"] >= 2  # both real tabs connected at least once
     assert (tmp_path / "timeseries.csv").read_text().startswith("t,open_sockets")
+
+
+# --- gates for CI: --check, --junit, exit statuses 0/1/2/130 (docs/ci.md) ---------------
+
+SMALL = ["--tabs", "20", "--duration", "60"]
+
+
+def test_run_exits_0_when_every_check_passes(tmp_path, capsys) -> None:
+    code = main(
+        ["run", "--strategy", "postmortem-safe", *SMALL, "--out", str(tmp_path),
+         "--check", "invariants", "--check", "final_unroutable==0", "--check", "valid"]
+    )  # fmt: skip
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "check PASS: final_unroutable = 0, limit final_unroutable == 0 (ok)" in out
+    assert json.loads((tmp_path / "summary.json").read_text())["run_valid"] is True
+
+
+def test_failed_invariants_exit_1_only_when_checked(tmp_path, capsys) -> None:
+    argv = ["run", "--strategy", "before", *SMALL, "--out", str(tmp_path)]
+    assert main(argv) == 0  # without --check the run is a measurement, not a gate
+    assert main([*argv, "--check", "invariants"]) == 1
+    captured = capsys.readouterr()
+    assert "check FAIL: invariants: invariants_hold is False" in captured.out
+    assert "1 check(s) failed; exit status 1" in captured.err
+
+
+def test_compare_checks_every_strategy_and_writes_junit(tmp_path, capsys) -> None:
+    import xml.etree.ElementTree as ET
+
+    junit = tmp_path / "reports" / "simkit.xml"
+    code = main(
+        ["compare", "--strategies", "before,postmortem-safe", *SMALL, "--out", str(tmp_path),
+         "--check", "final_unroutable==0", "--check", "delivery_ratio>=0", "--junit", str(junit)]
+    )  # fmt: skip
+    assert code == 1  # 'before' strands sockets: final_unroutable > 0
+    root = ET.parse(junit).getroot()
+    cases = {(c.get("classname"), c.get("name")): c for c in root.iter("testcase")}
+    assert len(cases) == 6  # (run_valid + 2 checks) x 2 strategies
+    assert cases[("reload-storm.before", "final_unroutable==0")].find("failure") is not None
+    assert cases[("reload-storm.postmortem-safe", "final_unroutable==0")].find("failure") is None
+    assert "before: check FAIL: final_unroutable" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--check", "final_unroutable=0"], "bad check 'final_unroutable=0'"),
+        (["--check", "final_unrotable==0"], "unknown metric 'final_unrotable'"),
+        (["--duration", "1e12"], "the limit is 2,000,000 samples"),
+        (["--tabs", "100000000", "--duration", "100000"], "tab-seconds"),
+        (["--runtime", "live", "--scale", "1e9"], "the limit is a day"),
+        (["--target", "ws://[::1"], "is not a URL"),
+        (["--junit", "."], "is a folder"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2_before_any_work(extra, message, tmp_path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "simkit", "run", "--strategy", "postmortem",
+         "--out", str(tmp_path / "out"), *extra],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert not (tmp_path / "out").exists()  # nothing was run, nothing written
+
+
+@pytest.mark.parametrize("kind", ["file", "under-a-file"])
+def test_an_output_path_that_cannot_be_a_folder_fails_before_the_run(kind, tmp_path) -> None:
+    blocker = tmp_path / "taken"
+    blocker.write_text("not a folder")
+    out = blocker if kind == "file" else blocker / "sub"
+    started = time.monotonic()
+    # 20,000 tabs would play for minutes: the error must come before the run
+    done = subprocess.run(
+        [sys.executable, "-m", "simkit", "run", "--strategy", "postmortem", "--tabs", "20000",
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert f"--out {str(out)!r}" in done.stderr and done.stderr.count("\n") == 1
+    assert time.monotonic() - started < 20
+
+
+def test_ctrl_c_prints_one_line_exits_130_and_writes_nothing(tmp_path) -> None:
+    import signal
+
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "simkit", "run", "--strategy", "postmortem", "--tabs", "20000",
+         "--duration", "300", "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        time.sleep(5)  # imported, and playing
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130
+    lines = [x for x in err.replace("\r", "\n").splitlines() if x.strip() and "sim-s" not in x]
+    assert lines == ["python -m simkit: interrupted; nothing written"], err[-2000:]
+    assert not out.exists()

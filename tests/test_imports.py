@@ -35,6 +35,7 @@ FLOORS: list[tuple[str, int]] = [
     ("simkit.actors", 2),
     ("simkit.scenarios", 2),
     ("simkit.results", 2),
+    ("simkit.checks", 2),
     ("simkit.plots", 2),
     ("simkit.net", 3),
     ("simkit.virtual", 3),

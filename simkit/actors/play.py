@@ -19,7 +19,10 @@ anything else, so a callback is all they need, and it costs one loop step per wa
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import math
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -39,6 +42,10 @@ if TYPE_CHECKING:
     from simkit.scenarios import Scenario
 
 T = TypeVar("T")
+
+# A row sampled later than one step of wall time is late, but never for less than this
+# many seconds: on a shared machine the OS alone pauses a process for tens of milliseconds.
+LATE_FLOOR = 0.1
 
 
 class Runtime(ABC):
@@ -102,6 +109,14 @@ class Runtime(ABC):
         """What this runtime adds to the run's summary."""
         return {}
 
+    def losses(self) -> list[str]:
+        """What this run lost that its numbers depend on, one sentence each (the browser
+        died, the target went away, the store's process exited): called once the workload
+        and settling are over, before :meth:`stop`. Nothing lost: an empty list. The run
+        still returns its numbers, marked invalid (``summary["run_valid"]``) with these
+        sentences among ``summary["invalid_reasons"]``."""
+        return []
+
     def unknown_columns(self) -> tuple[str, ...]:
         """Time-series columns this runtime cannot know right now (a foreign server without
         the stats protocol has no registry to read): sampled rows carry NaN there, never
@@ -113,6 +128,32 @@ class Runtime(ABC):
 
 
 @dataclass
+class Health:
+    """Facts a run reports about itself, from which :func:`simkit.checks.invalid_reasons`
+    decides whether its numbers can be trusted.
+
+    ``samples_due`` is how many rows the time series must have (0 to ``duration + settle``
+    every step), ``samples_taken`` how many it got; ``samples_late`` counts rows sampled
+    more than ``late_bound`` wall seconds after their due time (the loop fell behind real
+    time, so the row shows a later state than its ``t``), ``worst_lag`` is the largest
+    such delay. ``errors_logged`` counts errors (mostly tracebacks of client or server
+    tasks) logged on the run's thread, ``first_errors`` the first few, one line each.
+    ``losses`` are the runtime's own sentences (:meth:`Runtime.losses`). ``realtime`` is
+    False for the virtual runtime, whose clock never lags.
+    """
+
+    realtime: bool = False
+    samples_due: int = 0
+    samples_taken: int = 0
+    samples_late: int = 0
+    worst_lag: float = 0.0
+    late_bound: float = 0.0
+    errors_logged: int = 0
+    first_errors: list[str] = field(default_factory=list)
+    losses: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Played:
     """What a run leaves behind, before it is summarised into a :class:`~simkit.results.Result`."""
 
@@ -120,6 +161,7 @@ class Played:
     server: ServerActor
     env: Env
     extra: dict[str, Any] = field(default_factory=dict)
+    health: Health = field(default_factory=Health)
 
 
 async def play(
@@ -140,6 +182,8 @@ async def play(
     ``progress(t)`` and ``on_sample(row)`` are called after every sample, on the run's loop:
     the time, and the new row of the time series (column -> value)."""
     loop = asyncio.get_running_loop()
+    health = Health(realtime=runtime.name != "virtual")
+    errors = _ErrorCounter(health) if health.realtime else None
     await runtime.start()
     tasks: list[asyncio.Task[None]] = []
     try:
@@ -172,11 +216,18 @@ async def play(
         if sc.control is not None:
             tasks.append(loop.create_task(sc.control(env, sc), name="control"))
         end = duration + settle
-        observe(env, server, sc.step, end, progress, on_sample, runtime.unknown_columns)
+        sampled = observe(
+            env, server, sc.step, end, progress, on_sample, runtime.unknown_columns, health
+        )
         if sc.push_rate > 0:
             people_once = sorted(set(people), key=people.index)
             push_source(env, server, people_once, sc.push_rate * tabs)
         await env.sleep(end)
+        if health.realtime and not sampled.done():
+            # A loop that fell behind is still catching up on rows: let it (bounded), so the
+            # series reaches duration + settle; what it cannot reach is counted as missed.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(sampled), max(2.0, end * runtime.scale))
         network.finish()  # e.g. count the heartbeats that coasted (virtual runtime)
         for task in tasks:
             task.cancel()
@@ -193,13 +244,64 @@ async def play(
                     cause=outcome,
                 ) from outcome
         runtime.check()
-        return Played(census, server, env, runtime.summary())
+        health.losses = runtime.losses()
+        return Played(census, server, env, runtime.summary(), health)
     finally:
         for task in tasks:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-        await runtime.stop()
+        try:
+            await runtime.stop()
+            if errors is not None:
+                await _leftovers()
+        finally:
+            if errors is not None:
+                errors.close()
+
+
+async def _leftovers(timeout: float = 2.0) -> None:
+    """Cancel what a real-time run left on its loop (handshakes still in flight when an
+    overloaded run ended) and wait for it, bounded, while the run still counts errors:
+    otherwise the loop's shutdown cancels them later and each prints a traceback."""
+    current = asyncio.current_task()
+    pending = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.wait(pending, timeout=timeout)
+    await asyncio.sleep(0)  # the done callbacks of what just finished run now
+
+
+class _ErrorCounter(logging.Handler):
+    """Counts the errors logged on the run's thread while a real-time run plays (a client
+    or server task's traceback, an exception nobody retrieved) instead of letting each
+    print its traceback: the run's summary says how many and the first few, and marks the
+    run invalid. Other threads' records (another run, the user's code) pass untouched."""
+
+    LOGGERS = ("asyncio", "websockets", "uvicorn.error", "simkit")
+    KEEP = 3
+
+    def __init__(self, health: Health) -> None:
+        super().__init__(level=logging.ERROR)
+        self.health = health
+        self.thread = threading.get_ident()
+        self.addFilter(lambda record: record.thread == self.thread)
+        for name in self.LOGGERS:
+            logging.getLogger(name).addHandler(self)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.health.errors_logged += 1
+        if len(self.health.first_errors) < self.KEEP:
+            line = record.getMessage().splitlines()[0] if record.getMessage() else ""
+            if record.exc_info and record.exc_info[1] is not None:
+                line = f"{line}: {record.exc_info[1]!r}" if line else repr(record.exc_info[1])
+            self.health.first_errors.append(line[:200])
+
+    def close(self) -> None:
+        for name in self.LOGGERS:
+            logging.getLogger(name).removeHandler(self)
+        super().close()
 
 
 def observe(
@@ -210,14 +312,34 @@ def observe(
     progress: Callable[[float], None] | None,
     on_sample: Callable[[dict[str, float]], None] | None = None,
     unknown: Callable[[], tuple[str, ...]] = tuple,
-) -> None:
+    health: Health | None = None,
+) -> asyncio.Future[None]:
     """Sample the census every ``step`` scenario seconds from 0 to ``end`` inclusive;
-    ``on_sample`` gets each new row, with NaN in the columns ``unknown()`` names."""
+    ``on_sample`` gets each new row, with NaN in the columns ``unknown()`` names. The
+    returned future is done once the last row is taken.
+
+    The schedule is absolute (row ``n`` is due at ``start + n * step * scale``), so a tick
+    that fires late never shifts the ones after it: a loop that fell behind catches up one
+    row per loop step, and each row taken later than ``health.late_bound`` (a whole step
+    of wall time, at least :data:`LATE_FLOOR`) is counted in ``health``, never silently dropped."""
     n = 0
+    done: asyncio.Future[None] = env.loop.create_future()
+    due_rows = 0
+    while due_rows * step <= end:  # exactly the rows the schedule below takes
+        due_rows += 1
+    bound = max(step * env.scale, LATE_FLOOR)
+    if health is not None:
+        health.samples_due, health.late_bound = due_rows, bound
 
     def sample() -> None:
         nonlocal n
         t = n * step
+        if health is not None:
+            lag = env.loop.time() - (env.start + t * env.scale)
+            health.samples_taken += 1
+            if lag > bound:
+                health.samples_late += 1
+                health.worst_lag = max(health.worst_lag, lag)
         env.census.sample(t, server.registry)
         server.on_sample(t)
         if progress is not None:
@@ -230,8 +352,11 @@ def observe(
         n += 1
         if n * step <= end:
             env.loop.call_at(env.start + n * step * env.scale, sample)
+        elif not done.done():
+            done.set_result(None)
 
     env.loop.call_soon(sample)
+    return done
 
 
 def push_source(env: Env, server: ServerActor, people: list[str], rate: float) -> None:

@@ -224,6 +224,18 @@ class BrowserRuntime(KitServerRuntime):
             extra["browser_first_error"] = self.errors[0][:300]
         return extra
 
+    def losses(self) -> list[str]:
+        """Chromium exited before the run was over (killed, crashed, out of memory): what
+        the pages did after that was never played, whatever the counts say."""
+        proc = self.chrome.proc if self.chrome is not None else None
+        status = proc.poll() if proc is not None else None
+        if status is None:
+            return []
+        return [
+            f"Chromium exited during the run (exit status {status}); the pages played "
+            f"nothing after that ({len(self.errors)} browser errors)"
+        ]
+
     async def stop(self) -> None:
         try:
             for tab in self.tabs.values():

@@ -177,6 +177,18 @@ class LiveClusterRuntime(RealtimeRuntime):
     def summary(self) -> dict[str, Any]:
         return {"redis": self.redis is not None}
 
+    def losses(self) -> list[str]:
+        """The kit's redis-server exited during the run (a pause, as in ``redis-blip``,
+        is not a loss: the process is still there)."""
+        process = getattr(self.redis, "process", None)
+        status = process.poll() if process is not None else None
+        if status is None:
+            return []
+        return [
+            f"the shared store (redis-server) exited during the run (exit status {status}); "
+            "the nodes' registry was lost"
+        ]
+
     async def stop_servers(self) -> None:
         if self.store is not None:
             await self.store.aclose()

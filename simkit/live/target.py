@@ -24,7 +24,10 @@ summary's ``unknown_metrics`` says why (:mod:`simkit.net.target.report`). Nothin
 from __future__ import annotations
 
 import asyncio
+import base64
+import os
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from simkit.actors.env import Env
 from simkit.model.errors import ConfigError
@@ -98,10 +101,9 @@ class TargetRuntime(RealtimeRuntime):
     async def start(self) -> None:
         target = self.target
         try:
-            _, writer = await asyncio.wait_for(
+            reader, writer = await asyncio.wait_for(
                 asyncio.open_connection(target.host, target.port), CONNECT_TIMEOUT
             )
-            writer.transport.abort()
         except (OSError, TimeoutError) as error:
             why = str(error) or type(error).__name__
             raise ConfigError(
@@ -110,10 +112,41 @@ class TargetRuntime(RealtimeRuntime):
                 "is the server running at that address?"
             ) from None
         try:
+            await self._answers(reader, writer)
+        finally:
+            writer.transport.abort()
+        try:
             await fetch_registry(target.host, target.port, self.stats_timeout)
         except StatsUnavailable as error:
             self.stats_problem = str(error)
         await self.open_proxy(target.port, target.host)
+
+    async def _answers(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """A server that accepts TCP and never answers (a hung process, a port held by
+        something else) would make every tab's handshake wait its open timeout and retry,
+        the run last its whole length with nothing learned. One handshake first, as user
+        ``simkit-probe``, dropped as soon as the first byte of any answer comes (a 101, a
+        403, a 404 alike, or a close: the server is alive); silence for ``open_timeout``
+        seconds is refused before the run starts."""
+        target = self.target
+        ws_url = urlsplit(target.url_for("simkit-probe", 0))
+        key = base64.b64encode(os.urandom(16)).decode()
+        writer.write(
+            f"GET {ws_url.path}?{ws_url.query} HTTP/1.1\r\nHost: {target.host}:{target.port}"
+            "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            "User-Agent: simkit-probe\r\n\r\n".encode()
+        )
+        try:
+            await asyncio.wait_for(reader.read(1), self.open_timeout)
+        except TimeoutError:
+            raise ConfigError(
+                f"target {target.url!r} accepts TCP connections but did not answer a "
+                f"WebSocket handshake within {self.open_timeout:g} s; is a WebSocket server "
+                "(and not a hung process) listening at that address?"
+            ) from None
+        except OSError:
+            pass  # it answered by resetting the connection: not silent
 
     def census(self, one_per_user: bool) -> Census:
         # The target's policy is unknown: more than one open socket per claimed id counts.
@@ -165,6 +198,19 @@ class TargetRuntime(RealtimeRuntime):
             self.foreign_entries = max(self.foreign_entries, mirror.foreign)
             assert self.core is not None
             self.core.registry = mirror
+
+    def losses(self) -> list[str]:
+        """The target went away during the run: the proxy could not reach it for some of
+        the tabs' connections (refused or reset at TCP), so those tabs' handshakes failed
+        for a reason that is not the target's session management."""
+        if not self.proxies or not self.proxies[0].upstream_failures:
+            return []
+        proxy = self.proxies[0]
+        return [
+            f"the target server at {self.target.host}:{self.target.port} went away during "
+            f"the run: {proxy.upstream_failures} connections could not reach it "
+            f"({proxy.upstream_failure})"
+        ]
 
     def unknown_columns(self) -> tuple[str, ...]:
         return REGISTRY_COLUMNS if self.stats_problem is not None else ()

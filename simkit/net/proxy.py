@@ -178,6 +178,10 @@ class FaultProxy:
         self._server: asyncio.Server | None = None
         self._idle_task: asyncio.Task[None] | None = None
         self.idle_cuts = 0
+        # Accepted connections the upstream server refused (it went away, or stopped
+        # listening): a run's validity check reports them (TargetRuntime.losses).
+        self.upstream_failures = 0
+        self.upstream_failure = ""
         # Told each connection whose server side has ended (its server -> client direction
         # is over: FIN, reset or cut); a target run counts the server's open sockets so.
         self.on_closed: Callable[[Piped], None] | None = None
@@ -236,7 +240,9 @@ class FaultProxy:
             return
         try:
             sr, sw = await asyncio.open_connection(*self.upstream)
-        except OSError:
+        except OSError as error:
+            self.upstream_failures += 1
+            self.upstream_failure = str(error) or type(error).__name__
             cw.transport.abort()
             return
         port = cw.get_extra_info("peername")[1]

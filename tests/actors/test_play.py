@@ -42,3 +42,30 @@ def test_a_runtime_that_knows_everything_hands_on_plain_numbers() -> None:
     rows: list[dict[str, float]] = []
     simkit.run("reload-storm", "postmortem-safe", tabs=5, duration=10, on_sample=rows.append)
     assert rows and not any(math.isnan(v) for row in rows for v in row.values())
+
+
+class Losing(VirtualRuntime):
+    """A runtime that reports something lost during the run (as a dead browser does)."""
+
+    def losses(self) -> list[str]:
+        return ["the browser exited during the run"]
+
+
+def test_a_virtual_run_reports_every_row_on_time_and_nothing_lost() -> None:
+    sc, st = simkit.SCENARIOS["reload-storm"], strategy("postmortem-safe")
+    runtime = VirtualRuntime(sc, st)
+    played = runtime.execute(lambda: play(sc, st, runtime, tabs=5, duration=10, settle=2.5, seed=0))
+    health = played.health
+    assert health.realtime is False
+    assert health.samples_due == health.samples_taken == 13  # t = 0 .. 12
+    assert health.samples_late == 0 and health.errors_logged == 0 and health.losses == []
+
+
+def test_what_a_runtime_lost_makes_the_run_invalid() -> None:
+    sc, st = simkit.SCENARIOS["reload-storm"], strategy("postmortem-safe")
+    runtime = Losing(sc, st)
+    played = runtime.execute(lambda: play(sc, st, runtime, tabs=3, duration=5, settle=0, seed=0))
+    assert played.health.losses == ["the browser exited during the run"]
+    from simkit.checks import invalid_reasons
+
+    assert invalid_reasons({"duration": 5.0}, played.health) == played.health.losses

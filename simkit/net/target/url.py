@@ -57,7 +57,10 @@ def parse_target(url: object) -> Target:
         raise ConfigError(
             f"target must be a ws:// URL such as 'ws://127.0.0.1:8000/ws', got {url!r}"
         )
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as error:  # e.g. 'ws://[::1': an unclosed IPv6 bracket
+        raise ConfigError(f"target {url!r} is not a URL ({error})") from None
     if parts.scheme == "wss":
         raise ConfigError(
             f"target {url!r}: wss:// is not supported (the fault proxy relays plain TCP); "
