@@ -8,6 +8,7 @@ import pytest
 import simkit
 from simkit.model.client import Client
 from simkit.model.errors import ConfigError
+from simkit.runtime.interfaces import TabActor
 from simkit.scenarios import Scenario
 
 SAFE = simkit.STRATEGIES["postmortem-safe"]
@@ -28,12 +29,12 @@ def test_stopping_ends_the_kick_war_on_multi_tab() -> None:
     assert stop["invariants_hold"] and not war["invariants_hold"]
 
 
-async def _second_tab_then_reload_first(tab: object, sc: Scenario) -> None:
-    await tab.sleep(1.0 + 4.0 * tab.index)  # type: ignore[attr-defined]
-    tab.load()  # type: ignore[attr-defined]
-    if tab.index == 0:  # type: ignore[attr-defined]
-        await tab.sleep(10.0)  # type: ignore[attr-defined]
-        await tab.reload(0.2)  # type: ignore[attr-defined]
+async def _second_tab_then_reload_first(tab: TabActor, sc: Scenario) -> None:
+    await tab.sleep(1.0 + 4.0 * tab.index)
+    tab.load()
+    if tab.index == 0:
+        await tab.sleep(10.0)
+        await tab.reload(0.2)
 
 
 def _two_tabs(runtime: str, **options: float) -> simkit.Result:
