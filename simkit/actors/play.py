@@ -140,7 +140,11 @@ async def play(
     ``progress(t)`` and ``on_sample(row)`` are called after every sample, on the run's loop:
     the time, and the new row of the time series (column -> value)."""
     loop = asyncio.get_running_loop()
-    await runtime.start()
+    try:
+        await runtime.start()
+    except BaseException:  # a half-started runtime (an interrupt mid-start) is stopped too
+        await runtime.stop()
+        raise
     tasks: list[asyncio.Task[None]] = []
     try:
         census = runtime.census(strategy.registry().one_per_user)
