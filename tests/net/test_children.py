@@ -18,8 +18,11 @@ import pytest
 from simkit.net import children
 
 PARENT = """
-import sys, time
-from simkit.net import children
+import importlib.util, sys, time
+# the module alone (it imports only the standard library): no second of importing simkit
+spec = importlib.util.spec_from_file_location("children", sys.argv[1])
+children = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(children)
 folder = children.temp_dir("simkit-test-")
 # a leader and a grandchild that leaves nothing to tie it to the leader but the group
 proc = children.spawn(["sh", "-c", "sleep 60 & exec sleep 61"], dirs=(folder,))
@@ -56,7 +59,7 @@ def alive(pid: int) -> bool:
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=lambda s: s.name)
 def test_a_killed_parent_takes_its_children_grandchildren_and_folders(sig, tmp_path) -> None:
     parent = subprocess.Popen(
-        [sys.executable, "-c", PARENT],
+        [sys.executable, "-c", PARENT, children.__file__],
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "TMPDIR": str(tmp_path)},
