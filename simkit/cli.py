@@ -254,46 +254,153 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    """A server in the foreground, like a service: SIGTERM (systemd, Docker, CI) and SIGINT
+    both close every socket (1001 going away; uvicorn says 1012 service restart) and exit 0.
+    A signal the process inherited ignored (a background job's SIGINT) stays ignored."""
     import asyncio
+    import contextlib
+    import errno
     import signal
 
     from simkit.net.server import LocalServer
+
+    host, port = _listen_address(args.host, args.port)
+    secret = _serve_secret(args.secret, args.secret_file)
+
+    def listening_failed(error: OSError) -> ConfigError:
+        if error.errno == errno.EADDRINUSE:
+            why = "is already in use (another server listens there); choose another --port"
+        elif error.errno == errno.EACCES:
+            why = "needs privileges this process lacks (ports below 1024); choose --port >= 1024"
+        else:
+            why = f"cannot be listened on: {error.strerror or error}"
+        return ConfigError(f"{host}:{port} {why}")
+
+    async def until_stopped() -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            if signal.getsignal(sig) is not signal.SIG_IGN:
+                loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+
+    signed = (
+        "; signed identity: a handshake needs ?token= (simkit.model.tokens.TokenSigner with "
+        "the same secret)"
+        if secret is not None
+        else ""
+    )
 
     async def serve() -> None:
         if args.redis is not None:  # node K of N, its own process, the registry in Redis
             from simkit.live.nodes import NodeProcess
 
             node = NodeProcess(
-                args.strategy, args.redis, args.node, args.nodes, host=args.host,
-                port=args.port, scale=args.scale, stack=args.stack, ws=args.ws,
+                args.strategy, args.redis, args.node, args.nodes, host=host,
+                port=port, scale=args.scale, stack=args.stack, ws=args.ws, secret=secret,
             )  # fmt: skip
-            stop = asyncio.Event()
-            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-            async with node:
+            try:
+                await node.start()
+            except OSError as error:
+                await node.stop()
+                raise listening_failed(error) from None
+            except BaseException:
+                await node.stop()
+                raise
+            try:
                 print(
                     f"simkit node {args.node} of {args.nodes} serving '{args.strategy}' on "
                     f"{node.local.http_url} (WebSocket {node.url}), registry in "
-                    f"{args.redis}. SIGTERM/Ctrl-C stops cleanly; SIGKILL is a crash.",
+                    f"{args.redis}{signed}. SIGTERM/Ctrl-C stops cleanly; SIGKILL is a crash.",
                     flush=True,
                 )
-                await stop.wait()
+                await until_stopped()
+            finally:
+                await node.stop()
             return
-        async with LocalServer(
-            args.strategy, host=args.host, port=args.port, stack=args.stack, ws=args.ws
-        ) as server:
+        server = LocalServer(
+            args.strategy, host=host, port=port, stack=args.stack, ws=args.ws, secret=secret
+        )
+        try:
+            await server.start()
+        except OSError as error:
+            await server.stop()
+            raise listening_failed(error) from None
+        except BaseException:
+            await server.stop()
+            raise
+        try:
             print(
                 f"simkit serving '{args.strategy}' ({server.stack}, {server.ws_impl}) on "
                 f"{server.http_url} (WebSocket "
-                f"{server.url}); open the page, reload it, watch /stats. Ctrl-C stops.",
+                f"{server.url}){signed}; open the page, reload it, watch /stats. "
+                "Ctrl-C or SIGTERM stops.",
                 flush=True,
             )
-            await asyncio.Event().wait()
+            await until_stopped()
+        finally:
+            await server.stop()
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):  # a Ctrl-C before the handlers were in place
         asyncio.run(serve())
-    except KeyboardInterrupt:
-        print("stopped: every socket closed, port freed", flush=True)
+    print("stopped: every socket closed, port freed", flush=True)
     return 0
+
+
+def _listen_address(host: str, port: int) -> tuple[str, int]:
+    """``serve``'s --host and --port, checked before anything starts."""
+    import ipaddress
+    import socket
+
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"--port must be 0..65535, got {port}")
+    try:
+        ipaddress.ip_address(host)
+        return host, port
+    except ValueError:
+        pass
+    if host.replace(".", "").isdigit():  # looks like IPv4 but is not: no name lookup
+        raise ConfigError(f"--host {host!r} is not an address (an IP, or a name of this host)")
+    try:
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as error:
+        raise ConfigError(
+            f"--host {host!r} is not an address (an IP, or a name of this host): {error}"
+        ) from None
+    return host, port
+
+
+SECRET_ENV = "SIMKIT_SECRET"
+
+
+def _serve_secret(text: str | None, path: str | None) -> bytes | None:
+    """The token secret from --secret, else --secret-file, else $SIMKIT_SECRET; None when
+    none is given. A file's trailing newline is not part of the secret."""
+    import os
+
+    from simkit.model.tokens import TokenSigner
+
+    if text is not None and path is not None:
+        raise ConfigError("give --secret or --secret-file, not both")
+    if text is not None:
+        source, secret = "--secret", text.encode()
+    elif path is not None:
+        try:
+            secret = Path(path).read_bytes().rstrip(b"\r\n")
+        except OSError as error:
+            raise ConfigError(
+                f"--secret-file {path!r} cannot be read: {error.strerror or error}"
+            ) from None
+        source = f"--secret-file {path!r}"
+    elif os.environ.get(SECRET_ENV):
+        source, secret = SECRET_ENV, os.environ[SECRET_ENV].encode()
+    else:
+        return None
+    try:
+        TokenSigner(secret)
+    except ValueError as error:
+        raise ConfigError(f"{source}: {error}, got {len(secret)}") from None
+    return secret
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -580,7 +687,7 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="the README's first command")
     _common(p, scenario="reload-storm", tabs=100, duration=200.0)
     p.set_defaults(out="demo-output", runtime="live")
-    p = sub.add_parser("serve", help="a LocalServer in the foreground until Ctrl-C")
+    p = sub.add_parser("serve", help="a LocalServer in the foreground until Ctrl-C or SIGTERM")
     p.add_argument(
         "--strategy",
         default="postmortem-safe",
@@ -601,6 +708,18 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--nodes", type=int, default=2, help="with --redis: how many nodes in all")
     p.add_argument(
         "--scale", type=float, default=1.0, help="with --redis: time scale (0.1: TTLs x0.1)"
+    )
+    p.add_argument(
+        "--secret",
+        default=None,
+        help="signed identity: handshakes need ?token= signed with this secret (16+ bytes; "
+        "visible to other users in the process list: prefer --secret-file or SIMKIT_SECRET)",
+    )
+    p.add_argument(
+        "--secret-file",
+        default=None,
+        metavar="PATH",
+        help="signed identity with the secret in this file (its trailing newline ignored)",
     )
     p = sub.add_parser("sweep", help="a parameter study: every combination x seeds, on Dask")
     p.add_argument("--scenarios", default="reload-storm", help="comma-separated")

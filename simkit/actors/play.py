@@ -184,7 +184,13 @@ async def play(
     loop = asyncio.get_running_loop()
     health = Health(realtime=runtime.name != "virtual")
     errors = _ErrorCounter(health) if health.realtime else None
-    await runtime.start()
+    try:
+        await runtime.start()
+    except BaseException:  # a half-started runtime (an interrupt mid-start) is stopped too
+        if errors is not None:
+            errors.close()
+        await runtime.stop()
+        raise
     tasks: list[asyncio.Task[None]] = []
     try:
         census = runtime.census(strategy.registry().one_per_user)

@@ -3,8 +3,9 @@
 Chromium is started directly (not by Playwright's ``launch``, which would want
 ``playwright install``) in its own process group with a fresh profile, so
 :meth:`Chromium.stop` can always take the whole group down and delete the profile, also
-after a crash or an interrupt. The calibration (:mod:`simkit.browser.calibrate`) drives it
-through Playwright.
+after a crash or an interrupt; and through :func:`simkit.net.children.spawn`, so the group
+dies and the profile goes with the Python process even when that is SIGKILLed. The
+calibration (:mod:`simkit.browser.calibrate`) drives it through Playwright.
 
 Playwright cannot hide or freeze a page: for every page of a context it creates it turns on
 ``Emulation.setFocusEmulationEnabled``, which keeps the page ``visible`` (measured: a second
@@ -22,12 +23,12 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from simkit.model.errors import BrowserError
+from simkit.net import children
 
 CHROMIUM = os.environ.get("SIMKIT_CHROMIUM", "/usr/bin/chromium")
 FLAGS = (
@@ -63,16 +64,25 @@ async def launch(
     """Start headless Chromium in its own process group with a fresh profile; wait (at most
     ``start_timeout`` s) for its DevTools port. Returns (process, profile dir, port). On
     failure the process group is killed and the profile deleted before the error is raised,
-    so a caller never inherits a half-started browser."""
-    profile = tempfile.mkdtemp(prefix=prefix)
-    proc = subprocess.Popen(
-        [CHROMIUM, *FLAGS, *extra_flags, f"--user-data-dir={profile}", "about:blank"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # its own process group: one killpg reaches every child
-    )
+    so a caller never inherits a half-started browser. The group dies, and the profile is
+    deleted, with this process too, even on SIGKILL (:mod:`simkit.net.children`)."""
+    if shutil.which(CHROMIUM) is None:  # checked before any folder is made
+        raise BrowserError(
+            f"cannot start Chromium: {CHROMIUM} is not an executable file (apt-get install -y "
+            "chromium, or set SIMKIT_CHROMIUM)"
+        )
+    profile = children.temp_dir(prefix)
+    proc: subprocess.Popen[bytes] | None = None
     try:
+        try:
+            proc = children.spawn(
+                [CHROMIUM, *FLAGS, *extra_flags, f"--user-data-dir={profile}", "about:blank"],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        except OSError as error:  # the binary could not be executed
+            raise BrowserError(f"cannot start Chromium ({CHROMIUM}): {error}") from error
         port_file = Path(profile) / "DevToolsActivePort"
         deadline = time.monotonic() + start_timeout
         while True:
@@ -91,13 +101,8 @@ async def launch(
 
 def kill_group(proc: subprocess.Popen[bytes] | None, profile: str | None) -> None:
     """SIGKILL every process of Chromium's group, reap the main one, delete the profile."""
-    if proc is not None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=10)
-    if profile:
-        shutil.rmtree(profile, ignore_errors=True)
+    children.kill(proc)
+    children.remove_dir(profile)
 
 
 def chromium_version() -> str:
@@ -195,9 +200,7 @@ class Chromium:
             self.proc.kill()
 
     def kill_group(self) -> None:
-        if self.proc is not None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
+        children.signal_group(self.proc, signal.SIGKILL)
 
     async def stop(self) -> None:
         """Detach Playwright, end every Chromium process, delete the profile. Idempotent."""
@@ -209,18 +212,7 @@ class Chromium:
         if pw is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(pw.stop(), timeout=5.0)
-        proc = self.proc
-        if proc is not None:
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(proc.pid, signal.SIGTERM)
-                for _ in range(40):
-                    if proc.poll() is not None:
-                        break
-                    await asyncio.sleep(0.05)
-            self.kill_group()  # stragglers (zygote, utility processes)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=5)
-        if self.profile is not None:
-            shutil.rmtree(self.profile, ignore_errors=True)
-            self.profile = None
+        proc, self.proc = self.proc, None
+        await children.stop(proc, grace=2.0)  # then the stragglers (zygote, utilities)
+        profile, self.profile = self.profile, None
+        children.remove_dir(profile)

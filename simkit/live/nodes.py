@@ -220,6 +220,7 @@ class NodeProcess:
         scale: float = 1.0,
         stack: str = "websockets",
         ws: str | None = None,
+        secret: bytes | None = None,
     ) -> None:
         from simkit.model.strategy import strategy as strategy_of
         from simkit.net.common import check_positive
@@ -243,7 +244,7 @@ class NodeProcess:
         self.scale = check_positive("scale", scale)
         self.local = LocalServer(
             self.strategy, host=host, port=port, stack=stack, ws=ws, scale=self.scale,
-            own_core=False,
+            own_core=False, secret=secret,
         )  # fmt: skip
         self.cluster: Cluster | None = None
         self.store: RedisStore | None = None

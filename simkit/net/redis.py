@@ -2,7 +2,9 @@
 
 :class:`RedisServer` starts Debian's ``redis-server`` on a free loopback port with a
 temporary directory and no persistence (``--save "" --appendonly no``), and stops it
-afterwards, even when the run failed, so nothing is left running. :class:`RedisStore` is
+afterwards, even when the run failed, so nothing is left running; started through
+:func:`simkit.net.children.spawn`, it also dies (and its directory goes) with the Python
+process that started it, even on SIGKILL. :class:`RedisStore` is
 the live counterpart of :class:`simkit.actors.cluster.VirtualStore`: the same commands
 (``open``, ``close``, ``get``, ``refresh``, a pub/sub relay) sent to Redis through the
 ``redis`` package's asyncio client, each one atomic in Redis (``SET ... GET``, a
@@ -21,7 +23,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -29,6 +30,7 @@ from simkit.actors.cluster import FAILED, StoreFailed, StoreResult
 from simkit.actors.env import Env
 from simkit.model.cluster import ClusterPolicy, Entry, Store
 from simkit.model.errors import ConfigError
+from simkit.net import children
 
 REDIS_SERVER = os.environ.get("SIMKIT_REDIS_SERVER", "redis-server")
 
@@ -84,9 +86,9 @@ class RedisServer:
         binary = redis_binary()
         if binary is None:
             raise ConfigError(f"redis-server was not found; {HOW_TO_START}")
-        self.dir = tempfile.mkdtemp(prefix="simkit-redis-")
+        self.dir = children.temp_dir("simkit-redis-")
         self.port = free_port()
-        self.process = subprocess.Popen(
+        self.process = children.spawn(
             [
                 binary,
                 "--port",
@@ -144,22 +146,14 @@ class RedisServer:
     async def stop(self) -> None:
         """Kill the server and remove its directory; never leaves a process behind."""
         process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGCONT)  # a paused process would ignore SIGTERM
-            process.terminate()
-            try:
-                await asyncio.wait_for(asyncio.to_thread(process.wait), timeout=5)
-            except TimeoutError:
-                process.kill()
-                await asyncio.to_thread(process.wait)
+        await children.stop(process, grace=5.0)
         if process is not None and process.stderr is not None:
             process.stderr.close()
         self._cleanup()
 
     def _cleanup(self) -> None:
-        if self.dir is not None:
-            shutil.rmtree(self.dir, ignore_errors=True)
-            self.dir = None
+        directory, self.dir = self.dir, None
+        children.remove_dir(directory)
 
     async def __aenter__(self) -> RedisServer:
         await self.start()
