@@ -293,7 +293,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     async def serve() -> None:
         if args.redis is not None:  # node K of N, its own process, the registry in Redis
-            from simkit.live.nodes import NodeProcess
+            from simkit.net.node import NodeProcess
 
             node = NodeProcess(
                 args.strategy, args.redis, args.node, args.nodes, host=host,

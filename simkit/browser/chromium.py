@@ -29,6 +29,7 @@ from typing import Any
 
 from simkit.model.errors import BrowserError
 from simkit.net import children
+from simkit.net.service import Service
 
 CHROMIUM = os.environ.get("SIMKIT_CHROMIUM", "/usr/bin/chromium")
 FLAGS = (
@@ -115,7 +116,7 @@ def chromium_version() -> str:
     return out.strip().splitlines()[-1] if out.strip() else "unknown"
 
 
-class Chromium:
+class Chromium(Service):
     """One headless Chromium process with Playwright attached over CDP.
 
     ``async with Chromium() as chrome:`` gives ``chrome.browser`` (a Playwright Browser);
@@ -132,17 +133,6 @@ class Chromium:
         self.profile: str | None = None
         self.playwright: Any = None
         self.browser: Any = None
-
-    async def __aenter__(self) -> Chromium:
-        try:
-            await self.start()
-        except BaseException:
-            await self.stop()
-            raise
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     async def start(self) -> None:
         from playwright.async_api import async_playwright
