@@ -147,7 +147,7 @@ def watchdog_pid() -> int | None:
 _prctl: Any = None
 
 
-def _die_with(parent: int) -> Callable[[], None] | None:
+def die_with(parent: int) -> Callable[[], None] | None:
     """A ``preexec_fn`` asking the kernel to SIGKILL the child when ``parent`` (the
     spawning thread) dies; None where there is no prctl (not Linux)."""
     global _prctl
@@ -180,11 +180,24 @@ def spawn(
     proc: subprocess.Popen[bytes] = subprocess.Popen(
         list(argv),
         start_new_session=True,
-        preexec_fn=_die_with(os.getpid()),
+        preexec_fn=die_with(os.getpid()),
         **popen,
     )
     _WATCHDOG.tell("+g", str(proc.pid))
     return proc
+
+
+def watch_group(pgid: int) -> None:
+    """Have the watchdog kill process group ``pgid`` if this process dies first: for a child
+    started elsewhere (an asyncio subprocess with ``process_group=0`` and
+    ``preexec_fn=die_with(os.getpid())``). Undo with :func:`forget_group` once it is reaped."""
+    _WATCHDOG.tell("+g", str(pgid))
+
+
+def forget_group(pgid: int) -> None:
+    """The group is gone (stopped and reaped): the watchdog must not kill it, or a group
+    that reuses its number, later."""
+    _WATCHDOG.tell("-g", str(pgid))
 
 
 def temp_dir(prefix: str) -> str:

@@ -22,10 +22,11 @@ the app's sources): the same settings reuse the last build, others get a build d
 their own (``.next-<key>``, the three newest kept), since a build takes a minute on two
 cores. A dev server writes to a directory of its own, removed when it stops.
 
-Nothing outlives the kit's process. Node runs in its own process group under a small ``sh``
-leader that the kernel signals when the thread that started it dies (Linux
-``PR_SET_PDEATHSIG``), even on SIGKILL; the leader then kills its whole group (``next dev``
-and ``next start`` start Node children of their own). Stopping kills the group. Start a
+Nothing outlives the kit's process, by the one mechanism of :mod:`simkit.net.children`:
+Node runs in its own process group under a small ``sh`` leader that the kernel kills when
+the thread that started it dies (Linux ``PR_SET_PDEATHSIG``), even on SIGKILL, and the
+kit's watchdog then kills the whole group (``next dev`` and ``next start`` start Node
+children of their own). Stopping kills the group. Start a
 NextApp from the thread that lives as long as it (the event loop's thread).
 """
 
@@ -33,8 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import functools
 import hashlib
 import json
 import os
@@ -51,6 +50,7 @@ from urllib.parse import urlsplit
 import pandas as pd
 
 from simkit.model.errors import ConfigError, ServiceError
+from simkit.net.children import die_with, forget_group, watch_group
 
 Mode = Literal["dev", "start"]
 Via = Literal["rewrites", "direct"]
@@ -73,8 +73,6 @@ CODE = re.compile(r"""\bcode:\s*['"](?P<code>[A-Z_0-9]+)['"]""")
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 TAIL = 30  # log lines shown in an error
 KEEP_BUILDS = 3  # `next build` directories kept per app (one per settings)
-
-PR_SET_PDEATHSIG = 1
 
 
 class NextAppError(ServiceError):
@@ -133,15 +131,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def die_with_parent(parent: int) -> None:  # pragma: no cover - runs in the child
-    """``preexec_fn``: SIGTERM this process when the thread that started it dies; if the
-    parent is already gone (it died between fork and here), die now."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    if os.getppid() != parent:
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 # The group leader: on SIGTERM (from the kernel when the parent dies, or from stop()) it
@@ -395,8 +384,9 @@ class NextApp:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             process_group=0,
-            preexec_fn=functools.partial(die_with_parent, os.getpid()),
+            preexec_fn=die_with(os.getpid()),
         )
+        watch_group(process.pid)
         assert process.stdout is not None and process.stderr is not None
         self._readers += [
             asyncio.create_task(self._read(process.stdout, stream or "stdout")),
@@ -491,6 +481,7 @@ class NextApp:
             os.killpg(process.pid, signal.SIGKILL)
         with contextlib.suppress(TimeoutError, ProcessLookupError):
             await asyncio.wait_for(process.wait(), 5)
+        forget_group(process.pid)
 
     async def stop(self) -> None:
         """Kill the app's process group and wait for it; safe to call twice."""

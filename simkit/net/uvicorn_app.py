@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import os
 import signal
 import sys
@@ -19,7 +18,8 @@ from pathlib import Path
 from types import TracebackType
 
 from simkit.model.errors import ConfigError
-from simkit.net.nextapp import die_with_parent, free_port, http_status, port_free
+from simkit.net.children import die_with, forget_group, watch_group
+from simkit.net.nextapp import free_port, http_status, port_free
 
 # The source checkout (the examples live there, not in the wheel).
 CHECKOUT = Path(__file__).resolve().parents[2]
@@ -93,8 +93,9 @@ class UvicornApp:
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
             process_group=0,
-            preexec_fn=functools.partial(die_with_parent, os.getpid()),
+            preexec_fn=die_with(os.getpid()),
         )
+        watch_group(self.process.pid)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.start_timeout
         try:
@@ -129,6 +130,7 @@ class UvicornApp:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(process.pid, signal.SIGKILL)
             await asyncio.wait_for(process.wait(), 5)
+        forget_group(process.pid)
 
     async def restart(self, sig: signal.Signals = signal.SIGTERM, down: float = 0.0) -> None:
         """Stop (``sig``), stay down ``down`` seconds, start again on the same port."""
