@@ -256,15 +256,18 @@ class PageTab(BrowserTab):
                     )
 
     async def _loaded(self, navigation: Any) -> None:
-        """Navigate, then wait (bounded) for the load event, or for the restored page's
-        commit; then the census hears of the new load (a page that never finishes loading
-        is counted and taken as loaded: its scripts may well be running)."""
+        """Navigate; once the navigation commits the census hears of the new load (a page
+        that never finishes loading is counted, and live all the same: its scripts may well
+        be running); then wait (bounded) for its load event, or for the restored page's
+        commit, which alone says whether history back came out of the cache."""
         self.expecting = True
         self.restored = False
         self.loaded.clear()
         census = self.env.census
         try:
             await navigation
+            if not self.restoring:  # committed: the page runs, whether it finishes or not
+                census.page_loaded(self.truth, self.person)
             try:
                 await asyncio.wait_for(self.loaded.wait(), timeout=LOAD_WAIT)
             except TimeoutError:
@@ -278,7 +281,7 @@ class PageTab(BrowserTab):
                 return
             self.run.bfcache["reloaded"] += 1
             census.page_ended(self.truth)  # the cached load is gone: this is a new one
-        census.page_loaded(self.truth, self.person)
+            census.page_loaded(self.truth, self.person)
 
     def enter_bfcache(self) -> None:
         """Navigate away (to a page of no origin of yours): the page may wait in the
@@ -618,6 +621,8 @@ class FrontendRuntime(RealtimeRuntime):
 
     def summary(self) -> dict[str, Any]:
         sockets = self.tracker.summary()
+        # loads still waiting for their load event as the run ends did not finish either
+        self.slow_loads += sum(1 for tab in self.tabs.values() if tab.expecting)
         layout: dict[str, Any] = {
             "page": self.page,
             "target": None if self.target is None else self.target.url,
@@ -695,8 +700,8 @@ class FrontendRuntime(RealtimeRuntime):
             )
         if self.slow_loads:
             said.append(
-                f"{self.slow_loads} page loads did not finish (no load event) within "
-                f"{LOAD_WAIT:g} s; they were played as loaded"
+                f"{self.slow_loads} page loads did not finish (no load event within "
+                f"{LOAD_WAIT:g} s, or by the end of the run); they were played as loaded"
             )
         if self.strays:
             said.append(
