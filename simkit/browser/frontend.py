@@ -557,7 +557,7 @@ class FrontendRuntime(RealtimeRuntime):
         current = self.tracker.current.get(sock.tab)
         if tab is None or current is None or sock.load != current.load:
             return
-        if end.id not in self.ends or (not tab.truth.live and not tab.truth.deaf):
+        if end.id not in self.ends:
             return
         census = self.env.census
         census.claim(tab.truth, end.id)

@@ -188,7 +188,7 @@ def check_leaky(result: simkit.Result) -> None:
     assert sockets["sockets_per_load_max"] == 2
     assert sockets["sockets_per_load_mean"] > 1.5
     assert sockets["left_open"] >= 1  # closed by the browser (1001) after its load ended
-    assert sockets["max_open"] >= 2 * 4 - 1
+    assert sockets["max_open"] > 4  # more than one per tab at some moment
     assert result.summary["peak_stale"] >= 1  # the first mount's socket is nobody's current
 
 
