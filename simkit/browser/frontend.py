@@ -506,11 +506,11 @@ class FrontendRuntime(RealtimeRuntime):
 
     def _cdp(self, method: str) -> Any:
         def listener(params: dict[str, Any], session: str | None) -> None:
+            if method == "Page.frameNavigated":
+                self._navigated(params, session)  # the tab's own account comes first
             try:
                 sock = self.tracker.observe(method, params, session, time.monotonic())
-                if method == "Page.frameNavigated":
-                    self._navigated(params, session)
-                elif sock is not None and sock.app:
+                if sock is not None and sock.app:
                     self._socket_event(method, sock)
             except Exception as error:  # the reader swallows a listener's error: keep it
                 self.tracker_errors.append(f"{method}: {type(error).__name__}: {error}")
@@ -647,12 +647,13 @@ class FrontendRuntime(RealtimeRuntime):
             "stats_failures": self.stats_failures,
             "registry_foreign_entries": self.foreign_entries,
             "proxy_outages": self.outages,
-            "browser_errors": len(self.errors) + len(self.tracker_errors),
+            "browser_errors": len(self.errors),
+            "page_tracker_errors": self.tracker_errors[:5],
             "browser_not_played": dict(self.not_played),
             "browser_bfcache": dict(self.bfcache),
         }
-        if self.errors or self.tracker_errors:
-            layout["browser_first_error"] = (self.errors + self.tracker_errors)[0][:300]
+        if self.errors:
+            layout["browser_first_error"] = self.errors[0][:300]
         holds = {When.ALWAYS}
         if self.stats_problem is not None:
             holds.add(When.NO_STATS)
