@@ -583,7 +583,9 @@ class FrontendRuntime(RealtimeRuntime):
                 assert self.target is not None
                 try:
                     raw = await fetch_registry(
-                        self.target.host, self.target.port, min(self.stats_timeout, max(0.3, wall * 0.8))
+                        self.target.host,
+                        self.target.port,
+                        min(self.stats_timeout, max(0.3, wall * 0.8)),
                     )
                 except StatsUnavailable:
                     self.stats_failures += 1

@@ -152,7 +152,7 @@ def chromium_children() -> list[int]:
     return found
 
 
-def play(site: str, page: str, scenario: str = "reload-storm", **kwargs: Any) -> simkit.Result:
+def play(site: str, page: str, scenario: Any = "reload-storm", **kwargs: Any) -> simkit.Result:
     """A short page run, checked to leave no Chromium behind."""
     options: dict[str, Any] = {"tabs": 4, "duration": 30, "settle": 10} | kwargs
     target = options.pop("target", None)
@@ -285,3 +285,52 @@ def test_a_target_that_goes_away_mid_run(site: str) -> None:
     assert killed
     assert result.timeseries["open_sockets"].iloc[-1] == 0  # the server's ends are gone
     assert any("stats route failed" in note for note in result.summary["notes"])
+
+
+async def every_verb(tab: Any, sc: Any) -> None:
+    """Each tab plays every verb once on the page, in scenario seconds."""
+    tab.load()
+    await tab.sleep(4)
+    tab.hide()
+    await tab.sleep(2)
+    tab.show()
+    await tab.sleep(2)
+    tab.freeze()
+    await tab.sleep(3)
+    tab.resume()
+    await tab.sleep(4)
+    tab.enter_bfcache()
+    await tab.sleep(3)
+    tab.restore()
+    await tab.sleep(4)
+    tab.lose_network()
+    await tab.sleep(3)
+    tab.regain_network()
+    await tab.sleep(4)
+    await tab.reload(0.5)
+    await tab.sleep(4)
+    if tab.index == 0:
+        twin = tab.duplicate(10)
+        await tab.sleep(4)
+        twin.close()
+    if tab.index % 2:
+        tab.crash()
+    else:
+        tab.enter_bfcache()
+        await tab.sleep(3)
+        tab.evict()
+
+
+def test_every_verb_on_the_correct_page(site: str) -> None:
+    from simkit.scenarios import Scenario
+
+    scenario = Scenario("every-verb", "each verb once", every_verb, push_rate=0.0)
+    result = play(site, "correct.html", scenario, tabs=2, duration=50, settle=10, scale=0.2)
+    summary = result.summary
+    sockets = summary["page_sockets"]
+    assert summary["browser_bfcache"]["restored"] >= 1  # with its socket closed in pagehide
+    assert sockets["left_open"] == 0
+    assert sockets["sockets_per_load_max"] <= 3  # one, plus reconnects after faults
+    assert sockets["loads"] >= 2 * 3 + 1  # load, restore-or-not, reload per tab; the twin
+    assert summary["page_tracker_errors"] == []
+    assert result.timeseries["open_sockets"].iloc[-1] == 0  # every tab is gone at the end
