@@ -46,13 +46,14 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 from simkit.actors.env import Env
-from simkit.browser.cdp import RawCDP, RawChromium
+from simkit.browser.cdp import CDPError, RawCDP, RawChromium
 from simkit.browser.sockets import EVENTS, DevServerFilter, SocketRecord, SocketTracker
 from simkit.browser.tab import LOAD_WAIT, MAX_TABS, BrowserTab
 from simkit.browser.wire import Wire
 from simkit.model.codes import CloseCode
 from simkit.model.errors import BrowserError, ConfigError
 from simkit.model.liveness import CLOSE_TIMEOUT
+from simkit.model.page import step
 from simkit.model.strategy import Strategy
 from simkit.net.proxy import Piped
 from simkit.net.realtime import RealtimeRuntime
@@ -77,6 +78,7 @@ if TYPE_CHECKING:
 
 FIELDS = ("ws", "user", "tab")
 PAGE_TIMEOUT = 5.0  # seconds the page URL may take to answer the check before the run
+RETRIES = 20  # CDP calls retried while a page's process is swapped (0.05 s apart)
 MANY_SOCKETS = 10  # a load that opens more app sockets than this gets a note
 AWAY = "data:text/html,<title>away</title>"  # where a tab goes to put its page in the cache
 
@@ -289,12 +291,34 @@ class PageTab(BrowserTab):
         self._step("enter_bfcache")
         self.env.census.page_away(self.truth)
         self._go_deaf()
+        self._do(self._away)
+
+    async def _away(self) -> None:
+        # told when the tab's earlier operations are done (a load still pending would
+        # otherwise be taken for the entry into the cache)
         self.page_run.tracker.entering_cache(self.index)
-        self._do(lambda: self._navigate(AWAY))
+        await self._navigate(AWAY)
 
     def restore(self) -> None:
-        self.page_run.tracker.restoring(self.index)
+        step(self.state, "restore")  # an illegal restore raises here, before anything runs
+        self._do(self._back_pressed)
         super().restore()
+
+    async def _back_pressed(self) -> None:
+        self.page_run.tracker.restoring(self.index)
+
+    async def _send(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        """A CDP call on the tab's session, retried for a moment while a cross-site
+        navigation (the cache's ``data:`` page and back) swaps the page's process: Chromium
+        then answers "Not attached to an active page" for a few milliseconds."""
+        for _ in range(RETRIES):
+            try:
+                return await super()._send(method, params)
+            except CDPError as error:
+                if "Not attached to an active page" not in str(error):
+                    raise
+                await asyncio.sleep(0.05)
+        return await super()._send(method, params)
 
     def _mine(self) -> list[PageEnd]:
         return [end for end in self.page_run.ends.values() if end.tab == self.index]

@@ -329,8 +329,11 @@ def test_every_verb_on_the_correct_page(site: str) -> None:
     summary = result.summary
     sockets = summary["page_sockets"]
     assert summary["browser_bfcache"]["restored"] >= 1  # with its socket closed in pagehide
-    assert sockets["left_open"] == 0
-    assert sockets["sockets_per_load_max"] <= 3  # one, plus reconnects after faults
+    # only the crashed tab's socket: a crashed page runs no pagehide, the browser closes it
+    assert sockets["left_open"] <= 1
+    assert sockets["closed_by"].get("browser", 0) >= 1
+    # one, then a new one after each of resume, restore and regain_network (same load)
+    assert sockets["sockets_per_load_max"] <= 4
     assert sockets["loads"] >= 2 * 3 + 1  # load, restore-or-not, reload per tab; the twin
     assert summary["page_tracker_errors"] == []
     assert result.timeseries["open_sockets"].iloc[-1] == 0  # every tab is gone at the end
