@@ -39,6 +39,7 @@ def run(
     target_keepalive: float | None = None,
     stack: str | None = None,
     ws: str | None = None,
+    page: str | None = None,
 ) -> Result:
     """Run one scenario under one strategy and measure the ground truth.
 
@@ -46,7 +47,8 @@ def run(
     ws="wsproto")``, ``Browser()``, ``Target("ws://127.0.0.1:8000/ws")``) or one of the
     shorthands ``"virtual"``, ``"live"``, ``"browser"``; the keywords ``nodes``,
     ``balancer``, ``scale``, ``target``, ``auth``, ``target_keepalive``, ``stack`` and ``ws``
-    are shorthands for the same values (:func:`simkit.runtimes.as_runtime`).
+    are shorthands for the same values (:func:`simkit.runtimes.as_runtime`); so is ``page``
+    (your front end in the browser runtime's tabs: ``Browser(page=...)``, docs/frontend.md).
 
     In the ``virtual`` runtime the result is a pure function of the arguments: the same seed
     gives the same numbers, bit for bit, in any process. ``settle`` (default: long enough
@@ -64,16 +66,16 @@ def run(
     """
     spec = as_runtime(
         runtime, stack=stack, ws=ws, scale=scale, target=target, auth=auth,
-        target_keepalive=target_keepalive, nodes=nodes, balancer=balancer,
+        target_keepalive=target_keepalive, nodes=nodes, balancer=balancer, page=page,
     )  # fmt: skip
     sc = scenario_of(scenario)
     if strategy is None:
-        if sc.strategy is None:
+        strategy = sc.strategy or spec.default_strategy()
+        if strategy is None:
             raise ConfigError(
                 f"scenario {sc.name!r} needs a strategy; pass strategy= one of the presets "
                 "(python -m simkit list) or a Strategy"
             )
-        strategy = sc.strategy
     strat = spec.deploy(strategy_of(strategy))
     tabs = sc.tabs if tabs is None else tabs
     duration = sc.duration if duration is None else duration
@@ -157,13 +159,14 @@ def compare(
     target_keepalive: float | None = None,
     stack: str | None = None,
     ws: str | None = None,
+    page: str | None = None,
 ) -> Comparison:
     """Run the same scenario (same seed, same workload) under each strategy, every run
     settling as long as the slowest strategy needs (one time axis for all). The arguments
     are :func:`run`'s."""
     spec = as_runtime(
         runtime, stack=stack, ws=ws, scale=scale, target=target, auth=auth,
-        target_keepalive=target_keepalive, nodes=nodes, balancer=balancer,
+        target_keepalive=target_keepalive, nodes=nodes, balancer=balancer, page=page,
     )  # fmt: skip
     sc = scenario_of(scenario)
     chosen = [strategy_of(item) for item in strategies]

@@ -585,6 +585,14 @@ def _common(p: argparse.ArgumentParser, *, scenario: str, tabs: int | None, dura
 
 def _target_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
+        "--page",
+        default=None,
+        metavar="URL",
+        help="load your own front end in the browser runtime's tabs; {ws} in the URL is "
+        "the kit's proxy's WebSocket URL (URL-encoded), {user} and {tab} too "
+        "(docs/frontend.md)",
+    )
+    p.add_argument(
         "--target",
         default=None,
         metavar="ws://HOST:PORT/PATH",
@@ -626,11 +634,12 @@ def _target_options(p: argparse.ArgumentParser) -> None:
 def runtime_of(args: argparse.Namespace) -> RuntimeSpec:
     """The runtime value the options describe, read in one place (``--target`` implies the
     live runtime); a bad combination is the same ConfigError ``simkit.run`` gives."""
-    target = getattr(args, "target", None)
+    target, page = getattr(args, "target", None), getattr(args, "page", None)
     if target is None and getattr(args, "target_keepalive", None) is not None:
         raise ConfigError("--target-keepalive needs --target")
+    implied = "browser" if page is not None else "live" if target is not None else "virtual"
     return as_runtime(
-        "live" if target is not None and args.runtime == "virtual" else args.runtime,
+        implied if args.runtime == "virtual" else args.runtime, page=page,
         stack=args.stack, ws=args.ws, scale=args.scale, target=target,
         target_keepalive=getattr(args, "target_keepalive", None), nodes=args.nodes,
         balancer=args.balancer,

@@ -12,11 +12,12 @@ it, and builds the runtime adapter (:class:`simkit.actors.play.Runtime`) for one
   ``websockets`` server or FastAPI on uvicorn with ``ws`` its WebSocket implementation),
   every duration multiplied by ``scale``; ``nodes`` several server processes sharing Redis.
 - :class:`Target`: the live runtime's tabs against your own server (``url``), at scale 1.
-- :class:`Browser`: real Chromium pages against the kit's own server.
+- :class:`Browser`: real Chromium pages against the kit's own server; with ``page=`` your
+  own front end (any URL) in those pages, against the kit's server or your ``target=``.
 
 The strings ``"virtual"``, ``"live"`` and ``"browser"`` stay as shorthands, and so do
 ``run``'s older keywords (``stack=``, ``ws=``, ``scale=``, ``target=``, ``auth=``,
-``target_keepalive=``, ``nodes=``, ``balancer=``): :func:`as_runtime` turns them into a
+``target_keepalive=``, ``nodes=``, ``balancer=``, ``page=``): :func:`as_runtime` turns them into a
 value in one place, so the CLI, ``run``, ``compare`` and ``sweep`` never forward them again.
 """
 
@@ -108,6 +109,11 @@ class RuntimeSpec:
     def info(self) -> dict[str, object]:
         """What the run's summary records of this runtime beyond its name and scale."""
         return {}
+
+    def default_strategy(self) -> str | None:
+        """The strategy a run uses when neither the caller nor the scenario names one
+        (None: one must be named)."""
+        return None
 
 
 @dataclass(frozen=True)
@@ -247,13 +253,27 @@ class Target(RuntimeSpec):
         )
 
 
+# The strategy a page run uses when none is named: the page's client policy is its own
+# code, so only the kit's server side is chosen, and this one neither kicks nor refuses
+# (every connection registered, websockets' protocol pings, which browsers answer).
+PAGE_STRATEGY = "multi-heartbeat"
+
+
 @dataclass(frozen=True)
 class Browser(RuntimeSpec):
-    """Real Chromium pages (the kit's own page, playing the strategy's client policy)
-    against the kit's own server, every duration multiplied by ``scale``."""
+    """Real Chromium pages against the kit's own server, every duration multiplied by
+    ``scale``. Without ``page`` the pages are the kit's own (playing the strategy's client
+    policy); with ``page`` (an ``http://`` URL, ``{ws}``, ``{user}``, ``{tab}`` filled in per
+    tab) they are your front end, unchanged and uninstrumented, against the kit's own
+    server or, with ``target`` (a ``ws://`` URL), your server behind the kit's fault proxy.
+    ``ignore`` is a regular expression for URLs of sockets that are not the app's (default:
+    the dev servers' hot-reload sockets, :class:`simkit.browser.sockets.DevServerFilter`)."""
 
     name: ClassVar[str] = "browser"
     scale: float = BROWSER_SCALE
+    page: str | None = None
+    target: str | None = None
+    ignore: str | None = None
 
     def __post_init__(self) -> None:
         if self.nodes not in (None, 1) or self.balancer is not None:
@@ -261,12 +281,62 @@ class Browser(RuntimeSpec):
                 "several nodes are played by the virtual and live runtimes, not 'browser'"
             )
         object.__setattr__(self, "scale", check_scale(self.scale))
+        if self.page is None:
+            if self.target is not None or self.ignore is not None:
+                raise ConfigError(
+                    "target= and ignore= with runtime='browser' need page= (your front end's "
+                    "URL): the kit's own page talks only to the kit's own server"
+                )
+            return
+        from simkit.browser.frontend import check_ignore, check_page
+        from simkit.net.target import parse_target
+
+        check_page(self.page)
+        if self.target is not None:
+            parse_target(self.target)
+        if self.ignore is not None:
+            check_ignore(self.ignore)
+
+    def default_strategy(self) -> str | None:
+        return PAGE_STRATEGY if self.page is not None else None
+
+    def cluster(self, scenario: Scenario, strategy: Strategy) -> ClusterSpec | None:
+        if self.page is not None and strategy.cluster is not None:
+            raise ConfigError(
+                f"strategy {strategy.name!r} is a cross-node design: a page run plays one node"
+            )
+        return super().cluster(scenario, strategy)
+
+    def settle(self, strategy: Strategy) -> float:
+        if self.target is not None:
+            from simkit.live.target import target_settle
+
+            return target_settle(strategy, TARGET_KEEPALIVE)
+        return default_settle(strategy)
 
     def build(self, scenario: Scenario, strategy: Strategy, *, tabs: int, seed: int) -> Runtime:
+        self.cluster(scenario, strategy)
+        if self.page is not None:
+            from simkit.browser.frontend import FrontendRuntime
+
+            return FrontendRuntime(
+                scenario,
+                strategy,
+                self.page,
+                target=self.target,
+                ignore=self.ignore,
+                tabs=tabs,
+                scale=self.scale,
+                seed=seed,
+            )
         from simkit.browser.runtime import BrowserRuntime
 
-        self.cluster(scenario, strategy)
         return BrowserRuntime(scenario, strategy, tabs=tabs, scale=self.scale, seed=seed)
+
+    def info(self) -> dict[str, object]:
+        if self.page is None:
+            return {}
+        return {"page": self.page, "target": self.target}
 
 
 RUNTIMES = ("virtual", "live", "browser")
@@ -283,6 +353,7 @@ def as_runtime(
     target_keepalive: float | None = None,
     nodes: int | None = None,
     balancer: str | None = None,
+    page: str | None = None,
 ) -> RuntimeSpec:
     """A runtime value from a value or a shorthand string plus the older keywords. The one
     place they are read: a keyword that does not apply to the runtime is an error naming
@@ -291,7 +362,7 @@ def as_runtime(
         k: v
         for k, v in dict(
             stack=stack, ws=ws, scale=scale, target=target, auth=auth,
-            target_keepalive=target_keepalive, nodes=nodes, balancer=balancer,
+            target_keepalive=target_keepalive, nodes=nodes, balancer=balancer, page=page,
         ).items()
         if v is not None
     }  # fmt: skip
@@ -303,13 +374,31 @@ def as_runtime(
         return runtime
     if runtime not in RUNTIMES:
         raise choice("runtime", runtime, list(RUNTIMES))
+    if page is not None:
+        if runtime != "browser":
+            raise ConfigError(
+                f"page= loads your front end in real Chromium tabs: use runtime='browser', "
+                f"not {runtime!r}"
+            )
+        if (stack, ws) != (None, None) or auth is not None or target_keepalive is not None:
+            raise ConfigError(
+                "stack=, ws=, auth= and target_keepalive= do not apply to a page run: the "
+                "page dials the kit's server or your target= itself"
+            )
+        return Browser(
+            nodes=nodes,
+            balancer=balancer,
+            scale=BROWSER_SCALE if scale is None else scale,
+            page=page,
+            target=target,
+        )
     if target is None and (auth is not None or target_keepalive is not None):
         raise ConfigError("auth= and target_keepalive= only apply with target=")
     if target is not None:
         if runtime != "live":
             raise ConfigError(
-                "target= plays real sockets against your server: use runtime='live', "
-                f"not {runtime!r}"
+                "target= plays real sockets against your server: use runtime='live' (or "
+                f"runtime='browser' with page=, your front end), not {runtime!r}"
             )
         if (stack, ws) != (None, None):
             raise ConfigError(
@@ -350,6 +439,7 @@ def as_runtime(
 __all__ = [
     "BROWSER_SCALE",
     "LIVE_SCALE",
+    "PAGE_STRATEGY",
     "RUNTIMES",
     "TARGET_KEEPALIVE",
     "Browser",

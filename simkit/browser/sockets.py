@@ -55,7 +55,9 @@ What Chromium reports (measured with headless Chromium 156.0.8078.129, Debian, s
   only the server's code is sure.
 - Freeze (``Page.setWebLifecycleState`` frozen): ``webSocketFrameError`` "Page entered
   Back-Forward Cache." on each open socket, which stays open; on resume
-  ``webSocketClosed`` (the server sees 1001).
+  ``webSocketClosed`` (the server sees 1001). A socket still connecting when the page
+  freezes gets the same error and its 101 may follow (seen with background tabs): it stays
+  connecting, not failed.
 """
 
 from __future__ import annotations
@@ -122,9 +124,13 @@ class Socket(Enum):
     CLOSED = "closed"
 
 
+# Chromium's frame error on every socket of a page that is frozen (or enters the cache)
+FROZEN = "Page entered Back-Forward Cache."
+
 TRANSITIONS: dict[Socket, dict[str, Socket]] = {
     Socket.CONNECTING: {
         "handshake": Socket.CONNECTING,
+        "frozen": Socket.CONNECTING,  # frozen mid-handshake: the 101 may still come
         "accepted": Socket.OPEN,
         "refused": Socket.FAILED,
         "error": Socket.FAILED,
@@ -466,9 +472,13 @@ class SocketTracker:
             else:
                 sock.received += 1
         elif method == "Network.webSocketFrameError":
-            sock.state = step(sock.state, "error")
+            message = params.get("errorMessage", "")
+            frozen = message.startswith(FROZEN) and sock.state is Socket.CONNECTING
+            # a page frozen mid-handshake: the handshake goes on (101 may follow), not failed
+            sock.state = step(sock.state, "frozen" if frozen else "error")
             sock.errors += 1
-            sock.error = sock.error or params.get("errorMessage", "")
+            if not frozen:
+                sock.error = sock.error or message
         else:  # webSocketClosed
             sock.state = step(sock.state, "closed")
             sock.closed = stamp

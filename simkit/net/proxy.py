@@ -113,6 +113,8 @@ class Piped:
                         writer_task.cancel()
                         return  # a blackhole does not pass on the close either
                     continue
+                if data and self.proxy.on_data is not None:
+                    self.proxy.on_data(self, toxics is self.up, data)
                 delay = toxics.latency + (self.proxy.rng.random() * toxics.jitter)
                 if data and toxics.bandwidth:
                     delay += len(data) / toxics.bandwidth
@@ -185,6 +187,9 @@ class FaultProxy:
         # Told each connection whose server side has ended (its server -> client direction
         # is over: FIN, reset or cut); a target run counts the server's open sockets so.
         self.on_closed: Callable[[Piped], None] | None = None
+        # Told every chunk that passes (not one a blackhole swallows), with ``True`` for the
+        # client -> server direction: a watcher reads handshakes and close frames from it.
+        self.on_data: Callable[[Piped, bool, bytes], None] | None = None
         # The server's sockets of blackholed connections whose both directions are done,
         # held open (see _hold) until ``linger`` s have passed or the proxy closes.
         self.linger = linger

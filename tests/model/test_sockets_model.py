@@ -193,6 +193,21 @@ def test_freeze_error_keeps_the_socket_open():
     assert sock.closed_by == "browser" and sock.left_open is False and not sock.failed
 
 
+def test_freeze_during_the_handshake_does_not_fail_it():
+    feed = Feed()
+    feed.navigated("L0", 0.0)
+    rid = "r9"
+    feed.ev("webSocketCreated", 0.1, requestId=rid, url=URL)
+    error = "Page entered Back-Forward Cache."
+    feed.ev("webSocketFrameError", requestId=rid, timestamp=0.2, errorMessage=error)
+    sock = feed.t.sockets[rid]
+    assert sock.state is Socket.CONNECTING and not sock.failed and sock.errors == 1
+    feed.ev(
+        "webSocketHandshakeResponseReceived", requestId=rid, timestamp=0.3, response={"status": 101}
+    )
+    assert sock.state is Socket.OPEN and sock.opened == 0.3
+
+
 def test_crash_and_close_end_the_tab():
     feed = Feed()
     feed.navigated("L0", 0.0)
