@@ -4,9 +4,9 @@ The answer is a ``Registry`` subclass (the class), played in the ``postmortem-sa
 and heartbeat on the cleanup-race scenarios, on ``come-and-go`` (people who leave for
 good, defined here) and on ``multi-tab`` (people with several tabs open: none of them may be
 kicked). It must be the learner's own design: the kit's registries, subclasses of them and
-wrappers that hand them the work are refused, each with the reason. It is seen through :class:`_Witness`, which answers every question the
-kit asks from what the answer holds (``entries()``), so an answer cannot say one thing to
-the pushes and another to the census.
+wrappers that hand them the work are refused, each with the reason. It is seen through
+:class:`_Witness`, which answers every question the kit asks from what the answer holds
+(``entries()``), so an answer cannot say one thing to the pushes and another to the census.
 """
 
 from __future__ import annotations

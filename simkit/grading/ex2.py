@@ -26,10 +26,10 @@ from simkit.grading.framework import (
     summary_check,
 )
 from simkit.grading.harness import BASE_STRATEGY
+from simkit.model.codes import CloseCode
 from simkit.model.errors import ConfigError
 from simkit.model.latency import Latency
 from simkit.model.liveness import Liveness
-from simkit.model.codes import CloseCode
 from simkit.model.strategy import STRATEGIES, Strategy
 from simkit.scenarios import SCENARIOS, Scenario
 
