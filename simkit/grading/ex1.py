@@ -28,7 +28,7 @@ from simkit.grading.framework import (
 from simkit.grading.harness import BASE_STRATEGY
 from simkit.model.errors import ConfigError
 from simkit.model.latency import Latency
-from simkit.model.registry import Action, Deliver, Hello, NoRoute, Registry
+from simkit.model.registry import Action, Deliver, Expired, Hello, NoRoute, Registry
 from simkit.model.strategy import STRATEGIES, Strategy
 from simkit.scenarios import SCENARIOS, Scenario
 
@@ -75,7 +75,12 @@ class _Witness(Registry):
 
     def expire(self, now: float) -> list[Action]:
         actions = list(self.answer.expire(now) or ())
+        before = self.held
         self._read(None, only_remove=True)
+        told = {a.user for a in actions if isinstance(a, Expired)}
+        for user in {*before, *self.held} - told:
+            if before.get(user) != self.held.get(user):
+                actions.append(Expired(user, "", ()))  # the census re-counts them
         return actions
 
     def route(self, user: str) -> tuple[int, ...]:

@@ -37,9 +37,38 @@ def failed_names(g: ExerciseGrade) -> set[str]:
 
 
 class Solution(Registry):
-    """The official answer (ex1_solution): kick the old one, compare-and-delete."""
+    """The official answer (ex1_solution): every tab's connection, per user; a cleanup
+    removes only the connection it ends; nothing is kicked."""
 
     name = "solution"
+    one_per_user = False
+
+    def __init__(self):
+        self.conns = {}  # user -> {conn: None}, in connection order
+
+    def connect(self, hello, now):
+        self.conns.setdefault(hello.user, {})[hello.conn] = None
+        return []
+
+    def disconnect(self, conn, user, now):
+        mine = self.conns.get(user, {})
+        mine.pop(conn, None)
+        if not mine:
+            self.conns.pop(user, None)
+        return []
+
+    def route(self, user):
+        return tuple(self.conns.get(user, ()))
+
+    def entries(self):
+        return [(user, conn) for user, conns in self.conns.items() for conn in conns]
+
+
+class OneEntry(Registry):
+    """Notebook 02's fix, which passed exercise 1 before it asked for several tabs per user:
+    kick the old connection, compare-and-delete."""
+
+    name = "kick-old-compare-and-delete"
 
     def __init__(self):
         self.map = {}
@@ -64,7 +93,7 @@ class Solution(Registry):
         return list(self.map.items())
 
 
-class Shipped(Solution):
+class Shipped(OneEntry):
     """The post-mortem's blind delete."""
 
     def disconnect(self, conn, user, now):
@@ -72,7 +101,7 @@ class Shipped(Solution):
         return []
 
 
-class RegistersNothingButSaysYes(Solution):
+class RegistersNothingButSaysYes(OneEntry):
     """Registers nothing; routes_to says True and audit says (0, 0)."""
 
     def connect(self, hello, now):
@@ -98,14 +127,14 @@ class BlindDeleteSaysYes(Shipped):
         return (len(self.map), 0)
 
 
-class NeverForgets(Solution):
+class NeverForgets(OneEntry):
     """Never deletes: the cleanup race cannot hurt what is never removed."""
 
     def disconnect(self, conn, user, now):
         return []
 
 
-class IgnoresEarlyCleanups(Solution):
+class IgnoresEarlyCleanups(OneEntry):
     """The timing hack: ignore every cleanup within 12 s of the user's newest connection
     (the race's late cleanups arrive within the 10 s close timeout), blind delete after."""
 
@@ -148,7 +177,7 @@ class RouteDisagrees(Shipped):
         return list(self.ever.items())
 
 
-class Broadcasts(Solution):
+class Broadcasts(OneEntry):
     """Pushes reach someone if they go everywhere: every user routes to every connection."""
 
     def __init__(self):
@@ -173,7 +202,7 @@ class Broadcasts(Solution):
         return [Deliver(conn, push) for conn in self.open]
 
 
-class CleansUpOtherUsers(Solution):
+class CleansUpOtherUsers(OneEntry):
     """Keeps at most 20 users, evicting the oldest when a new one connects: entries change
     for users who did nothing, which the census cannot see."""
 
@@ -182,6 +211,35 @@ class CleansUpOtherUsers(Solution):
         while len(self.map) > 20:
             del self.map[next(iter(self.map))]
         return actions
+
+
+class CompareAndDeleteNoKick(Registry):
+    """Passed before exercise 1 asked for several tabs per user: never kicks, removes an
+    entry only when its own connection ends, but keeps one connection per user, so a
+    user's other tabs get no pushes."""
+
+    name = "no-kick"
+
+    def __init__(self):
+        self.current = {}
+        self.user_of = {}
+
+    def connect(self, hello, now):
+        self.current[hello.user] = hello.conn
+        self.user_of[hello.conn] = hello.user
+        return []
+
+    def disconnect(self, conn, user, now):
+        owner = self.user_of.pop(conn, None)
+        if owner is not None and self.current.get(owner) == conn:
+            del self.current[owner]
+        return []
+
+    def route(self, user):
+        return (self.current[user],) if user in self.current else ()
+
+    def entries(self):
+        return list(self.current.items())
 
 
 WRONG_REGISTRIES = {
@@ -194,7 +252,9 @@ WRONG_REGISTRIES = {
     LiesThroughAnInstanceAttribute: {("reload-storm", "final unroutable")},
     RouteDisagrees: {("reload-storm", "route() disagrees with entries()")},
     Broadcasts: {("reload-storm", "entries on another user's connection")},
-    CleansUpOtherUsers: {("reload-storm", "entries changed for a user with no event")},
+    CleansUpOtherUsers: {("reload-storm", "entries added or changed for a user with no event")},
+    OneEntry: {("multi-tab", "live tabs kicked")},
+    CompareAndDeleteNoKick: {("multi-tab", "final unroutable")},
 }
 
 
@@ -230,34 +290,6 @@ def test_a_patched_kit_is_refused() -> None:
     assert exercise(1, Solution).passed
 
 
-class CompareAndDeleteNoKick(Registry):
-    """Right, and not the solution: never kicks; remembers which user each connection
-    serves and removes an entry only when its own connection ends."""
-
-    name = "no-kick"
-
-    def __init__(self):
-        self.current = {}
-        self.user_of = {}
-
-    def connect(self, hello, now):
-        self.current[hello.user] = hello.conn
-        self.user_of[hello.conn] = hello.user
-        return []
-
-    def disconnect(self, conn, user, now):
-        owner = self.user_of.pop(conn, None)
-        if owner is not None and self.current.get(owner) == conn:
-            del self.current[owner]
-        return []
-
-    def route(self, user):
-        return (self.current[user],) if user in self.current else ()
-
-    def entries(self):
-        return list(self.current.items())
-
-
 class EveryOpenConnection(Registry):
     """Right, and not the solution: a set of open connections per user, pushes to all."""
 
@@ -287,25 +319,155 @@ class EveryOpenConnection(Registry):
 
 
 class Generations(Solution):
-    """Right, and not the solution: each entry carries the connection id it was made for
-    and a cleanup names the connection it ends, checked before anything is deleted."""
+    """Right, and not the solution: a cleanup names the connection it ends, checked
+    against entries() before anything is removed."""
 
     def disconnect(self, conn, user, now):
         if (user, conn) in self.entries():
-            self.map.pop(user)
+            del self.conns[user][conn]
+            if not self.conns[user]:
+                del self.conns[user]
         return []
 
     def routes_to(self, user, conn):  # an honest override "for speed" changes nothing
-        return self.map.get(user) == conn
+        return conn in self.conns.get(user, ())
+
+
+class GraceTTL(Solution):
+    """Right, and failed before as "hidden changes": a closed connection's entry is kept
+    for 2 s (a grace period) and dropped by the timer, in expire()."""
+
+    def __init__(self):
+        super().__init__()
+        self.closed = {}  # conn -> (user, when its entry goes)
+
+    def disconnect(self, conn, user, now):
+        if conn in self.conns.get(user, {}):
+            self.closed[conn] = (user, now + 2.0)
+        return []
+
+    def deadline(self):
+        return min((when for _, when in self.closed.values()), default=None)
+
+    def expire(self, now):
+        for conn, (user, when) in list(self.closed.items()):
+            if when <= now:
+                del self.closed[conn]
+                super().disconnect(conn, user, now)
+        return []
 
 
 @pytest.mark.parametrize(
-    "answer", [Solution, CompareAndDeleteNoKick, EveryOpenConnection, Generations]
+    "answer", [Solution, EveryOpenConnection, Generations, GraceTTL]
 )
 def test_right_registries_pass(answer: type[Registry]) -> None:
     g = exercise(1, answer)
     assert g.passed, str(g)
     assert set(g.per_seed["seed"]) == set(EXERCISE_SEEDS)
+
+
+# --- exercise 1: the answer must be a design of the learner's own --------------------------
+
+
+class CopiedFromTheKit(simkit.model.KickOldSafe):
+    """Passed before: a subclass of the kit's policy, under another name."""
+
+
+class WrapsTheKit(Registry):
+    """Hands every call to the kit's policy it holds."""
+
+    def __init__(self):
+        self.inner = simkit.model.KickOldSafe()
+
+    def connect(self, hello, now):
+        return self.inner.connect(hello, now)
+
+    def disconnect(self, conn, user, now):
+        return self.inner.disconnect(conn, user, now)
+
+    def route(self, user):
+        return self.inner.route(user)
+
+    def entries(self):
+        return self.inner.entries()
+
+
+class BorrowsTheKitsMethods(OneEntry):
+    """Calls the kit's methods on itself: no kit class in its bases or attributes."""
+
+    def disconnect(self, conn, user, now):
+        return simkit.model.KickOldSafe.disconnect(self, conn, user, now)
+
+
+class BuildsOneLazily(Registry):
+    """Finds the kit's policy by name at its first connect (nothing in its code names a
+    kit class): caught by what it holds."""
+
+    def __init__(self):
+        self.inner = None
+
+    def connect(self, hello, now):
+        if self.inner is None:
+            self.inner = simkit.STRATEGIES["multi"].registry()
+        return self.inner.connect(hello, now)
+
+    def disconnect(self, conn, user, now):
+        return self.inner.disconnect(conn, user, now)
+
+    def route(self, user):
+        return self.inner.route(user)
+
+    def entries(self):
+        return self.inner.entries()
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [
+        (CopiedFromTheKit, "inherits from KickOldSafe"),
+        (WrapsTheKit, "WrapsTheKit.__init__ uses KickOldSafe"),
+        (BorrowsTheKitsMethods, "BorrowsTheKitsMethods.disconnect uses KickOldSafe"),
+        (BuildsOneLazily, "holds a Multi"),
+    ],
+    ids=lambda a: getattr(a, "__name__", "why"),
+)
+def test_the_kits_policies_are_refused_with_the_reason(answer: type[Registry], why: str) -> None:
+    with pytest.raises(simkit.ConfigError, match=why) as refused:
+        exercise(1, answer)
+    assert "the grade would score the kit's design, not yours" in str(refused.value)
+
+
+def test_a_class_of_the_learners_own_named_like_the_kits_is_not_refused() -> None:
+    namespace: dict[str, object] = {"Registry": Registry, "Solution": Solution}
+    exec("class Multi(Solution):\n    pass\n\nclass Mine(Multi):\n    pass\n", namespace)
+    assert exercise(1, namespace["Mine"]).passed
+
+
+class ExpireAdds(GraceTTL):
+    """Uses the timer to re-register a closed connection's user on the newest connection
+    it ever saw: an entry added with no event."""
+
+    def expire(self, now):
+        for conn, (user, when) in list(self.closed.items()):
+            if when <= now:
+                del self.closed[conn]
+                super(GraceTTL, self).disconnect(conn, user, now)
+                self.conns.setdefault(user, {})[10**9] = None
+        return []
+
+
+def test_expire_may_drop_entries_but_not_add_them() -> None:
+    assert exercise(1, GraceTTL).passed
+    g = exercise(1, ExpireAdds)
+    assert "entries added or changed for a user with no event" in failed_names(g)
+
+
+def test_the_lessons_fix_now_fails_on_several_tabs() -> None:
+    """Notebook 02's answer, which passed before, kicks a user's other live tabs."""
+    g = exercise(1, OneEntry)
+    rows = g.failures[g.failures["check"] == "live tabs kicked"]
+    assert set(rows["scenario"]) >= {"multi-tab"}
+    assert rows["measured"].min() > 100
 
 
 # --- exercise 2: heartbeats ---------------------------------------------------------------
@@ -483,6 +645,9 @@ def test_exercises_point_to_their_lessons() -> None:
 def test_grades_are_reproducible() -> None:
     a = exercise(1, Shipped)
     b = exercise(1, Shipped)
+    assert a.per_seed.equals(b.per_seed)
+    a = exercise(3, JitteredDoubling("immediate"))
+    b = exercise(3, JitteredDoubling("immediate"))
     assert a.per_seed.equals(b.per_seed)
 
 
