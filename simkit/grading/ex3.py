@@ -35,6 +35,15 @@ if TYPE_CHECKING:
     from simkit.actors.env import Env
 
 
+def _copy_of(answer: Backoff) -> Backoff:
+    """A tab's own copy of the answer, with the attributes a subclass set in ``__init__``:
+    ``Backoff`` is a slotted dataclass, whose deep copy keeps only its fields."""
+    fresh = copy.deepcopy(answer)
+    for name, value in getattr(answer, "__dict__", {}).items():
+        object.__setattr__(fresh, name, copy.deepcopy(value))
+    return fresh
+
+
 def _call(backoff: Backoff, attempt: int, seed: int) -> float:
     """One call of ``backoff.delay`` with the tab's stream for this call: ``rng`` (a
     ``random.Random`` seeded from the tab's own stream) and, for the call's duration, Python's
@@ -66,7 +75,7 @@ class _PerTab:
     def delay(self, attempt: int, rng: random.Random) -> float:
         slot = self.tabs.get(id(rng))
         if slot is None:
-            slot = self.tabs[id(rng)] = (rng, copy.deepcopy(self.answer), [])
+            slot = self.tabs[id(rng)] = (rng, _copy_of(self.answer), [])
         seed = rng.getrandbits(64)
         value = _call(slot[1], attempt, seed)
         slot[2].append((attempt, seed, value))
@@ -84,7 +93,7 @@ class _PerTab:
         calls and random stream)."""
         differ = 0
         for _, _, calls in self.tabs.values():
-            alone = copy.deepcopy(self.answer)
+            alone = _copy_of(self.answer)
             for attempt, seed, value in calls:
                 again = _call(alone, attempt, seed)
                 if not (again == value or (again != again and value != value)):
@@ -100,7 +109,7 @@ def _prepare_backoff(answer: object) -> Prepared:
             f"with its own delay()); got {answer!r}"
         )
     try:
-        copy.deepcopy(answer)
+        _copy_of(answer)
     except Exception as exc:
         raise ConfigError(
             f"every tab runs its own copy of the backoff, but copy.deepcopy({answer!r}) "
