@@ -125,8 +125,8 @@ print("PASSED: well done." if g.passed else "Not yet: look at the failed rows ab
 # ## Extensions for fast pairs
 #
 # * **A cap.** Keep at most 3 connections per user: a fourth closes that user's oldest with
-#   `Close(conn, CloseCode.REPLACED, ...)`. Does it still pass? Which check would fail
-#   with a cap of 1, and why?
+#   `Close(conn, CloseCode.REPLACED, ...)`. Does it still pass? Think of a user with three
+#   tabs who reloads one of them. Which check fails with a cap of 1, and why?
 # * **A grace period.** Keep a closed connection's entry for 2 s (a reload's new socket
 #   arrives within that time, so "is alice online?" does not flicker) and drop it in
 #   `expire(now)`, with `deadline()` returning when the next one is due. Does it still
