@@ -209,4 +209,9 @@ class Server:
 
     def _expire(self) -> None:
         self._expiry = self._expiry_at = None
-        self.apply(self.registry.expire(self.env.now()))
+        actions = self.registry.expire(self.env.now())
+        for action in actions:
+            if isinstance(action, Expired):
+                # a timer, not a connection's event, changed this user's entries
+                self.env.census.registry_changed(action.user)
+        self.apply(actions)

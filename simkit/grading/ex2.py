@@ -4,7 +4,9 @@ The answer is a :class:`~simkit.Liveness` or an ``(interval, timeout)`` pair; on
 numbers are used (rebuilt in a plain ``Liveness``, so a subclass's methods never run). It is
 played behind an idle-cutting proxy (``proxy-idle``, each seed also without the proxy, to
 count the reconnects the proxy caused) and on ``phones-die`` (half-open sockets only the
-heartbeat can find), defined here.
+heartbeat can find) and ``slow-phones`` (live tabs on a slow mobile network: a timeout
+shorter than its round trips closes live peers), both defined here. Every workload counts
+the live peers the heartbeat declared dead.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from simkit.grading.framework import (
     summary_check,
 )
 from simkit.grading.harness import BASE_STRATEGY
+from simkit.model.codes import CloseCode
 from simkit.model.errors import ConfigError
+from simkit.model.latency import Latency
 from simkit.model.liveness import Liveness
 from simkit.model.strategy import STRATEGIES, Strategy
 from simkit.scenarios import SCENARIOS, Scenario
@@ -106,6 +110,41 @@ def _proxy_cuts(p: Played) -> float:
     return float(p.summary["connects"] - p.without_proxy.summary["connects"])
 
 
+def _live_peers_declared_dead(p: Played) -> float:
+    """Connections the heartbeat closed (code 1011, keepalive timeout) whose peer was alive:
+    every such close minus the detections of a dead peer (a silent path or a page that
+    runs no code). A timeout shorter than the network's round trip closes live tabs."""
+    trace = p.result.trace
+    assert trace is not None
+    closed = trace.loc[trace["code"] == int(CloseCode.KEEPALIVE_TIMEOUT), "conn"].nunique()
+    return float(closed - p.summary["detections"])
+
+
+LIVE_PEERS = Check("live peers declared dead", _live_peers_declared_dead, "==", 0)
+
+
+async def _on_the_move(tab: TabActor, sc: Scenario) -> None:
+    """Tabs open and stay (a reload every two minutes or so), on a slow mobile network:
+    every peer is alive and answers every ping, but an answer can take over a second."""
+    rng = tab.work_rng
+    await tab.sleep(rng.uniform(0.0, 5.0))
+    tab.load()
+    while True:
+        gap = rng.expovariate(1 / 120.0)
+        if tab.now + gap >= sc.duration:
+            return
+        await tab.sleep(gap)
+        await tab.reload(rng.uniform(0.05, 0.5))
+
+
+SLOW_PHONES = Scenario(
+    "slow-phones",
+    "tabs that stay open on a slow mobile network (one way 50 ms + up to 600 ms); all alive",
+    _on_the_move,
+    latency=Latency(0.05, 0.6),
+)
+
+
 def _pings_per_tab_hour(p: Played) -> float:
     s = p.summary
     return float(s["heartbeat_pings"] * 3600.0 / (s["tabs"] * (s["duration"] + s["settle"])))
@@ -126,11 +165,13 @@ EXERCISE = Exercise(
             settle=90.0,
             checks=(
                 *INVARIANTS,
+                LIVE_PEERS,
                 Check("reconnects the proxy caused", _proxy_cuts, "<=", 0),
                 Check("heartbeat pings per tab-hour", _pings_per_tab_hour, "<=", 150),
                 summary_check("delivery_ratio", ">=", 0.99),
             ),
             without_proxy=True,
+            trace=True,
         ),
         Workload(
             "phones-die",
@@ -142,10 +183,21 @@ EXERCISE = Exercise(
                 *INVARIANTS,
                 summary_check("detections", ">=", 5, "dead peers found by the heartbeat"),
                 summary_check("detection_delay_max", "<=", 60, "slowest detection (s)"),
+                LIVE_PEERS,
             ),
+            trace=True,
+        ),
+        Workload(
+            "slow-phones",
+            SLOW_PHONES,
+            tabs=50,
+            duration=300.0,
+            settle=90.0,
+            checks=(*INVARIANTS, LIVE_PEERS),
+            trace=True,
         ),
     ),
     _prepare_liveness,
 )
 
-__all__ = ["EXERCISE", "PHONES_DIE"]
+__all__ = ["EXERCISE", "PHONES_DIE", "SLOW_PHONES"]

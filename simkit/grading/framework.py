@@ -55,6 +55,14 @@ class Workload:
     checks: tuple[Check, ...]
     trace: bool = False
     without_proxy: bool = False  # also play each seed with no idle proxy, to compare
+    # The scenario a seed plays, when it changes with the seed (e.g. the outage's length),
+    # and the sentence that says how (shown in the verdict).
+    per_seed: Callable[[int], Scenario] | None = None
+    varies: str = ""
+
+    def scenario_for(self, seed: int) -> Scenario:
+        """The scenario seed ``seed`` plays."""
+        return self.scenario if self.per_seed is None else self.per_seed(seed)
 
     def describe(self, settle: float) -> str:
         sc = self.scenario
@@ -67,6 +75,8 @@ class Workload:
             else f"a proxy cutting sockets idle for {format_number(sc.idle_timeout)} s"
         )
         extra = "; each seed also played without the proxy" if self.without_proxy else ""
+        if self.varies:
+            extra += f"; {self.varies}"
         return (
             f"{self.name}: {self.tabs} tabs, {format_number(self.duration)} s of workload + "
             f"{format_number(settle)} s settling, {latency}, {format_number(sc.push_rate)} "
@@ -186,8 +196,9 @@ def grade_exercise(ex: Exercise, answer: object) -> ExerciseGrade:
         for seed in ex.seeds:
             book: Book = {}
             strategy = make(book)
+            scenario = workload.scenario_for(seed)
             result = run(
-                workload.scenario,
+                scenario,
                 strategy,
                 tabs=workload.tabs,
                 duration=workload.duration,
@@ -201,7 +212,7 @@ def grade_exercise(ex: Exercise, answer: object) -> ExerciseGrade:
             reference = None
             if workload.without_proxy:
                 reference = run(
-                    workload.scenario.with_(idle_timeout=None),
+                    scenario.with_(idle_timeout=None),
                     make({}),
                     tabs=workload.tabs,
                     duration=workload.duration,

@@ -102,7 +102,9 @@ class Welcome:
 
 @dataclass(frozen=True, slots=True)
 class Expired:
-    """A detached session reached the end of its grace period; its buffered pushes are lost."""
+    """A detached session (or any entry kept for a time) of ``user`` reached the end of its
+    grace period: the census re-counts the user's entries (``expire`` is no connection's
+    event, so nothing else tells it), and the pushes buffered for it (``lost``) are lost."""
 
     user: str
     session: str

@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import itertools
 import math
+import random
 import time
 from typing import ClassVar
 
@@ -37,9 +38,38 @@ def failed_names(g: ExerciseGrade) -> set[str]:
 
 
 class Solution(Registry):
-    """The official answer (ex1_solution): kick the old one, compare-and-delete."""
+    """The official answer (ex1_solution): every tab's connection, per user; a cleanup
+    removes only the connection it ends; nothing is kicked."""
 
     name = "solution"
+    one_per_user = False
+
+    def __init__(self):
+        self.conns = {}  # user -> {conn: None}, in connection order
+
+    def connect(self, hello, now):
+        self.conns.setdefault(hello.user, {})[hello.conn] = None
+        return []
+
+    def disconnect(self, conn, user, now):
+        mine = self.conns.get(user, {})
+        mine.pop(conn, None)
+        if not mine:
+            self.conns.pop(user, None)
+        return []
+
+    def route(self, user):
+        return tuple(self.conns.get(user, ()))
+
+    def entries(self):
+        return [(user, conn) for user, conns in self.conns.items() for conn in conns]
+
+
+class OneEntry(Registry):
+    """Notebook 02's fix, which passed exercise 1 before it asked for several tabs per user:
+    kick the old connection, compare-and-delete."""
+
+    name = "kick-old-compare-and-delete"
 
     def __init__(self):
         self.map = {}
@@ -64,7 +94,7 @@ class Solution(Registry):
         return list(self.map.items())
 
 
-class Shipped(Solution):
+class Shipped(OneEntry):
     """The post-mortem's blind delete."""
 
     def disconnect(self, conn, user, now):
@@ -72,7 +102,7 @@ class Shipped(Solution):
         return []
 
 
-class RegistersNothingButSaysYes(Solution):
+class RegistersNothingButSaysYes(OneEntry):
     """Registers nothing; routes_to says True and audit says (0, 0)."""
 
     def connect(self, hello, now):
@@ -98,14 +128,14 @@ class BlindDeleteSaysYes(Shipped):
         return (len(self.map), 0)
 
 
-class NeverForgets(Solution):
+class NeverForgets(OneEntry):
     """Never deletes: the cleanup race cannot hurt what is never removed."""
 
     def disconnect(self, conn, user, now):
         return []
 
 
-class IgnoresEarlyCleanups(Solution):
+class IgnoresEarlyCleanups(OneEntry):
     """The timing hack: ignore every cleanup within 12 s of the user's newest connection
     (the race's late cleanups arrive within the 10 s close timeout), blind delete after."""
 
@@ -148,7 +178,7 @@ class RouteDisagrees(Shipped):
         return list(self.ever.items())
 
 
-class Broadcasts(Solution):
+class Broadcasts(OneEntry):
     """Pushes reach someone if they go everywhere: every user routes to every connection."""
 
     def __init__(self):
@@ -173,7 +203,7 @@ class Broadcasts(Solution):
         return [Deliver(conn, push) for conn in self.open]
 
 
-class CleansUpOtherUsers(Solution):
+class CleansUpOtherUsers(OneEntry):
     """Keeps at most 20 users, evicting the oldest when a new one connects: entries change
     for users who did nothing, which the census cannot see."""
 
@@ -182,6 +212,35 @@ class CleansUpOtherUsers(Solution):
         while len(self.map) > 20:
             del self.map[next(iter(self.map))]
         return actions
+
+
+class CompareAndDeleteNoKick(Registry):
+    """Passed before exercise 1 asked for several tabs per user: never kicks, removes an
+    entry only when its own connection ends, but keeps one connection per user, so a
+    user's other tabs get no pushes."""
+
+    name = "no-kick"
+
+    def __init__(self):
+        self.current = {}
+        self.user_of = {}
+
+    def connect(self, hello, now):
+        self.current[hello.user] = hello.conn
+        self.user_of[hello.conn] = hello.user
+        return []
+
+    def disconnect(self, conn, user, now):
+        owner = self.user_of.pop(conn, None)
+        if owner is not None and self.current.get(owner) == conn:
+            del self.current[owner]
+        return []
+
+    def route(self, user):
+        return (self.current[user],) if user in self.current else ()
+
+    def entries(self):
+        return list(self.current.items())
 
 
 WRONG_REGISTRIES = {
@@ -194,7 +253,9 @@ WRONG_REGISTRIES = {
     LiesThroughAnInstanceAttribute: {("reload-storm", "final unroutable")},
     RouteDisagrees: {("reload-storm", "route() disagrees with entries()")},
     Broadcasts: {("reload-storm", "entries on another user's connection")},
-    CleansUpOtherUsers: {("reload-storm", "entries changed for a user with no event")},
+    CleansUpOtherUsers: {("reload-storm", "entries added or changed for a user with no event")},
+    OneEntry: {("multi-tab", "live tabs kicked")},
+    CompareAndDeleteNoKick: {("multi-tab", "final unroutable")},
 }
 
 
@@ -230,34 +291,6 @@ def test_a_patched_kit_is_refused() -> None:
     assert exercise(1, Solution).passed
 
 
-class CompareAndDeleteNoKick(Registry):
-    """Right, and not the solution: never kicks; remembers which user each connection
-    serves and removes an entry only when its own connection ends."""
-
-    name = "no-kick"
-
-    def __init__(self):
-        self.current = {}
-        self.user_of = {}
-
-    def connect(self, hello, now):
-        self.current[hello.user] = hello.conn
-        self.user_of[hello.conn] = hello.user
-        return []
-
-    def disconnect(self, conn, user, now):
-        owner = self.user_of.pop(conn, None)
-        if owner is not None and self.current.get(owner) == conn:
-            del self.current[owner]
-        return []
-
-    def route(self, user):
-        return (self.current[user],) if user in self.current else ()
-
-    def entries(self):
-        return list(self.current.items())
-
-
 class EveryOpenConnection(Registry):
     """Right, and not the solution: a set of open connections per user, pushes to all."""
 
@@ -287,25 +320,153 @@ class EveryOpenConnection(Registry):
 
 
 class Generations(Solution):
-    """Right, and not the solution: each entry carries the connection id it was made for
-    and a cleanup names the connection it ends, checked before anything is deleted."""
+    """Right, and not the solution: a cleanup names the connection it ends, checked
+    against entries() before anything is removed."""
 
     def disconnect(self, conn, user, now):
         if (user, conn) in self.entries():
-            self.map.pop(user)
+            del self.conns[user][conn]
+            if not self.conns[user]:
+                del self.conns[user]
         return []
 
     def routes_to(self, user, conn):  # an honest override "for speed" changes nothing
-        return self.map.get(user) == conn
+        return conn in self.conns.get(user, ())
 
 
-@pytest.mark.parametrize(
-    "answer", [Solution, CompareAndDeleteNoKick, EveryOpenConnection, Generations]
-)
+class GraceTTL(Solution):
+    """Right, and failed before as "hidden changes": a closed connection's entry is kept
+    for 2 s (a grace period) and dropped by the timer, in expire()."""
+
+    def __init__(self):
+        super().__init__()
+        self.closed = {}  # conn -> (user, when its entry goes)
+
+    def disconnect(self, conn, user, now):
+        if conn in self.conns.get(user, {}):
+            self.closed[conn] = (user, now + 2.0)
+        return []
+
+    def deadline(self):
+        return min((when for _, when in self.closed.values()), default=None)
+
+    def expire(self, now):
+        for conn, (user, when) in list(self.closed.items()):
+            if when <= now:
+                del self.closed[conn]
+                super().disconnect(conn, user, now)
+        return []
+
+
+@pytest.mark.parametrize("answer", [Solution, EveryOpenConnection, Generations, GraceTTL])
 def test_right_registries_pass(answer: type[Registry]) -> None:
     g = exercise(1, answer)
     assert g.passed, str(g)
     assert set(g.per_seed["seed"]) == set(EXERCISE_SEEDS)
+
+
+# --- exercise 1: the answer must be a design of the learner's own --------------------------
+
+
+class CopiedFromTheKit(simkit.model.KickOldSafe):
+    """Passed before: a subclass of the kit's policy, under another name."""
+
+
+class WrapsTheKit(Registry):
+    """Hands every call to the kit's policy it holds."""
+
+    def __init__(self):
+        self.inner = simkit.model.KickOldSafe()
+
+    def connect(self, hello, now):
+        return self.inner.connect(hello, now)
+
+    def disconnect(self, conn, user, now):
+        return self.inner.disconnect(conn, user, now)
+
+    def route(self, user):
+        return self.inner.route(user)
+
+    def entries(self):
+        return self.inner.entries()
+
+
+class BorrowsTheKitsMethods(OneEntry):
+    """Calls the kit's methods on itself: no kit class in its bases or attributes."""
+
+    def disconnect(self, conn, user, now):
+        return simkit.model.KickOldSafe.disconnect(self, conn, user, now)
+
+
+class BuildsOneLazily(Registry):
+    """Finds the kit's policy by name at its first connect (nothing in its code names a
+    kit class): caught by what it holds."""
+
+    def __init__(self):
+        self.inner = None
+
+    def connect(self, hello, now):
+        if self.inner is None:
+            self.inner = simkit.STRATEGIES["multi-heartbeat"].registry()
+        return self.inner.connect(hello, now)
+
+    def disconnect(self, conn, user, now):
+        return self.inner.disconnect(conn, user, now)
+
+    def route(self, user):
+        return self.inner.route(user)
+
+    def entries(self):
+        return self.inner.entries()
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [
+        (CopiedFromTheKit, "inherits from KickOldSafe"),
+        (WrapsTheKit, "WrapsTheKit.__init__ uses KickOldSafe"),
+        (BorrowsTheKitsMethods, "BorrowsTheKitsMethods.disconnect uses KickOldSafe"),
+        (BuildsOneLazily, "holds a Multi"),
+    ],
+    ids=lambda a: getattr(a, "__name__", "why"),
+)
+def test_the_kits_policies_are_refused_with_the_reason(answer: type[Registry], why: str) -> None:
+    with pytest.raises(simkit.ConfigError, match=why) as refused:
+        exercise(1, answer)
+    assert "the grade would score the kit's design, not yours" in str(refused.value)
+
+
+def test_a_class_of_the_learners_own_named_like_the_kits_is_not_refused() -> None:
+    namespace: dict[str, object] = {"Registry": Registry, "Solution": Solution}
+    exec("class Multi(Solution):\n    pass\n\nclass Mine(Multi):\n    pass\n", namespace)
+    assert exercise(1, namespace["Mine"]).passed
+
+
+class ExpireAdds(GraceTTL):
+    """Uses the timer to re-register a closed connection's user on the newest connection
+    it ever saw: an entry added with no event."""
+
+    def expire(self, now):
+        for conn, (user, when) in list(self.closed.items()):
+            if when <= now:
+                del self.closed[conn]
+                super(GraceTTL, self).disconnect(conn, user, now)
+                self.conns.setdefault(user, {})[10**9] = None
+        return []
+
+
+def test_expire_may_drop_entries_but_not_add_them() -> None:
+    assert exercise(1, GraceTTL).passed
+    g = exercise(1, ExpireAdds)
+    assert "entries added or changed for a user with no event" in failed_names(g)
+
+
+def test_the_lessons_fix_now_fails_on_several_tabs() -> None:
+    """Notebook 02's answer, which passed before, kicks a user's other live tabs."""
+    g = exercise(1, OneEntry)
+    rows = g.failures[g.failures["check"] == "live tabs kicked"]
+    multi = rows[rows["scenario"] == "multi-tab"]
+    assert len(multi) == 1 and multi["measured"].iloc[0] > 100
 
 
 # --- exercise 2: heartbeats ---------------------------------------------------------------
@@ -317,6 +478,8 @@ WRONG_HEARTBEATS = {
     "over the ping budget": ((20.0, 20.0), "heartbeat pings per tab-hour"),
     "never gives up": ((25.0, 1000.0), "dead peers found by the heartbeat"),
     "gives up too late": ((25.0, 40.0), "slowest detection (s)"),
+    # passed before: nothing counted the live peers it closed
+    "timeout shorter than a round trip": ((25.0, 0.2), "live peers declared dead"),
 }
 
 
@@ -348,6 +511,19 @@ class CheatingLiveness(simkit.Liveness):
         return 1.0
 
 
+def test_live_peers_declared_dead_are_counted() -> None:
+    """A 0.2 s timeout closes live tabs on a slow mobile network, hundreds of times; the
+    row shows the count, and no live peer is declared dead with a 20 s timeout."""
+    g = exercise(2, (25.0, 0.2))
+    row = g.table[
+        (g.table["scenario"] == "slow-phones") & (g.table["check"] == "live peers declared dead")
+    ]
+    assert row["measured"].iloc[0] > 100 and not row["passed"].iloc[0]
+    ok = exercise(2, (25.0, 20.0))
+    rows = ok.per_seed[ok.per_seed["check"] == "live peers declared dead"]
+    assert len(rows) == 3 * len(EXERCISE_SEEDS) and (rows["measured"] == 0).all()
+
+
 def test_a_liveness_subclass_is_graded_by_its_numbers() -> None:
     g = exercise(2, CheatingLiveness("mine", 25.0, 1000.0))
     assert "dead peers found by the heartbeat" in failed_names(g)
@@ -365,7 +541,7 @@ def test_right_heartbeats_pass(answer: object) -> None:
 
 # --- exercise 3: backoffs -----------------------------------------------------------------
 
-SOLUTION_BACKOFF = Backoff("rfc6455", base=2.0, factor=2.0, max_delay=60.0, first_max=10.0)
+SOLUTION_BACKOFF = Backoff("rfc6455", base=3.0, factor=2.0, max_delay=30.0, first_max=6.0)
 _SLOTS = itertools.count()
 
 
@@ -395,6 +571,21 @@ class WallClock(Backoff):
         return (time.perf_counter_ns() % 10_000) / 1000.0
 
 
+class TunedToOneOutage(Backoff):
+    """Passed before, when the only outage lasted 5 s: the first retry lands just after it,
+    and never grows."""
+
+    def delay(self, attempt, rng):
+        return rng.uniform(5.0, 9.0)
+
+
+class TunedThenGrows(Backoff):
+    """Tuned to 5 s, then doubling: it waits out a 1 s outage for 5-9 s."""
+
+    def delay(self, attempt, rng):
+        return min(60.0, rng.uniform(5.0, 9.0) * 2 ** (attempt - 1))
+
+
 class Negative(Backoff):
     def delay(self, attempt, rng):
         return -1.0 if attempt == 1 else math.nan
@@ -416,8 +607,13 @@ WRONG_BACKOFFS = {
     ),
     "waits too long": (
         Backoff("rfc6455", base=10.0, factor=2.0, max_delay=60.0, first_max=30.0),
-        "offline seconds per tab after the restart",
+        "offline seconds per tab beyond the outage",
     ),
+    "tuned to one outage": (
+        TunedToOneOutage("immediate"),
+        "attempts per tab-minute in the outage's last 30 s",
+    ),
+    "tuned, then grows": (TunedThenGrows("immediate"), "offline seconds per tab beyond the outage"),
     "shared slots": (SharedSlots("immediate"), "tabs whose delays depend on other tabs"),
     "class counter": (ClassCounter("immediate"), "tabs whose delays depend on other tabs"),
     "wall clock": (WallClock("immediate"), "tabs whose delays depend on other tabs"),
@@ -438,18 +634,29 @@ class JitteredDoubling(Backoff):
 
     def delay(self, attempt, rng):
         if attempt == 1:
-            return rng.uniform(0.0, 9.0)
+            return rng.uniform(0.0, 7.0)
         return min(30.0, 2.0 * 2 ** (attempt - 2)) * rng.uniform(0.75, 1.25)
+
+
+class PythonsRandom(Backoff):
+    """Right, and failed before as "delays depend on other tabs" (100 of 100): draws from
+    Python's module-level random, which the grader seeds from the tab's stream per call."""
+
+    def delay(self, attempt, rng):
+        if attempt == 1:
+            return random.uniform(0.0, 7.0)
+        return min(40.0, 2.0 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
 
 
 @pytest.mark.parametrize(
     "answer",
     [
         SOLUTION_BACKOFF,
-        Backoff("rfc6455", base=3.0, factor=2.0, max_delay=30.0, first_max=8.0),
+        Backoff("rfc6455", base=3.0, factor=2.0, max_delay=30.0, first_max=7.0),
         JitteredDoubling("immediate"),
+        PythonsRandom("immediate"),
     ],
-    ids=["solution", "rfc6455 8 s", "own delay()"],
+    ids=["solution", "rfc6455 7 s", "own delay()", "python's random"],
 )
 def test_right_backoffs_pass(answer: Backoff) -> None:
     g = exercise(3, answer)
@@ -457,6 +664,23 @@ def test_right_backoffs_pass(answer: Backoff) -> None:
 
 
 # --- the entry point ----------------------------------------------------------------------
+
+
+def test_the_outage_varies_over_the_seeds() -> None:
+    g = exercise(3, SOLUTION_BACKOFF)
+    text = str(g)
+    assert "the outage lasts 5 s (seed 0), 1 s (seed 1)" in text
+    assert "60 s (seed 1), 120 s (seed 2)" in text
+    offline = g.per_seed[g.per_seed["check"] == "offline seconds per tab beyond the outage"]
+    assert offline["measured"].nunique() > 5
+
+
+def test_python_random_outside_delay_is_left_as_it_was() -> None:
+    random.seed(7)
+    expected = [random.random() for _ in range(3)]
+    random.seed(7)
+    exercise(3, PythonsRandom("immediate"))
+    assert [random.random() for _ in range(3)] == expected
 
 
 def test_the_verdict_names_what_was_measured_and_how() -> None:
@@ -483,6 +707,9 @@ def test_exercises_point_to_their_lessons() -> None:
 def test_grades_are_reproducible() -> None:
     a = exercise(1, Shipped)
     b = exercise(1, Shipped)
+    assert a.per_seed.equals(b.per_seed)
+    a = exercise(3, JitteredDoubling("immediate"))
+    b = exercise(3, JitteredDoubling("immediate"))
     assert a.per_seed.equals(b.per_seed)
 
 
