@@ -238,7 +238,7 @@ class PageTab(BrowserTab):
         window = await cdp.send("Browser.getWindowForTarget", {"targetId": self.target})
         self.window = window["windowId"]
 
-    async def _goto(self, copied: asyncio.Future | None = None) -> None:
+    async def _goto(self, copied: asyncio.Future[str] | None = None) -> None:
         if self.session is None:
             await self._open_target()
         assert self.session is not None
