@@ -12,6 +12,15 @@ import each other.
 from simkit.net.nextapp import NextApp, NextAppError
 from simkit.net.proxy import FaultProxy, Toxics
 from simkit.net.server import LocalServer
+from simkit.net.site import StaticSite
 from simkit.net.uvicorn_app import UvicornApp
 
-__all__ = ["FaultProxy", "LocalServer", "NextApp", "NextAppError", "Toxics", "UvicornApp"]
+__all__ = [
+    "FaultProxy",
+    "LocalServer",
+    "NextApp",
+    "NextAppError",
+    "StaticSite",
+    "Toxics",
+    "UvicornApp",
+]
