@@ -544,7 +544,9 @@ def _save(fig: Any, path: Path) -> None:
     plt.close(fig)
 
 
-def _common(p: argparse.ArgumentParser, *, scenario: str, tabs: int | None, duration: float | None):
+def _common(
+    p: argparse.ArgumentParser, *, scenario: str, tabs: int | None, duration: float | None
+) -> None:
     p.add_argument(
         "--scenario",
         default=scenario,

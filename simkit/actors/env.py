@@ -27,7 +27,7 @@ class Env:
     duration: float
     scale: float = 1.0
     timing: BrowserTiming = TIMING  # the browser's own closes, from real Chromium
-    trace: list[tuple] | None = None
+    trace: list[tuple[object, ...]] | None = None
     start: float = field(default=0.0)
     # The run's server side (set by the run core once it exists, before any script runs):
     # what a scenario's server-side control acts on.

@@ -36,7 +36,7 @@ def _token_words() -> int:
     after the draw), measured once: reading a stream's state costs 9 us, a tab's setup."""
     rng = random.Random("probe")
     claim("per-tab", "probe", Storage({}), rng)
-    drawn = rng.getstate()[1][-1]
+    drawn = int(rng.getstate()[1][-1])
     if not 0 < drawn < 624:  # (one block, no second twist: a plain skip reproduces it)
         raise RunFailed(f"a per-tab token drew {drawn} words; the skip needs 1-623")
     return drawn
@@ -180,7 +180,9 @@ class Tab:
             delay = timing.tab_close if page_close else timing.unload_close
             self.env.after(delay, link.browser_close, int(CloseCode.GOING_AWAY))
 
-    async def reload(self, downtime: float, *, vanish: bool = False, strict_mode: bool = False):
+    async def reload(
+        self, downtime: float, *, vanish: bool = False, strict_mode: bool = False
+    ) -> None:
         """Unload, wait ``downtime`` seconds (the new page loading), load again."""
         self.unload(vanish=vanish)
         await self.env.sleeper(downtime)

@@ -56,9 +56,9 @@ class RawCDP:
         self.timeout = timeout
         self._ws: Any = None
         self._next = 0
-        self._pending: dict[int, asyncio.Future] = {}
+        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._listeners: dict[str, list[Listener]] = {}
-        self._reader: asyncio.Task | None = None
+        self._reader: asyncio.Task[None] | None = None
         self.closed = False
 
     async def __aenter__(self) -> RawCDP:
@@ -109,7 +109,7 @@ class RawCDP:
     async def send(
         self,
         method: str,
-        params: dict | None = None,
+        params: dict[str, Any] | None = None,
         session: str | None = None,
         timeout: float | None = None,
     ) -> dict[str, Any]:
@@ -135,7 +135,8 @@ class RawCDP:
             self._pending.pop(number, None)
         if "error" in reply:
             raise CDPError(f"CDP {method} failed: {reply['error']}")
-        return reply.get("result", {})
+        result: dict[str, Any] = reply.get("result", {})
+        return result
 
     async def open(self, url: str, *, context: str | None = None, window: bool = False) -> str:
         """Open ``url`` in a new tab (in browser ``context``, in a ``window`` of its own);
@@ -149,7 +150,7 @@ class RawCDP:
         attached = await self.send(
             "Target.attachToTarget", {"targetId": target["targetId"], "flatten": True}
         )
-        return attached["sessionId"]
+        return str(attached["sessionId"])
 
     async def evaluate(self, session: str, expression: str, timeout: float | None = None) -> Any:
         result = await self.send(
@@ -170,7 +171,7 @@ class RawCDP:
                 break
             await asyncio.sleep(0.05)
         await self.send("Page.setWebLifecycleState", {"state": "frozen"}, session)
-        return state
+        return str(state)
 
     async def resume(self, session: str) -> None:
         await self.send("Page.setWebLifecycleState", {"state": "active"}, session)

@@ -129,7 +129,7 @@ class Chromium(Service):
     def __init__(self, *, extra_flags: tuple[str, ...] = (), start_timeout: float = 20.0):
         self.extra_flags = extra_flags
         self.start_timeout = start_timeout
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
         self.profile: str | None = None
         self.playwright: Any = None
         self.browser: Any = None

@@ -56,7 +56,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from simkit.actors.env import Env
 from simkit.browser.cdp import RawCDP, RawChromium
@@ -84,7 +84,7 @@ class BrowserLink:
         self.id, self.tab, self.silent_since = conn, tab, None
 
 
-class Attribution(dict):
+class Attribution(dict[int, BrowserLink]):
     """``LocalServer.clients``: link id -> BrowserLink, made on first sight of the id."""
 
     def __init__(self, tabs: dict[int, BrowserTab]) -> None:
@@ -133,7 +133,7 @@ class BrowserNetwork:
 
     @property
     def server(self) -> ServerActor:
-        return self.local.core
+        return cast(ServerActor, self.local.core)
 
     def attach(self, clock: Clock, server: ServerActor) -> None:
         self.local.core = server

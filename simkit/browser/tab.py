@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -56,14 +57,14 @@ class BrowserTab:
         self.gone = False
         self.received = 0
         self.arrived = asyncio.Event()
-        self.ops: asyncio.Queue = asyncio.Queue()
+        self.ops: asyncio.Queue[Callable[[], Awaitable[None]]] = asyncio.Queue()
         self.worker = run.loop.create_task(self._work(), name=f"browser tab {index}")
 
     # -- the scenario's verbs --------------------------------------------------------------
 
     @property
     def now(self) -> float:
-        return self.env.now()
+        return float(self.env.now())
 
     async def sleep(self, seconds: float) -> None:
         await self.env.sleep(seconds)
@@ -76,7 +77,9 @@ class BrowserTab:
         self.strict = self.strict or strict_mode
         self._do(self._goto)
 
-    async def reload(self, downtime: float, *, vanish: bool = False, strict_mode: bool = False):
+    async def reload(
+        self, downtime: float, *, vanish: bool = False, strict_mode: bool = False
+    ) -> None:
         """Press reload. ``downtime`` is the browser's own (only the script waits it);
         ``vanish``: the old socket's path died silently first (its close never arrives)."""
         self._step("unload")
@@ -186,7 +189,7 @@ class BrowserTab:
         twin = BrowserTab(self.run, index, self.person, self.context)
         self.run.tabs[index] = twin
         twin._step("load")
-        copied: asyncio.Future = self.run.loop.create_future()
+        copied: asyncio.Future[str] = self.run.loop.create_future()
 
         async def snapshot() -> None:
             items = "[]"
@@ -292,7 +295,7 @@ class BrowserTab:
         if result.get("errorText"):
             raise BrowserError(f"navigation to {url} failed: {result['errorText']}")
 
-    async def _goto(self, copied: asyncio.Future | None = None) -> None:
+    async def _goto(self, copied: asyncio.Future[str] | None = None) -> None:
         if self.session is None:
             await self._open_target()
         assert self.session is not None

@@ -163,7 +163,7 @@ class ClientNetwork(ABC):
         self.links: dict[int, Any] = {} if links is None else links
         self._prune_at = self.PRUNE_FLOOR
         self._next_id = 0
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self.env: Clock | None = None  # the run's clock, once attached
         self.errors: list[BaseException] = []
 
@@ -214,7 +214,8 @@ class ClientNetwork(ABC):
 
     def decode(self, link: LiveLink, raw: str | bytes) -> dict[str, Any]:
         """One message from the server as the page's script reads it."""
-        return json.loads(raw)
+        message: dict[str, Any] = json.loads(raw)
+        return message
 
     def ended(self, link: LiveLink, code: int, by_server: bool) -> None:  # noqa: B027
         """``link`` closed for the page with ``code`` (``by_server``: the server sent the
@@ -229,7 +230,7 @@ class ClientNetwork(ABC):
         self._tasks.add(task)
         task.add_done_callback(self._done)
 
-    def _done(self, task: asyncio.Task) -> None:
+    def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             self.errors.append(task.exception())  # type: ignore[arg-type]
