@@ -48,7 +48,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 from simkit.actors.env import Env
 from simkit.browser.cdp import CDPError, RawCDP, RawChromium
 from simkit.browser.sockets import EVENTS, DevServerFilter, SocketRecord, SocketTracker
-from simkit.browser.tab import LOAD_WAIT, MAX_TABS, BrowserTab
+from simkit.browser.tab import LOAD_WAIT, MAX_TABS, BrowserTab, stop_tabs
 from simkit.browser.wire import Wire
 from simkit.model.codes import CloseCode
 from simkit.model.errors import BrowserError, ConfigError
@@ -220,23 +220,12 @@ class PageTab(BrowserTab):
         self.navigations += 1
         return self.page_run.page_url(self.index, self.person, self.navigations)
 
-    async def _open_target(self) -> None:
-        cdp = self.run.cdp
-        made = await cdp.send(
-            "Target.createTarget",
-            {"url": "about:blank", "browserContextId": self.context, "newWindow": True},
-        )
-        self.target = made["targetId"]
-        attached = await cdp.send(
-            "Target.attachToTarget", {"targetId": self.target, "flatten": True}
-        )
-        self.session = attached["sessionId"]
-        self.run.sessions[self.session] = self
+    async def _watch(self) -> None:
+        """A page the kit did not write reports nothing: its sockets are read from CDP's
+        Network domain, attributed to this tab's session."""
+        assert self.session is not None
         self.page_run.tracker.attach(self.session, self.index)
         await self._send("Network.enable", {})
-        await self._send("Page.enable", {})
-        window = await cdp.send("Browser.getWindowForTarget", {"targetId": self.target})
-        self.window = window["windowId"]
 
     async def _goto(self, copied: asyncio.Future[str] | None = None) -> None:
         if self.session is None:
@@ -754,12 +743,7 @@ class FrontendRuntime(RealtimeRuntime):
             if self._poller is not None:
                 self._poller.cancel()
                 await asyncio.gather(self._poller, return_exceptions=True)
-            for tab in self.tabs.values():
-                tab.worker.cancel()
-            for task in self.background:
-                task.cancel()
-            if self.chrome is not None:
-                await self.chrome.stop()
+            await stop_tabs(self.tabs.values(), self.background, self.chrome)
         finally:
             await super().stop()
             await self.settle_tasks()

@@ -60,7 +60,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from simkit.actors.env import Env
 from simkit.browser.cdp import RawCDP, RawChromium
-from simkit.browser.tab import MAX_TABS, BrowserTab
+from simkit.browser.tab import MAX_TABS, BrowserTab, stop_tabs
 from simkit.model.client import Storage
 from simkit.model.errors import BrowserError, ConfigError
 from simkit.model.liveness import CLOSE_TIMEOUT
@@ -238,12 +238,7 @@ class BrowserRuntime(KitServerRuntime):
 
     async def stop(self) -> None:
         try:
-            for tab in self.tabs.values():
-                tab.worker.cancel()
-            for task in self.background:
-                task.cancel()
-            if self.chrome is not None:
-                await self.chrome.stop()
+            await stop_tabs(self.tabs.values(), self.background, self.chrome)
         finally:
             await super().stop()  # the kit's server and proxy (no client network to close)
 

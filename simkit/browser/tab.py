@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -20,6 +20,7 @@ from simkit.model.errors import BrowserError, ConfigError
 from simkit.model.page import Page, step
 
 if TYPE_CHECKING:
+    from simkit.browser.cdp import RawChromium
     from simkit.browser.runtime import BrowserRuntime
 
 MAX_TABS = 60  # link ids are tab * 10000 + n, below the server's outside ids (1e6)
@@ -284,11 +285,17 @@ class BrowserTab:
         )
         self.session = attached["sessionId"]
         self.run.sessions[self.session] = self
-        await self._send("Runtime.enable", {})  # no Runtime.bindingCalled without it
-        await self._send("Runtime.addBinding", {"name": "simkitReport"})
+        await self._watch()
         await self._send("Page.enable", {})  # for Page.backForwardCacheNotUsed
         window = await cdp.send("Browser.getWindowForTarget", {"targetId": self.target})
         self.window = window["windowId"]
+
+    async def _watch(self) -> None:
+        """How this tab learns what its page does, before any page of it runs: the kit's
+        own page reports through a binding (a page of yours is watched through CDP's
+        Network domain instead: :class:`simkit.browser.frontend.PageTab`)."""
+        await self._send("Runtime.enable", {})  # no Runtime.bindingCalled without it
+        await self._send("Runtime.addBinding", {"name": "simkitReport"})
 
     async def _navigate(self, url: str) -> None:
         result = await self._send("Page.navigate", {"url": url})
@@ -405,3 +412,16 @@ class BrowserTab:
             self.run.bfcache["restored"] += 1
             self.expecting = self.restoring = False
             self.arrived.set()
+
+
+async def stop_tabs(
+    tabs: Iterable[BrowserTab], background: Iterable[asyncio.Task[None]], chrome: RawChromium | None
+) -> None:
+    """The browser side of a run's stop: every tab's worker and background task cancelled,
+    then Chromium stopped (the same for the kit's page and for a page of yours)."""
+    for tab in tabs:
+        tab.worker.cancel()
+    for task in background:
+        task.cancel()
+    if chrome is not None:
+        await chrome.stop()
