@@ -92,14 +92,18 @@ class Server:
         env.census.server_opened(link.id, link.tab_index, link.user, now)
         if env.trace is not None:
             env.log("server-open", link.id, link.user)
-        self.apply(self.registry.connect(Hello(link.id, link.user, link.session), now))
+        actions = self.registry.connect(Hello(link.id, link.user, link.session), now)
+        if actions or self._timed:  # most opens: nothing to carry out (apply's first test)
+            self.apply(actions)
 
     def on_close(self, link: ServerEnd, code: int) -> None:
         env = self.env
         env.census.server_closed(link.id)
         if env.trace is not None:
             env.log("server-cleanup", link.id, link.user, code)
-        self.apply(self.registry.disconnect(link.id, link.user, env.now()))
+        actions = self.registry.disconnect(link.id, link.user, env.now())
+        if actions or self._timed:  # most closes: nothing to carry out (apply's first test)
+            self.apply(actions)
 
     # -- a handler that awaited another connection's close ---------------------------------
 

@@ -180,7 +180,9 @@ class Census:
             self._mark_stale(old)
         truth.current = conn
         self._dirty_tabs.add(truth.index)
-        self.set_connected(truth, False)
+        if truth.connected:  # set_connected(truth, False), inline: twice a reload
+            truth.connected = False
+            del self.connected[truth.index]
 
     def set_connected(self, truth: TabTruth, connected: bool) -> None:
         if connected == truth.connected:

@@ -75,6 +75,7 @@ class Link:
         "session",
         "silent_since",
         "tab",
+        "tab_index",
         "up_at",
         "user",
     )
@@ -85,6 +86,7 @@ class Link:
         self.net = net
         self.id = conn
         self.tab = tab
+        self.tab_index: int = tab.index  # the server's actor reads it on every open
         self.user = user
         self.session = session
         self.client: ClientState = CONNECTING
@@ -97,10 +99,6 @@ class Link:
         self.down_at = 0.0
         self.last_traffic = 0.0
         self.idle_timer: asyncio.TimerHandle | None = None
-
-    @property
-    def tab_index(self) -> int:
-        return self.tab.index
 
     # -- transport -------------------------------------------------------------------------
 
@@ -185,7 +183,12 @@ class Link:
         self.server = server_step(self.server, "accept")
         net.open_links[self.id] = self
         if net.rules:
-            self.keepalives = tuple([Keepalive(self, rule) for rule in net.rules])
+            rule = net.one_rule  # most runs: one rule, one keepalive, no comprehension
+            self.keepalives = (
+                (Keepalive(self, rule),)
+                if rule is not None
+                else tuple([Keepalive(self, rule) for rule in net.rules])
+            )
             self.beating = True
         if net.idle_timeout is not None:
             self.idle_timer = net.loop.call_at(net.now() + net.idle_timeout, self._idle_check)
@@ -453,7 +456,7 @@ class Keepalive:
         self.link = link
         self.kind = rule.kind
         net = link.net
-        self.beat: Heartbeat = rule.start(net.now())
+        self.beat = Heartbeat(rule, net.now())  # rule.start(now), a frame fewer
         self.due: float | None = None
         self.generation = 0
         self.coasting = False
@@ -502,8 +505,8 @@ class Keepalive:
         pings = self.beat.answered(now, inclusive=inclusive)
         if pings:
             link = self.link
-            census = link.net.census
-            census.count_pings(len(pings), len(pings))
+            answered = len(pings)
+            link.net.census.count_pings(answered, answered)
             link.last_traffic = pings[-1]
         self.due = self.beat.deadline()
 
@@ -592,6 +595,7 @@ class MemoryNetwork:
         self.census = census
         self.liveness = liveness
         self.rules = liveness.rules
+        self.one_rule: Liveness | None = self.rules[0] if len(self.rules) == 1 else None
         self.latency = latency
         self.close_timeout = close_timeout
         self.idle_timeout = idle_timeout
