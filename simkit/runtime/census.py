@@ -129,7 +129,18 @@ class Census:
             self.live_tabs -= 1
             self.person_live[truth.person] -= 1
         truth.live = truth.receiving = truth.deaf = False
-        self.set_current(truth, None)
+        # set_current(truth, None), inline: one call per fact (every reload ends a page)
+        old = truth.current
+        if old is not None:
+            truth.current = None
+            side = self.servers.get(old)
+            if side is not None and side.open and not side.stale:
+                side.stale = True
+                self.stale += 1
+        self._dirty_tabs.add(truth.index)
+        if truth.connected:
+            truth.connected = False
+            del self.connected[truth.index]
 
     def page_away(self, truth: TabTruth) -> None:
         """The page sits in the back/forward cache: not live (nobody looks at it), not
@@ -212,7 +223,8 @@ class Census:
         # None: a client that is not one of ours (a browser)
         truth = self.tabs.get(tab) if tab is not None else None
         if truth is not None and truth.current != conn:
-            self._mark_stale(conn)
+            side.stale = True  # _mark_stale(conn) on the side just made: open, not stale
+            self.stale += 1
 
     def server_closed(self, conn: int) -> None:
         side = self.servers.get(conn)
