@@ -23,7 +23,7 @@ from simkit.model.registry import (
     Registry,
     Welcome,
 )
-from simkit.runtime.census import Census
+from simkit.runtime.census import Census, ServerSide
 from simkit.runtime.interfaces import ServerEnd
 
 
@@ -89,7 +89,10 @@ class Server:
     def on_open(self, link: ServerEnd) -> None:
         env = self.env
         now = env.now()
-        env.census.server_opened(link.id, link.tab_index, link.user, now)
+        if isinstance(link, ServerSide):  # the connection is its own census record
+            env.census.opened(link, now)
+        else:
+            env.census.server_opened(link.id, link.tab_index, link.user, now)
         if env.trace is not None:
             env.log("server-open", link.id, link.user)
         actions = self.registry.connect(Hello(link.id, link.user, link.session), now)
@@ -98,7 +101,10 @@ class Server:
 
     def on_close(self, link: ServerEnd, code: int) -> None:
         env = self.env
-        env.census.server_closed(link.id)
+        if isinstance(link, ServerSide):
+            env.census.closed(link)
+        else:
+            env.census.server_closed(link.id)
         if env.trace is not None:
             env.log("server-cleanup", link.id, link.user, code)
         actions = self.registry.disconnect(link.id, link.user, env.now())

@@ -31,6 +31,7 @@ from simkit.model.connection import ClientState, ServerState, client_step, serve
 from simkit.model.latency import Latency
 from simkit.model.liveness import Heartbeat, Liveness
 from simkit.model.transport import PROFILES, TransportProfile
+from simkit.runtime.census import ServerSide
 
 if TYPE_CHECKING:
     from simkit.runtime.interfaces import Clock, ServerActor, TabCallbacks
@@ -53,20 +54,22 @@ LIVE = (OPEN, CLOSING)  # the page's end still answers pings and echoes a close
 S_LIVE = (S_OPEN, S_CLOSING)  # the server's handler has not finished
 
 
-class Link:
-    """One WebSocket between a tab and the server, with both ends' states.
+class Link(ServerSide):
+    """One WebSocket between a tab and the server, with both ends' states: the one object
+    of a connection that the tab, the server, the network and the census all hold (it is
+    the census's record of its server end, a :class:`ServerSide`).
 
     ``client`` and ``server`` move only through :mod:`simkit.model.connection`'s table
     (connecting -> open -> closing -> closed at the page, none -> open -> closing -> closed
     at the server); an event the table does not allow raises.
     """
 
+    # With the census's slots (id, tab_index, user, opened_at, open, stale) from ServerSide.
     __slots__ = (
         "beating",
         "client",
         "close_code",
         "down_at",
-        "id",
         "idle_timer",
         "keepalives",
         "last_traffic",
@@ -75,9 +78,7 @@ class Link:
         "session",
         "silent_since",
         "tab",
-        "tab_index",
         "up_at",
-        "user",
     )
 
     def __init__(
@@ -86,7 +87,7 @@ class Link:
         self.net = net
         self.id = conn
         self.tab = tab
-        self.tab_index: int = tab.index  # the server's actor reads it on every open
+        self.tab_index = tab.index  # the server's actor reads it on every open
         self.user = user
         self.session = session
         self.client: ClientState = CONNECTING
@@ -364,7 +365,7 @@ class Link:
         self.server = server_step(self.server, "closed")
         self._disarm_beat()
         self.net.open_links.pop(self.id, None)
-        self.net.census.server_closed(self.id)
+        self.net.census.server_closed(self.id)  # by id: a cluster keeps records of its own
         self._down(self._client_sees_close, int(CloseCode.ABNORMAL))
 
     def _idle_check(self) -> None:
