@@ -298,7 +298,7 @@ class Link(ServerSide):
         """When the protocol ping already sent (and not answered) times out, or None."""
         for keepalive in self.keepalives:
             if keepalive.kind == "protocol":
-                return keepalive.beat.unanswered_deadline()
+                return keepalive.unanswered_deadline()
         return None
 
     def _ping_times_out(self) -> float | None:
@@ -434,8 +434,10 @@ class Link(ServerSide):
             self.tab.on_close(self, code)
 
 
-class Keepalive:
-    """One heartbeat rule running on one link (a link may run a protocol and an app rule).
+class Keepalive(Heartbeat):
+    """One heartbeat rule running on one link (a link may run a protocol and an app rule):
+    the rule's :class:`Heartbeat` itself (one object per rule and link, not two), plus its
+    timer.
 
     Protocol pings are answered by the browser's network stack, app pings by the page.
     Its timer is a loop message tagged with a generation: disarming bumps the generation,
@@ -451,25 +453,30 @@ class Keepalive:
     heartbeats were a quarter of a big zero-latency run). A ping due at the very instant of
     the change is left to the timer, after the change."""
 
-    __slots__ = ("beat", "coasting", "due", "generation", "kind", "link", "may_coast")
+    __slots__ = ("coasting", "due", "generation", "kind", "link", "may_coast")
 
     def __init__(self, link: Link, rule: Liveness) -> None:
+        super().__init__(rule, link.net.now())  # the heartbeat's state: rule.start(now)
         self.link = link
         self.kind = rule.kind
         net = link.net
-        self.beat = Heartbeat(rule, net.now())  # rule.start(now), a frame fewer
         self.due: float | None = None
         self.generation = 0
         self.coasting = False
         # Only the browser answers protocol pings, whatever the page does (Tab.answers).
         self.may_coast = net.coast and self.kind == "protocol"
         if self.may_coast:
-            self.due = self.beat.deadline()  # started once the handshake is done: start()
+            self.due = self.deadline()  # started once the handshake is done: start()
         else:
             self.arm()
 
+    @property
+    def beat(self) -> Heartbeat:
+        """The rule's heartbeat state: this keepalive itself."""
+        return self
+
     def arm(self) -> None:
-        due = self.due = self.beat.deadline()
+        due = self.due = self.deadline()
         if due is not None:
             self.link.net.post(due, self.fire, self.generation)
 
@@ -503,13 +510,13 @@ class Keepalive:
 
     def _coast_to(self, now: float, *, inclusive: bool = False) -> None:
         self.coasting = False
-        pings = self.beat.answered(now, inclusive=inclusive)
+        pings = self.answered(now, inclusive=inclusive)
         if pings:
             link = self.link
             answered = len(pings)
             link.net.census.count_pings(answered, answered)
             link.last_traffic = pings[-1]
-        self.due = self.beat.deadline()
+        self.due = self.deadline()
 
     def fire(self, generation: int) -> None:
         if generation != self.generation:
@@ -518,7 +525,7 @@ class Keepalive:
         net = link.net
         self.due = None
         self.generation += 1
-        verdict = self.beat.on_timer(net.now())
+        verdict = self.on_timer(net.now())
         if verdict == "dead":
             link.declared_dead(self.kind)
             return
@@ -526,7 +533,7 @@ class Keepalive:
             net.census.count_pings()
             if net.instant_pings and link.silent_since is None:
                 if self.answer_at_once(net.now()) and self.may_coast:
-                    self.due = self.beat.deadline()
+                    self.due = self.deadline()
                     self.coasting = True
                     return
             else:
@@ -545,7 +552,7 @@ class Keepalive:
         link.last_traffic = now
         if link.client in LIVE and link.tab.answers(link, self.kind):
             link.net.census.count_pongs()
-            self.beat.on_pong(now)
+            self.on_pong(now)
             return True
         return False
 
@@ -557,12 +564,12 @@ class Keepalive:
     def pong_reaches_server(self) -> None:
         link = self.link
         if link.server is S_CLOSING and link.net.ping_outlives_close:
-            self.beat.on_pong(link.net.now())  # the ping that outlives a close is answered
+            self.on_pong(link.net.now())  # the ping that outlives a close is answered
             return
         if link.server is S_OPEN:
             link.net.census.count_pongs()
-            self.beat.on_pong(link.net.now())
-            if self.due is not None and self.due == self.beat.deadline():
+            self.on_pong(link.net.now())
+            if self.due is not None and self.due == self.deadline():
                 return  # the next deadline did not move: keep the armed timer
             self.disarm()
             self.arm()
