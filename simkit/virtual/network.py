@@ -115,7 +115,10 @@ class Link(ServerSide):
         net = self.net
         now = net.now()
         self.last_traffic = now
-        at = max(now + self._delay(), self.up_at)
+        latency = net.latency  # self._delay(), inline: once per message
+        at = now + (latency.draw(self.tab.net_rng) if latency.jitter else latency.base)
+        if at < self.up_at:  # FIFO
+            at = self.up_at
         self.up_at = at
         net.post(at, fn, *args)
 
@@ -125,7 +128,10 @@ class Link(ServerSide):
         net = self.net
         now = net.now()
         self.last_traffic = now
-        at = max(now + self._delay(), self.down_at)
+        latency = net.latency  # self._delay(), inline: once per message
+        at = now + (latency.draw(self.tab.net_rng) if latency.jitter else latency.base)
+        if at < self.down_at:  # FIFO
+            at = self.down_at
         self.down_at = at
         net.post(at, fn, *args)
 
@@ -333,7 +339,10 @@ class Link(ServerSide):
 
     def _server_closed(self, code: int) -> None:
         self.server = server_step(self.server, "closed")
-        self._disarm_beat()
+        if self.beating:
+            self._disarm_beat()
+        else:  # what _disarm_beat does here, without the call: drop the keepalives
+            self.keepalives = ()
         if self.idle_timer is not None:
             self.idle_timer.cancel()
         net = self.net
@@ -430,7 +439,8 @@ class Link(ServerSide):
     def _client_sees_close(self, code: int) -> None:
         if self.client is not CLOSED:
             self.client = client_step(self.client, "closed")
-            self._wake_beat()
+            if self.beating:
+                self._wake_beat()
             self.tab.on_close(self, code)
 
 
