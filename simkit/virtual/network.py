@@ -207,7 +207,9 @@ class Link(ServerSide):
         net.server.on_open(self)  # may close (refuse/kick) at once
         if at_once:  # zero latency: the 101 is there now, before anything the handler sent
             self.last_traffic = net.now()
-            self._client_sees_open()
+            if self.client is CONNECTING:  # _client_sees_open(), inline: once per connect
+                self.client = client_step(self.client, "open")
+                self.tab.on_open(self)
         if self.beating and net.coast:  # not if the handler closed it at once
             for keepalive in self.keepalives:
                 keepalive.start()
@@ -238,7 +240,8 @@ class Link(ServerSide):
                 self.last_traffic = now
                 self._client_sees_close(code)
                 if net.alone_now():
-                    self._teardown_reaches_server(code)
+                    if self.server is S_CLOSING:  # _teardown_reaches_server(code), inline
+                        self._server_closed(code)
                 else:
                     net.post(now, self._teardown_reaches_server, code)
                 return
