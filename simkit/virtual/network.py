@@ -101,6 +101,9 @@ class Link(ServerSide):
         self.last_traffic = 0.0
         self.idle_timer: asyncio.TimerHandle | None = None
 
+    def __repr__(self) -> str:
+        return f"<Link {self.id} user={self.user!r} client={self.client} server={self.server}>"
+
     # -- transport -------------------------------------------------------------------------
 
     def _delay(self) -> float:
