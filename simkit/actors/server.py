@@ -23,7 +23,7 @@ from simkit.model.registry import (
     Registry,
     Welcome,
 )
-from simkit.runtime.census import Census
+from simkit.runtime.census import Census, ServerSide
 from simkit.runtime.interfaces import ServerEnd
 
 
@@ -89,17 +89,27 @@ class Server:
     def on_open(self, link: ServerEnd) -> None:
         env = self.env
         now = env.now()
-        env.census.server_opened(link.id, link.tab_index, link.user, now)
+        if isinstance(link, ServerSide):  # the connection is its own census record
+            env.census.opened(link, now)
+        else:
+            env.census.server_opened(link.id, link.tab_index, link.user, now)
         if env.trace is not None:
             env.log("server-open", link.id, link.user)
-        self.apply(self.registry.connect(Hello(link.id, link.user, link.session), now))
+        actions = self.registry.connect(Hello(link.id, link.user, link.session), now)
+        if actions or self._timed:  # most opens: nothing to carry out (apply's first test)
+            self.apply(actions)
 
     def on_close(self, link: ServerEnd, code: int) -> None:
         env = self.env
-        env.census.server_closed(link.id)
+        if isinstance(link, ServerSide):
+            env.census.closed(link)
+        else:
+            env.census.server_closed(link.id)
         if env.trace is not None:
             env.log("server-cleanup", link.id, link.user, code)
-        self.apply(self.registry.disconnect(link.id, link.user, env.now()))
+        actions = self.registry.disconnect(link.id, link.user, env.now())
+        if actions or self._timed:  # most closes: nothing to carry out (apply's first test)
+            self.apply(actions)
 
     # -- a handler that awaited another connection's close ---------------------------------
 

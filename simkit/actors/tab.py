@@ -159,7 +159,10 @@ class Tab:
         reload, 37 ms later when the tab is closed); if the tab ``vanish``-es, nothing
         reaches the server."""
         self.page = step(self.page, "close" if page_close else "unload")
-        self._forget_connection()
+        if self.retry is not None:  # _forget_connection(), inline: every reload unloads
+            self.retry.cancel()
+            self.retry = None
+        self.waiting_since = None
         link = self.link
         self.link = None
         self.env.census.page_ended(self.truth)

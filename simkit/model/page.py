@@ -50,10 +50,15 @@ TRANSITIONS: dict[Page, dict[str, Page]] = {
 }
 
 
+# Each state's row by the member's identity: hashing an Enum member runs Enum.__hash__, a
+# Python frame, and a tab steps its page twice per reload.
+_ROWS: dict[int, dict[str, Page]] = {id(state): row for state, row in TRANSITIONS.items()}
+
+
 def step(state: Page, event: str) -> Page:
     """The state after ``event``; raises IllegalTransition (state unchanged) if not allowed."""
     try:
-        return TRANSITIONS[state][event]
+        return _ROWS[id(state)][event]
     except KeyError:
         raise IllegalTransition("page", state.value, event) from None
 

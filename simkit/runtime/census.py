@@ -31,16 +31,34 @@ COLUMNS = (
 )
 
 
-@dataclass(slots=True)
 class ServerSide:
-    """The server's end of one connection, as the truth sees it."""
+    """The server's end of one connection, as the truth sees it: its id, its tab's index
+    (None: a client that is not one of ours), its user, and from :meth:`Census.opened` on
+    when it opened, whether it is still open and whether it is stale.
 
-    conn: int
-    tab: int | None
+    The virtual network's connection (``simkit.virtual.network.Link``) is one itself, so
+    there a connection is one object, not a link and a record of it; the other runtimes'
+    census makes one per connection (:meth:`Census.server_opened`). Only the census writes
+    ``opened_at``, ``open`` and ``stale``."""
+
+    __slots__ = ("id", "open", "opened_at", "stale", "tab_index", "user")
+    id: int
+    tab_index: int | None
     user: str
     opened_at: float
-    open: bool = True
-    stale: bool = False
+    open: bool
+    stale: bool
+
+    def __init__(self, conn: int, tab: int | None, user: str) -> None:
+        self.id = conn
+        self.tab_index = tab
+        self.user = user
+
+    def __repr__(self) -> str:
+        return (
+            f"ServerSide(id={self.id!r}, tab_index={self.tab_index!r}, user={self.user!r}, "
+            f"open={getattr(self, 'open', None)!r}, stale={getattr(self, 'stale', None)!r})"
+        )
 
 
 @dataclass(slots=True)
@@ -129,7 +147,18 @@ class Census:
             self.live_tabs -= 1
             self.person_live[truth.person] -= 1
         truth.live = truth.receiving = truth.deaf = False
-        self.set_current(truth, None)
+        # set_current(truth, None), inline: one call per fact (every reload ends a page)
+        old = truth.current
+        if old is not None:
+            truth.current = None
+            side = self.servers.get(old)
+            if side is not None and side.open and not side.stale:
+                side.stale = True
+                self.stale += 1
+        self._dirty_tabs.add(truth.index)
+        if truth.connected:
+            truth.connected = False
+            del self.connected[truth.index]
 
     def page_away(self, truth: TabTruth) -> None:
         """The page sits in the back/forward cache: not live (nobody looks at it), not
@@ -180,7 +209,9 @@ class Census:
             self._mark_stale(old)
         truth.current = conn
         self._dirty_tabs.add(truth.index)
-        self.set_connected(truth, False)
+        if truth.connected:  # set_connected(truth, False), inline: twice a reload
+            truth.connected = False
+            del self.connected[truth.index]
 
     def set_connected(self, truth: TabTruth, connected: bool) -> None:
         if connected == truth.connected:
@@ -195,7 +226,16 @@ class Census:
     # -- server side -----------------------------------------------------------------------
 
     def server_opened(self, conn: int, tab: int | None, user: str, now: float) -> None:
-        side = ServerSide(conn, tab, user, now)
+        """A connection opened on the server (a handshake reached it), told by id."""
+        self.opened(ServerSide(conn, tab, user), now)
+
+    def opened(self, side: ServerSide, now: float) -> None:
+        """A connection opened on the server, told by its own record (the virtual network's
+        link is one): every count it changes, changed here."""
+        side.opened_at = now
+        side.open = True
+        side.stale = False
+        conn, tab, user = side.id, side.tab_index, side.user
         self.servers[conn] = side
         self.open_sockets += 1
         self.connects += 1
@@ -210,12 +250,21 @@ class Census:
         # None: a client that is not one of ours (a browser)
         truth = self.tabs.get(tab) if tab is not None else None
         if truth is not None and truth.current != conn:
-            self._mark_stale(conn)
+            side.stale = True  # _mark_stale(conn) on the side just made: open, not stale
+            self.stale += 1
 
     def server_closed(self, conn: int) -> None:
+        """A connection's server end closed (its handler's cleanup ran), told by id."""
         side = self.servers.get(conn)
-        if side is None or not side.open:
+        if side is not None:
+            self.closed(side)
+
+    def closed(self, side: ServerSide) -> None:
+        """A connection's server end closed, told by its own record: every count it changes,
+        changed here (nothing if it was closed already)."""
+        if not side.open:
             return
+        conn = side.id
         side.open = False
         self.open_sockets -= 1
         if side.stale:
@@ -229,14 +278,15 @@ class Census:
             del self.user_open[side.user]
         del self.servers[conn]
         self._dirty_users.add(side.user)
-        if side.tab is not None:
-            self._dirty_tabs.add(side.tab)
+        tab = side.tab_index
+        if tab is not None:
+            self._dirty_tabs.add(tab)
             per_tab = self.user_tabs[side.user]
-            left = per_tab[side.tab] - 1
+            left = per_tab[tab] - 1
             if left:
-                per_tab[side.tab] = left
+                per_tab[tab] = left
             elif len(per_tab) > 1:
-                del per_tab[side.tab]
+                del per_tab[tab]
             else:
                 del self.user_tabs[side.user]
 
@@ -273,7 +323,7 @@ class Census:
         side = self.servers.get(conn)
         if side is None or side.stale:
             return False
-        truth = self.tabs.get(side.tab)  # type: ignore[arg-type]
+        truth = self.tabs.get(side.tab_index)  # type: ignore[arg-type]
         if truth is None:
             return True  # an outside client: assume it listens
         return truth.receiving and truth.connected and truth.current == conn
@@ -284,14 +334,14 @@ class Census:
         side = self.servers.get(conn)
         if side is None or side.stale:
             return False
-        truth = self.tabs.get(side.tab)  # type: ignore[arg-type]
+        truth = self.tabs.get(side.tab_index)  # type: ignore[arg-type]
         return truth is not None and truth.current == conn and truth.deaf
 
     def kicked(self, conn: int) -> None:
         """The server closed ``conn`` on purpose; count it if a live tab was using it."""
         side = self.servers.get(conn)
         if side is not None and not side.stale:
-            truth = self.tabs.get(side.tab)  # type: ignore[arg-type]
+            truth = self.tabs.get(side.tab_index)  # type: ignore[arg-type]
             if truth is not None and truth.live and truth.current == conn and truth.connected:
                 self.kicked_live += 1
 

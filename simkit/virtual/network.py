@@ -31,6 +31,7 @@ from simkit.model.connection import ClientState, ServerState, client_step, serve
 from simkit.model.latency import Latency
 from simkit.model.liveness import Heartbeat, Liveness
 from simkit.model.transport import PROFILES, TransportProfile
+from simkit.runtime.census import ServerSide
 
 if TYPE_CHECKING:
     from simkit.runtime.interfaces import Clock, ServerActor, TabCallbacks
@@ -53,20 +54,22 @@ LIVE = (OPEN, CLOSING)  # the page's end still answers pings and echoes a close
 S_LIVE = (S_OPEN, S_CLOSING)  # the server's handler has not finished
 
 
-class Link:
-    """One WebSocket between a tab and the server, with both ends' states.
+class Link(ServerSide):
+    """One WebSocket between a tab and the server, with both ends' states: the one object
+    of a connection that the tab, the server, the network and the census all hold (it is
+    the census's record of its server end, a :class:`ServerSide`).
 
     ``client`` and ``server`` move only through :mod:`simkit.model.connection`'s table
     (connecting -> open -> closing -> closed at the page, none -> open -> closing -> closed
     at the server); an event the table does not allow raises.
     """
 
+    # With the census's slots (id, tab_index, user, opened_at, open, stale) from ServerSide.
     __slots__ = (
         "beating",
         "client",
         "close_code",
         "down_at",
-        "id",
         "idle_timer",
         "keepalives",
         "last_traffic",
@@ -76,7 +79,6 @@ class Link:
         "silent_since",
         "tab",
         "up_at",
-        "user",
     )
 
     def __init__(
@@ -85,6 +87,7 @@ class Link:
         self.net = net
         self.id = conn
         self.tab = tab
+        self.tab_index = tab.index  # the server's actor reads it on every open
         self.user = user
         self.session = session
         self.client: ClientState = CONNECTING
@@ -98,9 +101,8 @@ class Link:
         self.last_traffic = 0.0
         self.idle_timer: asyncio.TimerHandle | None = None
 
-    @property
-    def tab_index(self) -> int:
-        return self.tab.index
+    def __repr__(self) -> str:
+        return f"<Link {self.id} user={self.user!r} client={self.client} server={self.server}>"
 
     # -- transport -------------------------------------------------------------------------
 
@@ -116,7 +118,10 @@ class Link:
         net = self.net
         now = net.now()
         self.last_traffic = now
-        at = max(now + self._delay(), self.up_at)
+        latency = net.latency  # self._delay(), inline: once per message
+        at = now + (latency.draw(self.tab.net_rng) if latency.jitter else latency.base)
+        if at < self.up_at:  # FIFO
+            at = self.up_at
         self.up_at = at
         net.post(at, fn, *args)
 
@@ -126,7 +131,10 @@ class Link:
         net = self.net
         now = net.now()
         self.last_traffic = now
-        at = max(now + self._delay(), self.down_at)
+        latency = net.latency  # self._delay(), inline: once per message
+        at = now + (latency.draw(self.tab.net_rng) if latency.jitter else latency.base)
+        if at < self.down_at:  # FIFO
+            at = self.down_at
         self.down_at = at
         net.post(at, fn, *args)
 
@@ -185,7 +193,12 @@ class Link:
         self.server = server_step(self.server, "accept")
         net.open_links[self.id] = self
         if net.rules:
-            self.keepalives = tuple([Keepalive(self, rule) for rule in net.rules])
+            rule = net.one_rule  # most runs: one rule, one keepalive, no comprehension
+            self.keepalives = (
+                (Keepalive(self, rule),)
+                if rule is not None
+                else tuple([Keepalive(self, rule) for rule in net.rules])
+            )
             self.beating = True
         if net.idle_timeout is not None:
             self.idle_timer = net.loop.call_at(net.now() + net.idle_timeout, self._idle_check)
@@ -197,7 +210,9 @@ class Link:
         net.server.on_open(self)  # may close (refuse/kick) at once
         if at_once:  # zero latency: the 101 is there now, before anything the handler sent
             self.last_traffic = net.now()
-            self._client_sees_open()
+            if self.client is CONNECTING:  # _client_sees_open(), inline: once per connect
+                self.client = client_step(self.client, "open")
+                self.tab.on_open(self)
         if self.beating and net.coast:  # not if the handler closed it at once
             for keepalive in self.keepalives:
                 keepalive.start()
@@ -228,7 +243,8 @@ class Link:
                 self.last_traffic = now
                 self._client_sees_close(code)
                 if net.alone_now():
-                    self._teardown_reaches_server(code)
+                    if self.server is S_CLOSING:  # _teardown_reaches_server(code), inline
+                        self._server_closed(code)
                 else:
                     net.post(now, self._teardown_reaches_server, code)
                 return
@@ -294,7 +310,7 @@ class Link:
         """When the protocol ping already sent (and not answered) times out, or None."""
         for keepalive in self.keepalives:
             if keepalive.kind == "protocol":
-                return keepalive.beat.unanswered_deadline()
+                return keepalive.unanswered_deadline()
         return None
 
     def _ping_times_out(self) -> float | None:
@@ -329,7 +345,10 @@ class Link:
 
     def _server_closed(self, code: int) -> None:
         self.server = server_step(self.server, "closed")
-        self._disarm_beat()
+        if self.beating:
+            self._disarm_beat()
+        else:  # what _disarm_beat does here, without the call: drop the keepalives
+            self.keepalives = ()
         if self.idle_timer is not None:
             self.idle_timer.cancel()
         net = self.net
@@ -361,7 +380,7 @@ class Link:
         self.server = server_step(self.server, "closed")
         self._disarm_beat()
         self.net.open_links.pop(self.id, None)
-        self.net.census.server_closed(self.id)
+        self.net.census.server_closed(self.id)  # by id: a cluster keeps records of its own
         self._down(self._client_sees_close, int(CloseCode.ABNORMAL))
 
     def _idle_check(self) -> None:
@@ -426,12 +445,15 @@ class Link:
     def _client_sees_close(self, code: int) -> None:
         if self.client is not CLOSED:
             self.client = client_step(self.client, "closed")
-            self._wake_beat()
+            if self.beating:
+                self._wake_beat()
             self.tab.on_close(self, code)
 
 
-class Keepalive:
-    """One heartbeat rule running on one link (a link may run a protocol and an app rule).
+class Keepalive(Heartbeat):
+    """One heartbeat rule running on one link (a link may run a protocol and an app rule):
+    the rule's :class:`Heartbeat` itself (one object per rule and link, not two), plus its
+    timer.
 
     Protocol pings are answered by the browser's network stack, app pings by the page.
     Its timer is a loop message tagged with a generation: disarming bumps the generation,
@@ -447,25 +469,30 @@ class Keepalive:
     heartbeats were a quarter of a big zero-latency run). A ping due at the very instant of
     the change is left to the timer, after the change."""
 
-    __slots__ = ("beat", "coasting", "due", "generation", "kind", "link", "may_coast")
+    __slots__ = ("coasting", "due", "generation", "kind", "link", "may_coast")
 
     def __init__(self, link: Link, rule: Liveness) -> None:
+        super().__init__(rule, link.net.now())  # the heartbeat's state: rule.start(now)
         self.link = link
         self.kind = rule.kind
         net = link.net
-        self.beat: Heartbeat = rule.start(net.now())
         self.due: float | None = None
         self.generation = 0
         self.coasting = False
         # Only the browser answers protocol pings, whatever the page does (Tab.answers).
         self.may_coast = net.coast and self.kind == "protocol"
         if self.may_coast:
-            self.due = self.beat.deadline()  # started once the handshake is done: start()
+            self.due = self.deadline()  # started once the handshake is done: start()
         else:
             self.arm()
 
+    @property
+    def beat(self) -> Heartbeat:
+        """The rule's heartbeat state: this keepalive itself."""
+        return self
+
     def arm(self) -> None:
-        due = self.due = self.beat.deadline()
+        due = self.due = self.deadline()
         if due is not None:
             self.link.net.post(due, self.fire, self.generation)
 
@@ -499,13 +526,13 @@ class Keepalive:
 
     def _coast_to(self, now: float, *, inclusive: bool = False) -> None:
         self.coasting = False
-        pings = self.beat.answered(now, inclusive=inclusive)
+        pings = self.answered(now, inclusive=inclusive)
         if pings:
             link = self.link
-            census = link.net.census
-            census.count_pings(len(pings), len(pings))
+            answered = len(pings)
+            link.net.census.count_pings(answered, answered)
             link.last_traffic = pings[-1]
-        self.due = self.beat.deadline()
+        self.due = self.deadline()
 
     def fire(self, generation: int) -> None:
         if generation != self.generation:
@@ -514,7 +541,7 @@ class Keepalive:
         net = link.net
         self.due = None
         self.generation += 1
-        verdict = self.beat.on_timer(net.now())
+        verdict = self.on_timer(net.now())
         if verdict == "dead":
             link.declared_dead(self.kind)
             return
@@ -522,7 +549,7 @@ class Keepalive:
             net.census.count_pings()
             if net.instant_pings and link.silent_since is None:
                 if self.answer_at_once(net.now()) and self.may_coast:
-                    self.due = self.beat.deadline()
+                    self.due = self.deadline()
                     self.coasting = True
                     return
             else:
@@ -541,7 +568,7 @@ class Keepalive:
         link.last_traffic = now
         if link.client in LIVE and link.tab.answers(link, self.kind):
             link.net.census.count_pongs()
-            self.beat.on_pong(now)
+            self.on_pong(now)
             return True
         return False
 
@@ -553,12 +580,12 @@ class Keepalive:
     def pong_reaches_server(self) -> None:
         link = self.link
         if link.server is S_CLOSING and link.net.ping_outlives_close:
-            self.beat.on_pong(link.net.now())  # the ping that outlives a close is answered
+            self.on_pong(link.net.now())  # the ping that outlives a close is answered
             return
         if link.server is S_OPEN:
             link.net.census.count_pongs()
-            self.beat.on_pong(link.net.now())
-            if self.due is not None and self.due == self.beat.deadline():
+            self.on_pong(link.net.now())
+            if self.due is not None and self.due == self.deadline():
                 return  # the next deadline did not move: keep the armed timer
             self.disarm()
             self.arm()
@@ -592,6 +619,7 @@ class MemoryNetwork:
         self.census = census
         self.liveness = liveness
         self.rules = liveness.rules
+        self.one_rule: Liveness | None = self.rules[0] if len(self.rules) == 1 else None
         self.latency = latency
         self.close_timeout = close_timeout
         self.idle_timeout = idle_timeout
