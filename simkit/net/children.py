@@ -257,12 +257,25 @@ async def stop(proc: subprocess.Popen[Any] | None, grace: float = 2.0) -> int | 
 # -- the watchdog's side (this file run as a script, by the kit) -----------------------------
 
 
+def _started(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks since boot, /proc/PID/stat field 22), or
+    None when there is no such process. A group id is its leader's pid, and pids are reused:
+    a group is killed only while its leader is the process that was registered, or gone (the
+    kernel does not hand out a pid still used as a group id, so then the group is ours)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return fields[19] if len(fields) > 19 else None
+
+
 def _watch() -> None:
     """Read what to look after from stdin until EOF (the kit process died or is done), then
     kill what is left and delete the folders."""
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
         signal.signal(sig, signal.SIG_IGN)
-    groups: set[int] = set()
+    groups: dict[int, str | None] = {}  # group id -> its leader's start time, when told
     dirs: set[str] = set()
     for line in sys.stdin.buffer:
         try:
@@ -270,14 +283,17 @@ def _watch() -> None:
         except ValueError:
             continue
         if op == "+g":
-            groups.add(int(arg))
+            groups[int(arg)] = _started(int(arg))
         elif op == "-g":
-            groups.discard(int(arg))
+            groups.pop(int(arg), None)
         elif op == "+d":
             dirs.add(arg)
         elif op == "-d":
             dirs.discard(arg)
-    for group in groups:
+    for group, started in groups.items():
+        now = _started(group)
+        if now is not None and now != started:
+            continue  # the number is another process's now: its group is not ours to kill
         with contextlib.suppress(OSError):
             os.killpg(group, signal.SIGKILL)
     for _ in range(20):  # a dying process may still be writing into its folder
