@@ -55,7 +55,11 @@ test: $(STAMP) browser redis frontend
 	$(PY) -m mypy
 	@# CPU-only tests on every core; tests that measure real time (live, browser) one at a time
 	$(PY) -m pytest --durations=10 -n auto -m "not live and not browser"
-	$(PY) -m pytest --durations=25 -m "live or browser"
+	$(PY) -m pytest --durations=25 -m "live or browser" --ignore=tests/net/test_nextapp.py
+	@# The Next.js app's tests in a process of their own: after the rest of the live suite in
+	@# one process, its first `next build` is cancelled at about 20 s (not yet traced; alone,
+	@# and in a fresh process, all pass).
+	$(PY) -m pytest --durations=5 tests/net/test_nextapp.py
 	$(PY) -m pytest --durations=12 --nbval notebooks --nbval-sanitize-with notebooks/sanitize.cfg --nbval-current-env
 
 # The loop while developing: every test that needs neither real time, a browser nor
