@@ -43,7 +43,6 @@ import signal
 import socket
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -51,6 +50,7 @@ import pandas as pd
 
 from simkit.model.errors import ConfigError, ServiceError
 from simkit.net.children import die_with, forget_group, watch_group
+from simkit.net.service import Service
 
 Mode = Literal["dev", "start"]
 Via = Literal["rewrites", "direct"]
@@ -139,7 +139,7 @@ def free_port() -> int:
 LEADER = 'trap "kill -KILL 0" TERM INT HUP; "$@" & wait $!'
 
 
-class NextApp:
+class NextApp(Service):
     """A Next.js app on 127.0.0.1, run by the kit (see the module's docstring).
 
     ``path`` is the app's directory (``node_modules`` installed), ``mode`` ``"dev"``
@@ -328,18 +328,6 @@ class NextApp:
         return out[columns]
 
     # -- start and stop -------------------------------------------------------------------
-
-    async def __aenter__(self) -> NextApp:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     async def start(self) -> None:
         """Build when needed, start the server and wait until it answers its page; on any

@@ -15,17 +15,17 @@ import os
 import signal
 import sys
 from pathlib import Path
-from types import TracebackType
 
 from simkit.model.errors import ConfigError
 from simkit.net.children import die_with, forget_group, watch_group
 from simkit.net.nextapp import free_port, http_status, port_free
+from simkit.net.service import Service
 
 # The source checkout (the examples live there, not in the wheel).
 CHECKOUT = Path(__file__).resolve().parents[2]
 
 
-class UvicornApp:
+class UvicornApp(Service):
     """``uvicorn <app>`` on 127.0.0.1 (``app`` as uvicorn takes it, e.g.
     ``examples.postmortem_app:app``, importable from ``cwd``); ``port`` 0 for a free one,
     kept across :meth:`restart`; ``keep_alive`` is ``--timeout-keep-alive`` (seconds,
@@ -57,18 +57,6 @@ class UvicornApp:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    async def __aenter__(self) -> UvicornApp:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     async def start(self) -> None:
         if not port_free(self.port):
