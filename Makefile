@@ -53,14 +53,30 @@ $(FRONTEND_STAMP): $(FRONTEND)/package-lock.json
 test: $(STAMP) browser redis frontend
 	$(PY) -m ruff check simkit tests benchmarks examples
 	$(PY) -m mypy
-	@# CPU-only tests on every core; tests that measure real time (live, browser) one at a time
+	@# CPU-only tests on every core (the slow ones handed out first: tests/conftest.py)
 	$(PY) -m pytest --durations=10 -n auto -m "not live and not browser"
-	$(PY) -m pytest --durations=25 -m "live or browser" --ignore=tests/net/test_nextapp.py
-	@# The Next.js app's tests in a process of their own: after the rest of the live suite in
-	@# one process, its first `next build` is cancelled at about 20 s (not yet traced; alone,
-	@# and in a fresh process, all pass).
-	$(PY) -m pytest --durations=5 tests/net/test_nextapp.py
-	$(PY) -m pytest --durations=12 --nbval notebooks --nbval-sanitize-with notebooks/sanitize.cfg --nbval-current-env
+	@# Three jobs side by side (they wait on sockets, Node or one core, so two cores hold
+	@# them): the live tests that tolerate a neighbour, two at a time; the Next.js tests in a
+	@# fresh pytest process of their own (docs/testing.md says why); the notebooks that play
+	@# only virtual time. Each job's output is printed whole when it ends.
+	$(MAKE) --no-print-directory -j3 --output-sync=target test-shared test-node test-notebooks-virtual
+	@# Then, one at a time on a quiet machine: the tests marked `alone` (tests/conftest.py)
+	@# and the notebooks that play in real time.
+	$(PY) -m pytest --durations=15 -m "(live or browser) and alone and not node"
+	$(PY) -m pytest --durations=12 $(NBVAL) $(LIVE_NOTEBOOKS)
+
+# make test's parts (each also runs alone: `make test-node`).
+NBVAL := --nbval --nbval-sanitize-with notebooks/sanitize.cfg --nbval-current-env
+# The notebooks with cells that play in real time (a live server, Chromium, Next.js).
+LIVE_NOTEBOOKS := notebooks/00_start_here.ipynb notebooks/06_restart_and_herds.ipynb \
+	notebooks/08_real_browser.ipynb notebooks/09_your_own_server.ipynb
+.PHONY: test-shared test-node test-notebooks-virtual
+test-shared: $(STAMP)
+	$(PY) -m pytest --durations=15 -n 2 -m "(live or browser) and not alone and not node"
+test-node: $(STAMP) frontend
+	$(PY) -m pytest --durations=5 -m node
+test-notebooks-virtual: $(STAMP)
+	$(PY) -m pytest --durations=5 $(NBVAL) $(filter-out $(LIVE_NOTEBOOKS),$(wildcard notebooks/*.ipynb)) notebooks/exercises
 
 # The loop while developing: every test that needs neither real time, a browser nor
 # notebooks (markers set in tests/conftest.py), in well under a minute; prints its wall time.

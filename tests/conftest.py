@@ -6,7 +6,10 @@ The markers (registered in pyproject.toml) say what a test needs beyond the CPU:
 - ``browser``: headless Chromium (every test under ``tests/browser/``, except the files in
   :data:`BROWSER_FREE`),
 - ``slow``: more than a few seconds of CPU (put on by hand, next to the test),
-- ``notebooks``: executes notebooks.
+- ``notebooks``: executes notebooks,
+- ``alone``: needs the machine to itself (set by file, :data:`ALONE`): it measures pace or
+  agreement with the model within tolerances, or it counts processes machine-wide.
+  ``make test`` runs the other live tests two at a time and these one at a time after.
 
 Folders set ``live`` (``tests/live/`` and ``tests/net/``) and ``browser`` so that a new file
 dropped into ``tests/live/`` is kept out of ``make test-fast`` without anyone remembering a
@@ -39,6 +42,19 @@ BY_FOLDER = {"live": "live", "browser": "browser", "net": "live"}
 BROWSER_FREE = {"browser/test_calibration.py"}
 # Files in tests/net/ that play nothing in real time (they read a shipped measurement).
 NET_FREE = {"net/test_nextproxy_calibration.py"}
+# Files whose tests need the machine to themselves, with why. Measured: run two at a time
+# (pytest -n 2) these failed and nothing else did (agreement within tolerances, a browser's
+# pace, a whole-machine count of leftover processes that a neighbour's children confuse).
+ALONE = {
+    "live/test_agreement.py": "live against virtual, within timing tolerances",
+    "live/test_agreement_fastapi.py": "the same on every FastAPI implementation",
+    "live/test_calibration_fastapi.py": "measures the stack's timings",
+    "live/test_valid.py": "asserts a run is valid (its loop never late)",
+    "live/test_no_leftovers.py": "counts the processes left on the whole machine",
+    "benchmarks/test_live.py": "measures a live run's pace",
+    "browser/": "Chromium's pace (every browser test)",
+    "test_cli.py": "one of its tests drives Chromium",
+}
 
 
 def folder_markers(path: Path) -> list[str]:
@@ -47,12 +63,14 @@ def folder_markers(path: Path) -> list[str]:
         rel = path.resolve().relative_to(TESTS)
     except ValueError:  # not under tests/ (e.g. nbval collecting notebooks/)
         return []
+    path_name = rel.as_posix()
+    alone = ["alone"] if any(path_name.startswith(k) for k in ALONE) else []
     if len(rel.parts) < 2:
-        return []
+        return alone
     marker = BY_FOLDER.get(rel.parts[0])
-    if marker is None or rel.as_posix() in (BROWSER_FREE | NET_FREE):
-        return []
-    return [marker]
+    if marker is None or path_name in (BROWSER_FREE | NET_FREE):
+        return alone
+    return [marker, *alone]
 
 
 @pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by marker
@@ -60,6 +78,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         for name in folder_markers(Path(str(item.path))):
             item.add_marker(getattr(pytest.mark, name))
+    # The tests marked slow first (a stable sort: the rest keep their order): pytest-xdist
+    # hands tests out in this order, and a 40 s test drawn last leaves the other core idle
+    # at the end of the CPU-only phase.
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 def browser_required() -> bool:
