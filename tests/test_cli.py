@@ -292,23 +292,36 @@ def test_an_output_path_that_cannot_be_a_folder_fails_before_the_run(kind, tmp_p
 
 
 def test_ctrl_c_prints_one_line_exits_130_and_writes_nothing(tmp_path) -> None:
+    """Ctrl-C while the run plays. The signal is sent once the progress bar has moved (the
+    run is playing), not after a fixed sleep: on a loaded machine 5 s was still the import,
+    where Python's own KeyboardInterrupt (exit -2) is the right answer."""
     import signal
+    import threading
 
     out = tmp_path / "out"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "simkit", "run", "--strategy", "postmortem", "--tabs", "20000",
-         "--duration", "300", "--out", str(out)],
+        [sys.executable, "-m", "simkit", "run", "--strategy", "postmortem", "--tabs", "5000",
+         "--duration", "3000", "--out", str(out)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
+    chunks: list[str] = []
+    assert proc.stderr is not None
+    reader = threading.Thread(target=lambda: chunks.extend(iter(lambda: proc.stderr.read(64), "")))
+    reader.start()
     try:
-        time.sleep(5)  # imported, and playing
+        deadline = time.monotonic() + 60
+        while "1/" not in "".join(chunks) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "1/" in "".join(chunks), "".join(chunks)[-2000:]  # playing: a sim-second done
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
+        proc.wait(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.communicate()
-    assert proc.returncode == 130
+            proc.wait()
+        reader.join(timeout=10)
+    err = "".join(chunks)
+    assert proc.returncode == 130, err[-2000:]
     lines = [x for x in err.replace("\r", "\n").splitlines() if x.strip() and "sim-s" not in x]
     assert lines == ["python -m simkit: interrupted; nothing written"], err[-2000:]
     assert not out.exists()
