@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pandas as pd
 
 from simkit.model.errors import ConfigError, choice
 from simkit.runtime.census import COLUMNS, Census
+from simkit.runtime.interfaces import ServerActor
+
+if TYPE_CHECKING:  # matplotlib is imported where a plot is drawn
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure, SubFigure
+
+    from simkit.actors.env import TraceRow
 
 METRICS = (
     "open_sockets",
@@ -52,8 +59,8 @@ class Result:
     def plot(
         self,
         metrics: tuple[str, ...] = ("open_sockets", "live_tabs", "stale", "unroutable"),
-        ax: Any = None,
-    ) -> Any:
+        ax: Axes | None = None,
+    ) -> Figure | SubFigure:
         """Connection counts over time on one axis, in the strategy's course colour, one
         line style per metric (:func:`simkit.plots.counts`); returns the matplotlib Figure."""
         from simkit.plots import counts
@@ -157,7 +164,7 @@ class Comparison:
 
     def plot(
         self, metrics: tuple[str, ...] = ("open_sockets", "stale", "unroutable", "duplicates")
-    ) -> Any:
+    ) -> Figure:
         """One panel per metric, one line per strategy (its course colour), shared time
         axis (:func:`simkit.plots.panels`)."""
         from simkit.plots import panels
@@ -172,7 +179,7 @@ class Comparison:
 
 
 def summarise(
-    census: Census, server: Any, info: dict[str, Any]
+    census: Census, server: ServerActor, info: dict[str, Any]
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The time series and the summary of a finished run."""
     ts = pd.DataFrame({c: census.rows[c] for c in COLUMNS})
@@ -243,7 +250,9 @@ def summarise(
     return ts, summary
 
 
-def _several_nodes(ts: pd.DataFrame, summary: dict[str, Any], census: Census, server: Any) -> None:
+def _several_nodes(
+    ts: pd.DataFrame, summary: dict[str, Any], census: Census, server: ServerActor
+) -> None:
     """A run on several nodes (a Cluster) adds columns ``node<i>_open`` (open sockets per
     node) and ``dead_node_entries`` (registry entries held for nodes that are down), and
     summary keys; a one-node run has none of them, so its outputs stay what they were."""
@@ -274,7 +283,7 @@ socket's handler finishes and its cleanup runs (``server-cleanup``, with the clo
 server saw), the page sees its socket close (``client-close``, with the code it saw)."""
 
 
-def trace_frame(trace: list[tuple[Any, ...]] | None) -> pd.DataFrame | None:
+def trace_frame(trace: list[TraceRow] | None) -> pd.DataFrame | None:
     """The typed event log of a run: ``time`` (float, scenario seconds), ``conn`` (Int64),
     ``user`` (string), ``event`` (category), ``code`` (Int64, missing where the event has
     none) and ``reason`` (string, empty where there is none), from ``Env.log``'s records.
