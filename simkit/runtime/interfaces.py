@@ -231,13 +231,16 @@ class ServerActor(ServerCallbacks, Protocol):
         """What this server side adds to the run's summary."""
 
 
-class TabActor(TabCallbacks, Protocol):
+class TabActor(Protocol):
     """The verbs a scenario's script calls on a tab: what a user or the browser does.
 
     ``simkit.actors.tab.Tab`` plays them on the model; ``simkit.browser.tab.BrowserTab`` on
     a real Chromium page. Verbs return at once; only ``reload`` and ``sleep`` are awaited.
+    (The network's callbacks, :class:`TabCallbacks`, are not part of it: a real page's
+    JavaScript answers its own socket.)
     """
 
+    index: int
     person: str
     work_rng: random.Random  # the script's own random stream
 
