@@ -120,7 +120,8 @@ class BrowserCensus(Census):
     def server_closed(self, conn: int) -> None:
         side = self.servers.get(conn)
         super().server_closed(conn)
-        truth = self.tabs.get(side.tab_index) if side is not None else None  # type: ignore[arg-type]
+        index = side.tab_index if side is not None else None
+        truth = self.tabs.get(index) if index is not None else None
         if truth is not None and truth.current == conn and truth.deaf:
             self.set_current(truth, None)
 
