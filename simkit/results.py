@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -91,14 +92,33 @@ class Result:
         ``summary["invalid_reasons"]``)."""
         return bool(self.summary.get("run_valid", True))
 
-    def plot_timeline(self, conns: list[int] | tuple[int, ...], **options: Any) -> Any:
+    def plot_timeline(
+        self,
+        conns: list[int] | tuple[int, ...],
+        *,
+        labels: Sequence[str] | None = None,
+        shade: tuple[float, float] | None = None,
+        shade_label: str = "",
+        xlim: tuple[float, float] | None = None,
+        title: str | None = None,
+        ax: Axes | None = None,
+    ) -> Figure | SubFigure:
         """The traced events of ``conns`` on a timeline, one lane per connection (needs a
-        run made with ``trace=True``); ``options`` go to :func:`simkit.plots.timeline`."""
+        run made with ``trace=True``); the options are :func:`simkit.plots.timeline`'s."""
         from simkit.plots import timeline
 
         if self.trace is None:
             raise ConfigError("plot_timeline needs a run made with trace=True")
-        return timeline(self.trace, conns, **options)
+        return timeline(
+            self.trace,
+            conns,
+            labels=labels,
+            shade=shade,
+            shade_label=shade_label,
+            xlim=xlim,
+            title=title,
+            ax=ax,
+        )
 
 
 class Table(pd.DataFrame):
