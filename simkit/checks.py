@@ -69,7 +69,7 @@ LIVE_MEASURED = (
     "at 0.2 kept real time, 200 at 0.05 and 400 at 0.2 fell behind"
 )
 
-OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
+OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "==": operator.eq,
     "!=": operator.ne,
     "<=": operator.le,
