@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from simkit.actors.env import Env
+from simkit.actors.tab import Tab
+from simkit.model.client import Storage
 from simkit.model.errors import ConfigError
 from simkit.model.liveness import CLOSE_TIMEOUT
 from simkit.model.strategy import Strategy
@@ -93,7 +95,7 @@ class TargetRuntime(RealtimeRuntime):
         self.stats_problem: str | None = None  # why the stats route is unusable, if it is
         self.stats_polls = self.stats_failures = self.foreign_entries = 0
         self.stats_last_failure = ""
-        self.tabs: list[Any] = []
+        self.tabs: list[Tab] = []
         self.net: TargetNetwork | None = None
         self.core: TargetServer | None = None
         self._poller: asyncio.Task[None] | None = None
@@ -230,8 +232,8 @@ class TargetRuntime(RealtimeRuntime):
             foreign_entries=self.foreign_entries,
         )
 
-    def tab(self, env: Env, index: int, person: str, storage: Any) -> Any:
-        tab = super().tab(env, index, person, storage)
+    def tab(self, env: Env, index: int, person: str, storage: Storage) -> Tab:
+        tab = Tab(env, index, person, storage)  # the model's tab, as Runtime.tab makes it
         self.tabs.append(tab)
         return tab
 
