@@ -24,7 +24,7 @@ import signal
 import socket
 import subprocess
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from simkit.actors.cluster import FAILED, StoreFailed, StoreResult
 from simkit.actors.env import Env
@@ -179,6 +179,18 @@ class RedisAt:
         pass
 
 
+class RedisEndpoint(Protocol):
+    """The Redis a :class:`RedisStore` talks to: one the kit runs (:class:`RedisServer`),
+    or one somebody else started (:class:`RedisAt`, which refuses to pause)."""
+
+    @property
+    def url(self) -> str: ...
+
+    def pause(self) -> None: ...
+
+    def resume(self) -> None: ...
+
+
 # What a node in its own process may be asked to do by another node over pub/sub (the
 # Cluster method and its plain arguments): the kick of an old socket.
 REMOTE_CALLS = ("_kick_remote",)
@@ -203,7 +215,7 @@ class RedisStore:
     """The nodes' shared registry in a real Redis (see the module docstring). ``env`` is
     the run's (scenario seconds x ``env.scale`` = wall seconds)."""
 
-    def __init__(self, env: Env, policy: ClusterPolicy, server: RedisServer) -> None:
+    def __init__(self, env: Env, policy: ClusterPolicy, server: RedisEndpoint) -> None:
         import redis.asyncio as aioredis
 
         self.env = env
