@@ -392,7 +392,10 @@ class Link(ServerSide):
         net = self.net
         if self.server not in S_LIVE:
             return
-        quiet_until = self.last_traffic + net.idle_timeout  # type: ignore[operator]
+        idle = net.idle_timeout
+        if idle is None:  # never armed without a proxy's idle timeout
+            return
+        quiet_until = self.last_traffic + idle
         if net.now() < quiet_until:
             self.idle_timer = net.loop.call_at(quiet_until, self._idle_check)
             return
