@@ -15,7 +15,6 @@ import functools
 import random
 from collections.abc import Awaitable
 from collections.abc import Set as AbstractSet
-from typing import Any
 
 from simkit.actors.env import Env
 from simkit.model.client import REPLACED_CODES, Storage, claim
@@ -352,10 +351,11 @@ class Tab:
         link = self.link
         if link is not None and link.client is OPEN:
             return
-        in_flight = link is not None and (
-            link.client is CONNECTING or link.id in self.close_when_open
-        )
-        if in_flight and self.policy.guard == "single-flight":
+        if (
+            link is not None  # one in flight:
+            and (link.client is CONNECTING or link.id in self.close_when_open)
+            and self.policy.guard == "single-flight"
+        ):
             if self.waiting_since is None:
                 self.waiting_since = self.now
                 self.env.after(self.policy.guard_wait, self._guard_expired, link)
@@ -404,7 +404,7 @@ class Tab:
         if self.env.trace is not None:
             self.env.log("connect", link.id, self.user)
 
-    def _guard_expired(self, link: Any) -> None:
+    def _guard_expired(self, link: ClientEnd) -> None:
         if self.waiting_since is None:
             return
         current = self.link
