@@ -105,7 +105,7 @@ class Runtime(ABC):
         """Raise if something outside the actors failed during the run (a client task),
         so that a run that is not to be trusted never returns numbers."""
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> dict[str, object]:
         """What this runtime adds to the run's summary."""
         return {}
 
@@ -160,7 +160,7 @@ class Played:
     census: Census
     server: ServerActor
     env: Env
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, object] = field(default_factory=dict)
     health: Health = field(default_factory=Health)
 
 

@@ -157,7 +157,7 @@ class LiveClusterRuntime(RealtimeRuntime):
         gone; it listens again on the same port ``downtime`` scenario seconds later."""
         self.networks[-1].spawn(self.locals[node.index].restart(downtime * self.scale))
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> dict[str, object]:
         return {"redis": self.redis is not None}
 
     def losses(self) -> list[str]:

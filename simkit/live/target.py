@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from simkit.actors.env import Env
@@ -217,7 +217,7 @@ class TargetRuntime(RealtimeRuntime):
     def unknown_columns(self) -> tuple[str, ...]:
         return REGISTRY_COLUMNS if self.stats_problem is not None else ()
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> dict[str, object]:
         assert self.net is not None
         return target_summary(
             self.net,
