@@ -217,6 +217,7 @@ def check_live_size(tabs: int, scale: float) -> None:
     )
 
 
+# (summaries are Result.summary: values of many kinds by key, hence Mapping[str, Any])
 def invalid_reasons(summary: Mapping[str, Any], health: Health) -> list[str]:
     """Why the run's numbers cannot be trusted, one sentence each (empty: it is valid).
 

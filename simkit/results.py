@@ -54,6 +54,8 @@ class Result:
     scenario: str
     strategy: str
     timeseries: pd.DataFrame
+    # Any: the values differ by key (counts, means, flags, reasons, per-node dicts, some
+    # keys per runtime), and readers do arithmetic on the numbers they know by name.
     summary: dict[str, Any]
     trace: pd.DataFrame | None = field(default=None, repr=False)
 

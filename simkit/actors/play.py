@@ -26,7 +26,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 from simkit.actors.cluster import ClusterSpec
 from simkit.actors.env import Env
@@ -64,7 +64,7 @@ class Runtime(ABC):
     cluster: ClusterSpec | None = None
 
     @abstractmethod
-    def execute(self, main: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    def execute(self, main: Callable[[], Coroutine[object, None, T]]) -> T:
         """Run ``main()`` to completion on this runtime's event loop; return its result."""
 
     async def start(self) -> None:  # noqa: B027 (an optional hook)

@@ -120,7 +120,7 @@ class LiveClusterRuntime(RealtimeRuntime):
         self.locals: list[LocalServer] = []
         self.redis: RedisServer | None = None
         self.store: RedisStore | None = None
-        self.shared_clients: dict[int, Any] = {}
+        self.shared_clients: dict[int, Any] = {}  # see BaseServer's clients
 
     async def start(self) -> None:
         if self.policy.shared:

@@ -197,7 +197,7 @@ REMOTE_CALLS = ("_kick_remote",)
 
 
 # A command waiting for the connection: (node, op, args, done), as ``submit`` takes them.
-_Command = tuple[int, str, tuple[object, ...], Callable[[Any], None]]
+_Command = tuple[int, str, tuple[object, ...], Callable[[Any], None]]  # done: see submit
 
 
 def _value(node: int, conn: int) -> str:
@@ -301,7 +301,8 @@ class RedisStore:
                 result = FAILED
             done(result)
 
-    async def _run(self, node: int, op: str, args: tuple[Any, ...]) -> StoreResult:
+    async def _run(self, node: int, op: str, args: tuple[Any, ...]) -> StoreResult:  # args:
+        # each op's own shape (see Cluster's calls of submit), unpacked per op below
         # (each command's arguments have their own shape: see Cluster's calls of submit)
         policy, now, key = self.policy, self.env.now(), self.prefix
         ttl_ms = None if policy.ttl is None else max(1, round(policy.ttl * self.env.scale * 1000))

@@ -301,9 +301,11 @@ class SharedStore(Protocol):
     def submit(
         self, node: int, op: str, args: tuple[object, ...], done: Callable[[Any], None]
     ) -> None:
-        """Run command ``op`` (open, close, get, refresh) for ``node``."""
+        """Run command ``op`` (open, close, get, refresh) for ``node``. (``done`` takes
+        the result of ``op``, whose type depends on ``op``: a Callable cannot say which, so
+        its argument is ``Any`` and each caller's callback names the type its op gives.)"""
 
-    def relay(self, src: int, dst: int, fn: Callable[..., None], *args: Any) -> bool:
+    def relay(self, src: int, dst: int, fn: Callable[..., None], *args: object) -> bool:
         """Publish to node ``dst`` (pub/sub); False when the message is lost at once."""
 
     def entries(self) -> Mapping[str, Entry]:

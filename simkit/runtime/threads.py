@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -48,7 +48,7 @@ class _Run(Generic[T]):
 
 
 def in_thread(
-    main: Callable[[], Coroutine[Any, Any, T]],  # asyncio.run's: any coroutine
+    main: Callable[[], Coroutine[object, None, T]],  # any coroutine (asyncio sends None)
     name: str = "simkit-live",
 ) -> T:
     """``asyncio.run(main())`` in a worker thread; its outcome, in this one. An exception

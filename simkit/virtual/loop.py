@@ -613,7 +613,7 @@ for _name, _attr in vars(asyncio.AbstractEventLoop).items():
 
 
 def run(
-    main: Coroutine[Any, Any, _T],  # asyncio.run's: any coroutine
+    main: Coroutine[object, None, _T],  # any coroutine (the loop sends None)
     *,
     start: float = 0.0,
     context: str = "",
