@@ -20,7 +20,7 @@ import contextlib
 import inspect
 import logging
 import weakref
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -83,6 +83,8 @@ class LocalServer(BaseServer):
     """A real local WebSocket server applying ``strategy`` (see :class:`BaseServer` for the
     options). ``stack="fastapi"`` (with ``ws=`` one of uvicorn's WebSocket implementations)
     returns a :class:`~simkit.net.fastapi_stack.FastAPIServer` with the same interface."""
+
+    __signature__: ClassVar[inspect.Signature]  # set below from BaseServer's: read by inspect
 
     def __new__(
         cls,
@@ -246,4 +248,4 @@ def _signature() -> inspect.Signature:
     return base.replace(parameters=[*positional, *stack, *keywords], return_annotation="None")
 
 
-LocalServer.__signature__ = _signature()  # type: ignore[attr-defined]  # read by inspect
+LocalServer.__signature__ = _signature()
