@@ -58,7 +58,7 @@ class Scenario:
 
     def with_(self, **changes: object) -> Scenario:
         """A copy with some fields changed (e.g. ``latency=Latency(0.01, 0.5)``)."""
-        return replace(self, **changes)  # type: ignore[arg-type]
+        return replace(self, **changes)  # type: ignore[arg-type]  # any fields, as the caller names them
 
 
 def _expo(rng: random.Random, mean: float) -> float:

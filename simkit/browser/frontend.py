@@ -218,6 +218,8 @@ class PageTab(BrowserTab):
     page's URL from the template, no report binding, and its loads seen through CDP."""
 
     def __init__(self, run: FrontendRuntime, index: int, person: str, context: str) -> None:
+        # a FrontendRuntime has what a BrowserTab uses of its run except the kit's server,
+        # which PageTab's overrides never reach; no Protocol names that yet
         super().__init__(run, index, person, context)  # type: ignore[arg-type]
         self.page_run = run
         self.navigations = 0
