@@ -42,8 +42,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable, Iterable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
 from simkit.model.codes import CloseCode
@@ -58,6 +58,16 @@ from simkit.model.registry import (
     Registry,
     RejectNew,
 )
+
+if TYPE_CHECKING:  # type names only: importing this module imports neither stack
+    from fastapi import APIRouter
+    from starlette.websockets import WebSocket as StarletteSocket
+    from typing_extensions import TypeIs
+    from websockets.asyncio.server import ServerConnection
+    from websockets.http11 import Request, Response
+
+    Socket = StarletteSocket | ServerConnection
+    """An accepted WebSocket of either stack the registry serves."""
 
 POLICIES: dict[str, type[Registry]] = {
     "kick-old-safe": KickOldSafe,
@@ -94,11 +104,11 @@ def _disconnect_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
-def _is_starlette(ws: Any) -> bool:
+def _is_starlette(ws: Socket) -> TypeIs[StarletteSocket]:
     return hasattr(ws, "send_text") and hasattr(ws, "receive")
 
 
-def _simkit_conn(ws: Any) -> str | None:
+def _simkit_conn(ws: Socket) -> str | None:
     """The ``simkit_conn`` query parameter of a socket's handshake (the stats protocol)."""
     if _is_starlette(ws):
         value = ws.query_params.get("simkit_conn")
@@ -114,7 +124,7 @@ class Connection:
     """One registered socket: ``refused`` (reject-new said no), :meth:`messages` to read it,
     :meth:`send` to write it with a timeout."""
 
-    def __init__(self, registry: SafeRegistry, conn: int, user: str, ws: Any) -> None:
+    def __init__(self, registry: SafeRegistry, conn: int, user: str, ws: Socket) -> None:
         self.registry, self.id, self.user, self.ws = registry, conn, user, ws
         self.label = _simkit_conn(ws)
         self.refused = False
@@ -187,12 +197,12 @@ class SafeRegistry:
         self.disconnect_errors = _disconnect_errors()
         self.kicks = self.refusals = self.failed_sends = self.reaped = 0
         self._next = 0
-        self._background: set[asyncio.Task[Any]] = set()
+        self._background: set[asyncio.Task[None]] = set()
 
     # -- connections -------------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def connection(self, user: str, ws: Any) -> AsyncIterator[Connection]:
+    async def connection(self, user: str, ws: Socket) -> AsyncIterator[Connection]:
         """Register an accepted socket for ``user`` for the duration of the block; on the
         way out (normal end, disconnect, error) forget it only if the entry is still its own."""
         conn = self.register(user, ws)
@@ -201,7 +211,7 @@ class SafeRegistry:
         finally:
             self.unregister(conn)
 
-    def register(self, user: str, ws: Any) -> Connection:
+    def register(self, user: str, ws: Socket) -> Connection:
         """Register ``ws`` now; the old socket, if the policy kicks one, closes in the
         background. Prefer :meth:`connection`, which also unregisters."""
         self._next += 1
@@ -273,7 +283,7 @@ class SafeRegistry:
 
     # -- background work ---------------------------------------------------------------------
 
-    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+    def _spawn(self, coro: Coroutine[object, None, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
@@ -316,15 +326,15 @@ class SafeRegistry:
 
 # -- the stats protocol --------------------------------------------------------------------
 
-Source = SafeRegistry | Callable[[], Iterable[tuple[str, Any] | list[Any]]]
+Source = SafeRegistry | Callable[[], Iterable[tuple[str, object] | list[object]]]
 
 
-def _entries(source: Source) -> list[list[Any]]:
+def _entries(source: Source) -> list[list[str | None]]:
     pairs = source.entries() if isinstance(source, SafeRegistry) else source()
     return [[str(user), None if conn is None else str(conn)] for user, conn in pairs]
 
 
-def stats_router(source: Source) -> Any:
+def stats_router(source: Source) -> APIRouter:
     """A FastAPI ``APIRouter`` answering ``GET /simkit/registry`` with ``{"entries":
     [[user, simkit_conn], ...]}``: ``app.include_router(stats_router(registry))``.
     ``source`` is a :class:`SafeRegistry` or a function returning (user, simkit_conn)
@@ -334,17 +344,25 @@ def stats_router(source: Source) -> Any:
     router = APIRouter()
 
     @router.get(STATS_PATH)
-    async def simkit_registry() -> dict[str, Any]:
+    async def simkit_registry() -> dict[str, list[list[str | None]]]:
         return {"entries": _entries(source)}
 
     return router
 
 
-def stats_process_request(source: Source, fallback: Callable[..., Any] | None = None) -> Any:
+Fallback = Callable[
+    ["ServerConnection", "Request"], "Response | Coroutine[object, None, Response | None] | None"
+]
+"""A ``process_request`` of websockets' own (sync or async), for other requests."""
+
+
+def stats_process_request(
+    source: Source, fallback: Fallback | None = None
+) -> Callable[[ServerConnection, Request], Awaitable[Response | None]]:
     """A ``process_request`` for ``websockets.asyncio.server.serve`` answering ``GET
     /simkit/registry``; other requests go to ``fallback`` (or on to the handshake)."""
 
-    async def process_request(connection: Any, request: Any) -> Any:
+    async def process_request(connection: ServerConnection, request: Request) -> Response | None:
         if urlsplit(request.path).path == STATS_PATH:
             response = connection.respond(200, json.dumps({"entries": _entries(source)}))
             del response.headers["Content-Type"]
@@ -353,6 +371,6 @@ def stats_process_request(source: Source, fallback: Callable[..., Any] | None = 
         if fallback is None:
             return None
         result = fallback(connection, request)
-        return await result if asyncio.iscoroutine(result) else result
+        return await result if isinstance(result, Coroutine) else result
 
     return process_request

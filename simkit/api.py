@@ -184,7 +184,9 @@ def compare(
     return Comparison(sc.name, results)
 
 
-def _progress(wanted: bool | None, size: float, end: float, virtual: bool) -> tuple[Any, Any]:
+def _progress(
+    wanted: bool | None, size: float, end: float, virtual: bool
+) -> tuple[Any, Callable[[float], None] | None]:  # (a tqdm bar: tqdm ships no annotations)
     if wanted is None:
         wanted = size > 2_000_000
     if not (wanted and virtual):  # a real-time run's bar would tick from another thread

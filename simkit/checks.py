@@ -69,7 +69,7 @@ LIVE_MEASURED = (
     "at 0.2 kept real time, 200 at 0.05 and 400 at 0.2 fell behind"
 )
 
-OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
+OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "==": operator.eq,
     "!=": operator.ne,
     "<=": operator.le,
@@ -217,6 +217,7 @@ def check_live_size(tabs: int, scale: float) -> None:
     )
 
 
+# (summaries are Result.summary: values of many kinds by key, hence Mapping[str, Any])
 def invalid_reasons(summary: Mapping[str, Any], health: Health) -> list[str]:
     """Why the run's numbers cannot be trusted, one sentence each (empty: it is valid).
 

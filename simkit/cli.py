@@ -11,8 +11,9 @@ import functools
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from simkit.checks import (
     EXIT_FAILED,
@@ -36,6 +37,10 @@ from simkit.net.common import STACKS
 from simkit.runtimes import RUNTIMES, Live, RuntimeSpec, Target, Virtual, as_runtime
 from simkit.scenarios import SCENARIOS
 from simkit.study.knobs import KNOBS
+
+if TYPE_CHECKING:  # imported where a figure is drawn
+    import pandas as pd
+    from matplotlib.figure import Figure, SubFigure
 
 DEMO_STRATEGIES = ("before", "postmortem", "postmortem-safe")
 
@@ -204,7 +209,9 @@ def _writable_dir(path: Path, what: str) -> None:
 PROGRESS_EVERY = 3.0  # wall seconds between two progress lines of a live run
 
 
-def _live_progress(spec: RuntimeSpec, args: argparse.Namespace) -> Any:
+def _live_progress(
+    spec: RuntimeSpec, args: argparse.Namespace
+) -> Callable[[dict[str, float]], None] | None:
     """A live or browser run's progress on stderr: a line every few seconds (a tqdm bar
     when stderr is a terminal), so an unattended CI log shows the run is alive. Virtual
     runs are quick and say nothing."""
@@ -213,7 +220,7 @@ def _live_progress(spec: RuntimeSpec, args: argparse.Namespace) -> Any:
     import time
 
     last = time.monotonic()
-    bar: Any = None
+    bar: Any = None  # a tqdm bar, once made (tqdm's types depend on its front end)
     label = spec.name if not isinstance(spec, Target) else "target"
 
     def on_sample(row: dict[str, float]) -> None:
@@ -454,7 +461,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 1
 
 
-def _grid_item(text: str) -> tuple[str, list[Any]]:
+def _grid_item(text: str) -> tuple[str, list[int | float | str | None]]:
     """``heartbeat=10,20,40`` -> ("heartbeat", [10, 20, 40]); numbers become numbers and
     ``none`` None (e.g. ``idle_timeout=none,30``); anything else stays a name."""
     key, sep, values = text.partition("=")
@@ -463,7 +470,7 @@ def _grid_item(text: str) -> tuple[str, list[Any]]:
     return key.strip(), [_grid_value(v.strip()) for v in values.split(",") if v.strip()]
 
 
-def _grid_value(text: str) -> Any:
+def _grid_value(text: str) -> int | float | str | None:
     if text.lower() == "none":
         return None
     for kind in (int, float):
@@ -474,7 +481,7 @@ def _grid_value(text: str) -> Any:
     return text
 
 
-def _bars(stats: Any, metric: str) -> Any:
+def _bars(stats: pd.DataFrame, metric: str) -> Figure:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 0.5 + 0.45 * len(stats)))
@@ -537,11 +544,12 @@ def _stack_options(p: argparse.ArgumentParser, default: str | None) -> None:
     )
 
 
-def _save(fig: Any, path: Path) -> None:
+def _save(fig: Figure | SubFigure, path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    root = fig.figure  # the figure itself (a plot made here is never a subfigure)
+    root.savefig(path, dpi=110)
+    plt.close(root)
 
 
 def _common(
@@ -805,7 +813,9 @@ COMMANDS = {
 }
 
 
-def _warn_in_a_line(message: Warning | str, category: type[Warning], *rest: Any, **kw: Any) -> None:
+def _warn_in_a_line(
+    message: Warning | str, category: type[Warning], *rest: object, **kw: object
+) -> None:
     print(f"python -m simkit: warning: {message}", file=sys.stderr, flush=True)
 
 

@@ -24,12 +24,32 @@ exact time, so :func:`timeline` draws one lane per connection and one marker per
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Hashable, Iterable, Sequence
+from typing import TYPE_CHECKING, TypedDict
 
 import pandas as pd
 
 from simkit.model.errors import ConfigError
+
+if TYPE_CHECKING:  # matplotlib is imported where a plot is drawn, not with this module
+    from matplotlib.artist import Artist
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure, SubFigure
+    from matplotlib.legend import Legend
+    from matplotlib.lines import Line2D
+    from matplotlib.typing import LineStyleType
+    from numpy.typing import ArrayLike
+
+    class Style(TypedDict, total=False):
+        """Keyword arguments of one drawn line, as ``Axes.plot`` takes them."""
+
+        color: str
+        ls: LineStyleType
+        marker: str
+        lw: float
+        ms: float
+        markevery: tuple[int, int]
+
 
 MIN_FONT = 10.0
 """Points: the smallest text any plot of the course draws (readable on a projected slide)."""
@@ -119,7 +139,7 @@ UNITS: dict[str, str] = {
 PREFIXES = {"mean_": "mean", "peak_": "peak", "final_": "final"}
 
 # Metrics on one axis are told apart by line style and marker, never by colour.
-METRIC_STYLES: tuple[tuple[Any, str], ...] = (
+METRIC_STYLES: tuple[tuple[LineStyleType, str], ...] = (
     ("-", "o"),
     ("--", "s"),
     (":", "^"),
@@ -178,13 +198,13 @@ def label(name: str, *, with_unit: bool = True) -> str:
     return f"{words} ({what})" if with_unit and what not in ("count", "yes or no") else words
 
 
-def metric_style(n: int) -> dict[str, Any]:
+def metric_style(n: int) -> Style:
     """Line style and marker of the ``n``-th metric drawn on one axis."""
     style, marker = METRIC_STYLES[n % len(METRIC_STYLES)]
     return {"ls": style, "marker": marker}
 
 
-def style_axes(ax: Any, *, xlabel: str | None = None, ylabel: str | None = None) -> None:
+def style_axes(ax: Axes, *, xlabel: str | None = None, ylabel: str | None = None) -> None:
     """Axis labels in words and tick labels at the course's readable size."""
     if xlabel is not None:
         ax.set_xlabel(label(xlabel), fontsize=FONT["label"])
@@ -194,13 +214,21 @@ def style_axes(ax: Any, *, xlabel: str | None = None, ylabel: str | None = None)
     ax.title.set_fontsize(FONT["title"])
 
 
-def legend(ax: Any, handles: Any = None, labels: Any = None, *, title: str | None = None) -> Any:
+def legend(
+    ax: Axes,
+    handles: Sequence[Artist] | None = None,
+    labels: Sequence[str] | None = None,
+    *,
+    title: str | None = None,
+) -> Legend:
     """The legend of ``ax``, outside the axes on the right, where it can cover no data;
     a long entry is wrapped onto several lines so the plot keeps its width."""
     import textwrap
 
     if handles is None:
         handles, labels = ax.get_legend_handles_labels()
+    elif labels is None:
+        raise ConfigError("legend: handles were given without labels; give both or neither")
     labels = [textwrap.fill(str(text), WRAP) for text in labels]
     made = ax.legend(
         handles,
@@ -219,18 +247,18 @@ WRAP = 30  # characters per line of a legend entry
 
 
 def draw_lines(
-    ax: Any,
-    lines: Iterable[tuple[str, Any, Any, dict[str, Any]]],
+    ax: Axes,
+    lines: Iterable[tuple[str, ArrayLike, ArrayLike, Style]],
     *,
     markers: int = 12,
-) -> list[Any]:
+) -> list[Line2D]:
     """Draw ``(label, x, y, style)`` lines so that none hides another: each carries markers
     at places staggered from its neighbours', widths narrow from the first line to the last
     (a lower line shows around the upper), and a line equal to one drawn before it says so
     in its legend label ("b (same as a)"). Returns the Line2D objects."""
     import numpy as np
 
-    drawn: list[tuple[str, Any, Any]] = []
+    drawn: list[tuple[str, np.ndarray, np.ndarray]] = []
     artists = []
     lines = list(lines)
     for n, (name, x, y, style) in enumerate(lines):
@@ -242,7 +270,7 @@ def draw_lines(
         ]
         text = f"{name} (same as {same[0]})" if same else name
         step = max(1, len(xs) // markers)
-        options: dict[str, Any] = {
+        options: Style = {
             "lw": max(1.0, 2.6 - 0.5 * n),
             "ms": 5,
             "markevery": ((n * max(1, step // len(lines))) % step, step),
@@ -270,8 +298,8 @@ def counts(
     strategy: str,
     title: str | None = None,
     duration: float | None = None,
-    ax: Any = None,
-) -> Any:
+    ax: Axes | None = None,
+) -> Figure | SubFigure:
     """A run's ``metrics`` over time on one axis, all in the colour of ``strategy`` and told
     apart by line style and marker; ``duration`` marks the end of the workload. Returns the
     Figure (what :meth:`simkit.Result.plot` draws)."""
@@ -283,6 +311,7 @@ def counts(
         raise ConfigError(
             f"unknown metric(s) {missing}; choose from: {', '.join(timeseries.columns[1:])}"
         )
+    fig: Figure | SubFigure
     if ax is None:
         fig, ax = plt.subplots(figsize=(9, 3.6), layout="constrained")
     else:
@@ -313,7 +342,7 @@ def panels(
     title: str | None = None,
     duration: float | None = None,
     reference: str | None = "live_tabs",
-) -> Any:
+) -> Figure:
     """One panel per metric, one line per strategy (its course colour), a shared time axis;
     ``reference`` (a metric of the first run) is drawn in grey on the ``open_sockets`` panel,
     as what a correct strategy converges to. Returns the Figure (what
@@ -362,15 +391,15 @@ def panels(
     return fig
 
 
-def layout(fig: Any) -> None:
+def layout(fig: Figure | SubFigure) -> None:
     """Fit a figure's parts (legends outside the axes included): a figure made here is laid
     out by matplotlib's constrained layout as it draws; one the caller made, which has no
     layout engine, is tightened once now."""
     if fig.get_layout_engine() is None:
-        fig.tight_layout()
+        fig.figure.tight_layout()  # a SubFigure's root: the one figure tight_layout can fit
 
 
-def mark_workload_end(ax: Any, duration: float) -> None:
+def mark_workload_end(ax: Axes, duration: float) -> None:
     """A dotted grey line where the workload ends (the run settles after it)."""
     ax.axvline(duration, color=REFERENCE_COLOUR, ls=":", lw=1, label="workload ends")
 
@@ -396,8 +425,8 @@ def timeline(
     shade_label: str = "",
     xlim: tuple[float, float] | None = None,
     title: str | None = None,
-    ax: Any = None,
-) -> Any:
+    ax: Axes | None = None,
+) -> Figure | SubFigure:
     """One lane per connection in ``conns`` (bottom to top), one marker per traced event,
     coloured by kind and annotated with its close code; returns the Figure.
 
@@ -422,11 +451,12 @@ def timeline(
         labels = [f"c{c}" for c in conns]
     elif len(labels) != len(conns):
         raise ConfigError(f"labels must name each of the {len(conns)} conns, got {len(labels)}")
+    fig: Figure | SubFigure
     if ax is None:
         fig, ax = plt.subplots(figsize=(10, 1.4 + 1.0 * len(conns)), layout="constrained")
     else:
         fig = ax.figure
-    seen: dict[str, Any] = {}
+    seen: dict[str, tuple[Artist, str]] = {}
     lane_handle = None
     for lane, conn in enumerate(conns):
         events = trace[trace["conn"] == conn]
@@ -495,8 +525,8 @@ def against(
     param: str,
     *,
     title: str | None = None,
-    axes: Any = None,
-) -> Any:
+    axes: Axes | list[Axes] | tuple[Axes, ...] | None = None,
+) -> Figure | SubFigure:
     """Mean ``metric`` against grid key ``param`` with its 95 % band, one line per strategy
     (its course colour; a line style per value of any other grid key), one panel per
     scenario; returns the Figure.
@@ -508,22 +538,23 @@ def against(
 
     _check_study(summary, metric, [param])
     scenarios = list(dict.fromkeys(summary.index.get_level_values("scenario")))
+    fig: Figure | SubFigure
     if axes is None:
-        fig, axes = plt.subplots(
+        fig, grid = plt.subplots(
             1,
             len(scenarios),
             figsize=(8.4 * len(scenarios), 4.0),
             squeeze=False,
             layout="constrained",
         )
-        axes = list(axes[0])
+        panes: list[Axes] = list(grid[0])
     else:
-        axes = list(axes) if isinstance(axes, list | tuple) else [axes]
-        fig = axes[0].figure
-    for ax, scenario in zip(axes, scenarios, strict=True):
+        panes = list(axes) if isinstance(axes, list | tuple) else [axes]
+        fig = panes[0].figure
+    for ax, scenario in zip(panes, scenarios, strict=True):
         part = pd.DataFrame(summary.xs(scenario, level="scenario"))
         xs, ticks = _positions(part.index.get_level_values(param))
-        lines = []
+        lines: list[tuple[str, ArrayLike, ArrayLike, Style]] = []
         for strategy, name, n, line in _lines(part, param):
             values = list(line.index.get_level_values(param))
             order = sorted(range(len(line)), key=lambda i: xs[values[i]])
@@ -550,8 +581,8 @@ def tradeoff(
     param: str,
     *,
     title: str | None = None,
-    axes: Any = None,
-) -> Any:
+    axes: Axes | list[Axes] | tuple[Axes, ...] | None = None,
+) -> Figure | SubFigure:
     """Mean ``y`` against mean ``x`` (each with its 95 % interval as error bars), one line
     per strategy (its course colour) joined in the order of grid key ``param`` and labelled
     with its values, one panel per scenario; the Pareto front (no other point is lower on
@@ -565,19 +596,20 @@ def tradeoff(
     _check_study(summary, x, [param])
     _check_study(summary, y, [param])
     scenarios = list(dict.fromkeys(summary.index.get_level_values("scenario")))
+    fig: Figure | SubFigure
     if axes is None:
-        fig, axes = plt.subplots(
+        fig, grid = plt.subplots(
             1,
             len(scenarios),
             figsize=(9 * len(scenarios), 4.6),
             squeeze=False,
             layout="constrained",
         )
-        axes = list(axes[0])
+        panes: list[Axes] = list(grid[0])
     else:
-        axes = list(axes) if isinstance(axes, list | tuple) else [axes]
-        fig = axes[0].figure
-    for ax, scenario in zip(axes, scenarios, strict=True):
+        panes = list(axes) if isinstance(axes, list | tuple) else [axes]
+        fig = panes[0].figure
+    for ax, scenario in zip(panes, scenarios, strict=True):
         part = pd.DataFrame(summary.xs(scenario, level="scenario"))
         xs, _ = _positions(part.index.get_level_values(param))
         points: list[tuple[float, float]] = []
@@ -650,12 +682,13 @@ def _check_study(summary: pd.DataFrame, metric: str, params: list[str]) -> None:
             )
 
 
-def _positions(values: Any) -> tuple[dict[Any, float], list[Any] | None]:
+def _positions(values: Iterable[Hashable]) -> tuple[dict[Hashable, float], list[Hashable] | None]:
     """Where each value of a parameter goes on the x axis: itself if every value is a
     number, else its place in the grid's order (and the tick labels)."""
     seen = list(dict.fromkeys(values))
-    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in seen):
-        return {v: float(v) for v in seen}, None
+    numbers = [v for v in seen if isinstance(v, int | float) and not isinstance(v, bool)]
+    if len(numbers) == len(seen):
+        return {v: float(v) for v in numbers}, None
     return {v: float(i) for i, v in enumerate(seen)}, seen
 
 

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pandas as pd
 
 from simkit.model.errors import ConfigError, choice
 from simkit.runtime.census import COLUMNS, Census
+from simkit.runtime.interfaces import ServerActor
+
+if TYPE_CHECKING:  # matplotlib is imported where a plot is drawn
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure, SubFigure
+
+    from simkit.actors.env import TraceRow
 
 METRICS = (
     "open_sockets",
@@ -46,14 +54,16 @@ class Result:
     scenario: str
     strategy: str
     timeseries: pd.DataFrame
+    # Any: the values differ by key (counts, means, flags, reasons, per-node dicts, some
+    # keys per runtime), and readers do arithmetic on the numbers they know by name.
     summary: dict[str, Any]
     trace: pd.DataFrame | None = field(default=None, repr=False)
 
     def plot(
         self,
         metrics: tuple[str, ...] = ("open_sockets", "live_tabs", "stale", "unroutable"),
-        ax: Any = None,
-    ) -> Any:
+        ax: Axes | None = None,
+    ) -> Figure | SubFigure:
         """Connection counts over time on one axis, in the strategy's course colour, one
         line style per metric (:func:`simkit.plots.counts`); returns the matplotlib Figure."""
         from simkit.plots import counts
@@ -84,14 +94,33 @@ class Result:
         ``summary["invalid_reasons"]``)."""
         return bool(self.summary.get("run_valid", True))
 
-    def plot_timeline(self, conns: list[int] | tuple[int, ...], **options: Any) -> Any:
+    def plot_timeline(
+        self,
+        conns: list[int] | tuple[int, ...],
+        *,
+        labels: Sequence[str] | None = None,
+        shade: tuple[float, float] | None = None,
+        shade_label: str = "",
+        xlim: tuple[float, float] | None = None,
+        title: str | None = None,
+        ax: Axes | None = None,
+    ) -> Figure | SubFigure:
         """The traced events of ``conns`` on a timeline, one lane per connection (needs a
-        run made with ``trace=True``); ``options`` go to :func:`simkit.plots.timeline`."""
+        run made with ``trace=True``); the options are :func:`simkit.plots.timeline`'s."""
         from simkit.plots import timeline
 
         if self.trace is None:
             raise ConfigError("plot_timeline needs a run made with trace=True")
-        return timeline(self.trace, conns, **options)
+        return timeline(
+            self.trace,
+            conns,
+            labels=labels,
+            shade=shade,
+            shade_label=shade_label,
+            xlim=xlim,
+            title=title,
+            ax=ax,
+        )
 
 
 class Table(pd.DataFrame):
@@ -157,7 +186,7 @@ class Comparison:
 
     def plot(
         self, metrics: tuple[str, ...] = ("open_sockets", "stale", "unroutable", "duplicates")
-    ) -> Any:
+    ) -> Figure:
         """One panel per metric, one line per strategy (its course colour), shared time
         axis (:func:`simkit.plots.panels`)."""
         from simkit.plots import panels
@@ -172,7 +201,7 @@ class Comparison:
 
 
 def summarise(
-    census: Census, server: Any, info: dict[str, Any]
+    census: Census, server: ServerActor, info: dict[str, Any]
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The time series and the summary of a finished run."""
     ts = pd.DataFrame({c: census.rows[c] for c in COLUMNS})
@@ -243,7 +272,9 @@ def summarise(
     return ts, summary
 
 
-def _several_nodes(ts: pd.DataFrame, summary: dict[str, Any], census: Census, server: Any) -> None:
+def _several_nodes(
+    ts: pd.DataFrame, summary: dict[str, Any], census: Census, server: ServerActor
+) -> None:
     """A run on several nodes (a Cluster) adds columns ``node<i>_open`` (open sockets per
     node) and ``dead_node_entries`` (registry entries held for nodes that are down), and
     summary keys; a one-node run has none of them, so its outputs stay what they were."""
@@ -274,7 +305,7 @@ socket's handler finishes and its cleanup runs (``server-cleanup``, with the clo
 server saw), the page sees its socket close (``client-close``, with the code it saw)."""
 
 
-def trace_frame(trace: list[tuple[Any, ...]] | None) -> pd.DataFrame | None:
+def trace_frame(trace: list[TraceRow] | None) -> pd.DataFrame | None:
     """The typed event log of a run: ``time`` (float, scenario seconds), ``conn`` (Int64),
     ``user`` (string), ``event`` (category), ``code`` (Int64, missing where the event has
     none) and ``reason`` (string, empty where there is none), from ``Env.log``'s records.

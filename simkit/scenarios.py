@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from simkit.actors.cluster import Cluster
 from simkit.model.errors import ConfigError, choice
@@ -24,8 +24,8 @@ if TYPE_CHECKING:
 
 # A script plays one tab's life through the verbs of a TabActor (the model's Tab, or a real
 # page in the browser runtime): the same script on every runtime.
-Script = Callable[["Tab", "Scenario"], Coroutine[Any, Any, None]]
-Control = Callable[["Env", "Scenario"], Coroutine[Any, Any, None]]
+Script = Callable[["Tab", "Scenario"], Coroutine[object, None, None]]
+Control = Callable[["Env", "Scenario"], Coroutine[object, None, None]]
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class Scenario:
 
     def with_(self, **changes: object) -> Scenario:
         """A copy with some fields changed (e.g. ``latency=Latency(0.01, 0.5)``)."""
-        return replace(self, **changes)  # type: ignore[arg-type]
+        return replace(self, **changes)  # type: ignore[arg-type]  # any fields, as the caller names them
 
 
 def _expo(rng: random.Random, mean: float) -> float:

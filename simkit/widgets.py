@@ -34,6 +34,8 @@ if TYPE_CHECKING:  # matplotlib and IPython are imported when a figure is drawn
     from IPython.display import DisplayHandle, Image
     from matplotlib.figure import Figure
 
+    from simkit.plots import Style
+
 __all__ = ["Explorer", "LivePlot", "explore", "live_plot"]
 
 PRESET = "preset"  # a control left at "preset" keeps the strategy's own value
@@ -271,7 +273,7 @@ class LivePlot:
             if not segments or row["t"] <= segments[-1][-1]["t"]:
                 segments.append([])
             segments[-1].append(row)
-        lines = []
+        lines: list[tuple[str, list[float], list[float], Style]] = []
         for n, segment in enumerate(segments):
             t = [row["t"] for row in segment]
             name = self.names[n] if n < len(self.names) else f"run {n + 1}"
@@ -281,7 +283,7 @@ class LivePlot:
                 words = plots.label(metric)
                 text = words if len(segments) == 1 else f"{name}: {words}"
                 values = [row[metric] for row in segment]
-                style = {"color": plots.colour(name), **plots.metric_style(m)}
+                style: Style = {"color": plots.colour(name), **plots.metric_style(m)}
                 lines.append((text, t, values, style))
         plots.draw_lines(ax, lines)
         plots.style_axes(ax, xlabel="t")

@@ -217,7 +217,7 @@ class ClusterView(Registry):
         self.cluster = cluster
         # A registry policy's class says whether it means one connection per user; the merged
         # view is one class for every policy, so it takes the run's per instance.
-        self.one_per_user = cluster.env.strategy.registry().one_per_user  # type: ignore[misc]
+        self.one_per_user = cluster.env.strategy.registry().one_per_user
 
     def route(self, user: str) -> tuple[int, ...]:
         c = self.cluster

@@ -6,12 +6,23 @@ import asyncio
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Protocol, TypeVarTuple
 
 from simkit.calibration import TIMING, BrowserTiming
 from simkit.model.strategy import Strategy
 from simkit.runtime.census import Census
 from simkit.runtime.interfaces import Network, ServerActor
+
+Ts = TypeVarTuple("Ts")
+
+TraceRow = tuple[float, int | None, str | None, str, int | None, str]
+"""One traced connection event: ``time, conn, user, event, code, reason``."""
+
+
+class Post(Protocol):
+    """``loop.call_at`` without its handle: the VirtualLoop's ``post_at``, else ``call_at``."""
+
+    def __call__(self, when: float, fn: Callable[[*Ts], object], /, *args: *Ts) -> object: ...
 
 
 @dataclass
@@ -27,7 +38,7 @@ class Env:
     duration: float
     scale: float = 1.0
     timing: BrowserTiming = TIMING  # the browser's own closes, from real Chromium
-    trace: list[tuple[object, ...]] | None = None
+    trace: list[TraceRow] | None = None
     start: float = field(default=0.0)
     # The run's server side (set by the run core once it exists, before any script runs):
     # what a scenario's server-side control acts on.
@@ -37,10 +48,12 @@ class Env:
         """Scenario time in seconds since the run started."""
         return (self.loop.time() - self.start) / self.scale
 
-    def call_later(self, delay: float, fn: Callable[..., Any], *args: Any) -> asyncio.TimerHandle:
+    def call_later(
+        self, delay: float, fn: Callable[[*Ts], object], *args: *Ts
+    ) -> asyncio.TimerHandle:
         return self.loop.call_at(self.loop.time() + delay * self.scale, fn, *args)
 
-    def after(self, delay: float, fn: Callable[..., Any], *args: Any) -> None:
+    def after(self, delay: float, fn: Callable[[*Ts], object], *args: *Ts) -> None:
         """``call_later`` for what nobody cancels (a browser's close, a guard's check): on
         the VirtualLoop a handle-free message, in the same order a timer would have had."""
         self._post(self.loop.time() + delay * self.scale, fn, *args)
@@ -56,7 +69,7 @@ class Env:
         scale = self.scale
         # What sleep() calls; actors that wait often (tabs) call it directly: a frame less.
         self.sleeper = sleep if scale == 1.0 else lambda delay: sleep(delay * scale)
-        self._post: Callable[..., Any] = getattr(self.loop, "post_at", self.loop.call_at)
+        self._post: Post = getattr(self.loop, "post_at", self.loop.call_at)
 
     def rng(self, *key: object) -> random.Random:
         """An independent random stream for ``key``: adding a tab or an event elsewhere never

@@ -26,7 +26,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 from simkit.actors.cluster import ClusterSpec
 from simkit.actors.env import Env
@@ -64,7 +64,7 @@ class Runtime(ABC):
     cluster: ClusterSpec | None = None
 
     @abstractmethod
-    def execute(self, main: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    def execute(self, main: Callable[[], Coroutine[object, None, T]]) -> T:
         """Run ``main()`` to completion on this runtime's event loop; return its result."""
 
     async def start(self) -> None:  # noqa: B027 (an optional hook)
@@ -105,7 +105,7 @@ class Runtime(ABC):
         """Raise if something outside the actors failed during the run (a client task),
         so that a run that is not to be trusted never returns numbers."""
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> dict[str, object]:
         """What this runtime adds to the run's summary."""
         return {}
 
@@ -160,7 +160,7 @@ class Played:
     census: Census
     server: ServerActor
     env: Env
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, object] = field(default_factory=dict)
     health: Health = field(default_factory=Health)
 
 

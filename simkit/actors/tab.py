@@ -14,7 +14,7 @@ import asyncio
 import functools
 import random
 from collections.abc import Awaitable
-from typing import Any
+from collections.abc import Set as AbstractSet
 
 from simkit.actors.env import Env
 from simkit.model.client import REPLACED_CODES, Storage, claim
@@ -89,11 +89,11 @@ class Tab:
         self.retry: asyncio.TimerHandle | None = None
         self.waiting_since: float | None = None  # single-flight: a connect() is waiting
         # Sets made on first use: most tabs never need them (216 bytes each when empty).
-        self.close_when_open: set[int] = _EMPTY  # type: ignore[assignment]
+        self.close_when_open: AbstractSet[int] = _EMPTY  # a set once one is added
         self.deaf_since: float | None = None  # page runs no code (frozen, bfcached) since
         self.closed_while_deaf = False  # its socket closed while the page ran no code
         self.received = 0
-        self.seen: set[int] = _EMPTY  # type: ignore[assignment]  # push ids this tab's pages received (membership only)
+        self.seen: AbstractSet[int] = _EMPTY  # push ids its pages received (a set once one is)
         self._client_skip = 0  # words the client stream drew before it was dropped
         self._net_rng: random.Random | None = None
         self._client_rng: random.Random | None = None
@@ -351,10 +351,11 @@ class Tab:
         link = self.link
         if link is not None and link.client is OPEN:
             return
-        in_flight = link is not None and (
-            link.client is CONNECTING or link.id in self.close_when_open
-        )
-        if in_flight and self.policy.guard == "single-flight":
+        if (
+            link is not None  # one in flight:
+            and (link.client is CONNECTING or link.id in self.close_when_open)
+            and self.policy.guard == "single-flight"
+        ):
             if self.waiting_since is None:
                 self.waiting_since = self.now
                 self.env.after(self.policy.guard_wait, self._guard_expired, link)
@@ -403,7 +404,7 @@ class Tab:
         if self.env.trace is not None:
             self.env.log("connect", link.id, self.user)
 
-    def _guard_expired(self, link: Any) -> None:
+    def _guard_expired(self, link: ClientEnd) -> None:
         if self.waiting_since is None:
             return
         current = self.link
@@ -413,9 +414,11 @@ class Tab:
             self._open()  # waited guard_wait seconds: give up on the one in flight
 
     def _close_when_open(self, conn: int) -> None:
-        if self.close_when_open is _EMPTY:
-            self.close_when_open = set()
-        self.close_when_open.add(conn)
+        pending = self.close_when_open
+        if isinstance(pending, set):
+            pending.add(conn)
+        else:  # still the shared empty frozenset
+            self.close_when_open = {conn}
 
     def _forget_connection(self) -> None:
         if self.retry is not None:
@@ -426,8 +429,9 @@ class Tab:
     # -- network callbacks -----------------------------------------------------------------
 
     def on_open(self, link: ClientEnd) -> None:
-        if link.id in self.close_when_open:
-            self.close_when_open.discard(link.id)
+        pending = self.close_when_open
+        if link.id in pending and isinstance(pending, set):  # (in it: a set of its own)
+            pending.discard(link.id)
             if self.link is link:
                 self.link = None
                 self.env.census.set_current(self.truth, None)
@@ -492,10 +496,10 @@ class Tab:
         elif kind == "push" and isinstance(value, int):
             if value in self.seen:
                 self.env.census.count_duplicate_push()  # resume must deliver exactly once
-            else:
-                if self.seen is _EMPTY:
-                    self.seen = set()
+            elif isinstance(self.seen, set):
                 self.seen.add(value)
+            else:  # still the shared empty frozenset
+                self.seen = {value}
         self.received += 1
 
     def answers(self, link: ClientEnd, kind: str) -> bool:

@@ -25,16 +25,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import subprocess
 import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 
 from simkit.model.errors import BrowserError
 
-Listener = Callable[[dict[str, Any], "str | None"], None]
+CDPParams = dict[str, Any]
+"""A CDP message's JSON object (an event's params, a call's params or result). Its schema is
+Chromium's, versioned with the browser, so its values stay ``Any`` here, the one place the kit
+says so: each reader checks the keys it reads."""
+
+Listener = Callable[[CDPParams, "str | None"], None]
 
 
 class CDPError(BrowserError):
@@ -54,9 +60,9 @@ class RawCDP:
     def __init__(self, profile: str, timeout: float = 10.0) -> None:
         self.profile = profile
         self.timeout = timeout
-        self._ws: Any = None
+        self._ws: ClientConnection | None = None
         self._next = 0
-        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._pending: dict[int, asyncio.Future[CDPParams]] = {}
         self._listeners: dict[str, list[Listener]] = {}
         self._reader: asyncio.Task[None] | None = None
         self.closed = False
@@ -64,7 +70,7 @@ class RawCDP:
     async def __aenter__(self) -> RawCDP:
         port, path = (Path(self.profile) / "DevToolsActivePort").read_text().split()[:2]
         self._ws = await connect(f"ws://127.0.0.1:{port}{path}", proxy=None, max_size=None)
-        self._reader = asyncio.create_task(self._read())
+        self._reader = asyncio.create_task(self._read(self._ws))
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -80,9 +86,9 @@ class RawCDP:
     def on(self, method: str, listener: Listener) -> None:
         self._listeners.setdefault(method, []).append(listener)
 
-    async def _read(self) -> None:
+    async def _read(self, ws: ClientConnection) -> None:
         try:
-            async for raw in self._ws:
+            async for raw in ws:
                 message = json.loads(raw)
                 if "id" in message:
                     future = self._pending.pop(message["id"], None)
@@ -109,20 +115,22 @@ class RawCDP:
     async def send(
         self,
         method: str,
-        params: dict[str, Any] | None = None,
+        params: CDPParams | None = None,
         session: str | None = None,
         timeout: float | None = None,
-    ) -> dict[str, Any]:
+    ) -> CDPParams:
         if self.closed:
             raise CDPError(f"CDP {method}: the connection is closed")
         self._next += 1
         number = self._next
         future = asyncio.get_running_loop().create_future()
         self._pending[number] = future
-        message: dict[str, Any] = {"id": number, "method": method, "params": params or {}}
+        message: CDPParams = {"id": number, "method": method, "params": params or {}}
         if session is not None:
             message["sessionId"] = session
         try:
+            if self._ws is None:
+                raise CDPError(f"CDP {method}: not connected (use async with RawCDP(...))")
             await self._ws.send(json.dumps(message))
             reply = await asyncio.wait_for(future, self.timeout if timeout is None else timeout)
         except TimeoutError:
@@ -135,13 +143,13 @@ class RawCDP:
             self._pending.pop(number, None)
         if "error" in reply:
             raise CDPError(f"CDP {method} failed: {reply['error']}")
-        result: dict[str, Any] = reply.get("result", {})
+        result: CDPParams = reply.get("result", {})
         return result
 
     async def open(self, url: str, *, context: str | None = None, window: bool = False) -> str:
         """Open ``url`` in a new tab (in browser ``context``, in a ``window`` of its own);
         returns a session id attached to it."""
-        params: dict[str, Any] = {"url": url}
+        params: CDPParams = {"url": url}
         if context is not None:
             params["browserContextId"] = context
         if window:
@@ -152,7 +160,9 @@ class RawCDP:
         )
         return str(attached["sessionId"])
 
-    async def evaluate(self, session: str, expression: str, timeout: float | None = None) -> Any:
+    async def evaluate(
+        self, session: str, expression: str, timeout: float | None = None
+    ) -> Any:  # the page's own JSON value: whatever the expression returned
         result = await self.send(
             "Runtime.evaluate",
             {"expression": expression, "returnByValue": True},
@@ -177,6 +187,28 @@ class RawCDP:
         await self.send("Page.setWebLifecycleState", {"state": "active"}, session)
 
 
+class CDPHost:
+    """A run that drives Chromium (the browser runtime, the front-end runtime): its event
+    loop and CDP connection, set by its ``start`` and read by its tabs afterwards."""
+
+    _connection: RawCDP | None = None
+    _running: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def cdp(self) -> RawCDP:
+        """The browser's CDP connection, once started."""
+        if self._connection is None:
+            raise CDPError("no CDP connection yet: the run has not started its browser")
+        return self._connection
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The loop the run plays on, once started."""
+        if self._running is None:
+            raise CDPError("no event loop yet: the run has not started")
+        return self._running
+
+
 class RawChromium:
     """``async with RawChromium() as cdp:``: Chromium started directly with no Playwright
     attached (Playwright's attachment keeps pages visible), driven by :class:`RawCDP`. The
@@ -189,7 +221,7 @@ class RawChromium:
     def __init__(self, start_timeout: float = 20.0, extra_flags: tuple[str, ...] = ()) -> None:
         self.start_timeout = start_timeout
         self.extra_flags = extra_flags
-        self.proc: Any = None
+        self.proc: subprocess.Popen[bytes] | None = None
         self.profile = ""
         self.cdp: RawCDP | None = None
 

@@ -25,11 +25,14 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from simkit.model.errors import BrowserError
 from simkit.net import children
 from simkit.net.service import Service
+
+if TYPE_CHECKING:  # Playwright is imported when a browser starts, not with this module
+    from playwright.async_api import Browser, BrowserContext, CDPSession, Page, Playwright
 
 CHROMIUM = os.environ.get("SIMKIT_CHROMIUM", "/usr/bin/chromium")
 FLAGS = (
@@ -131,8 +134,8 @@ class Chromium(Service):
         self.start_timeout = start_timeout
         self.proc: subprocess.Popen[bytes] | None = None
         self.profile: str | None = None
-        self.playwright: Any = None
-        self.browser: Any = None
+        self.playwright: Playwright | None = None
+        self.browser: Browser | None = None
 
     async def start(self) -> None:
         from playwright.async_api import async_playwright
@@ -143,13 +146,15 @@ class Chromium(Service):
             f"http://127.0.0.1:{port}", timeout=self.start_timeout * 1000
         )
 
-    async def new_context(self) -> Any:
+    async def new_context(self) -> BrowserContext:
+        if self.browser is None:
+            raise BrowserError("Chromium is not started: use async with Chromium()")
         return await self.browser.new_context()
 
-    async def cdp(self, page: Any) -> Any:
+    async def cdp(self, page: Page) -> CDPSession:
         return await page.context.new_cdp_session(page)
 
-    async def crash(self, page: Any) -> None:
+    async def crash(self, page: Page) -> None:
         """Crash the page's renderer (CDP ``Page.crash``): no handler runs."""
         session = await self.cdp(page)
         with contextlib.suppress(Exception):

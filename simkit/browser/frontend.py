@@ -40,16 +40,24 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
+from collections.abc import Awaitable
 from dataclasses import replace
 from string import Formatter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, quote, urlsplit
 
 from simkit.actors.env import Env
-from simkit.browser.cdp import CDPError, RawCDP, RawChromium
-from simkit.browser.sockets import EVENTS, DevServerFilter, SocketRecord, SocketTracker
+from simkit.browser.cdp import CDPError, CDPHost, CDPParams, Listener, RawChromium
+from simkit.browser.sockets import (
+    EVENTS,
+    DevServerFilter,
+    SocketRecord,
+    SocketSummary,
+    SocketTracker,
+)
 from simkit.browser.tab import LOAD_WAIT, MAX_TABS, BrowserTab, stop_tabs
 from simkit.browser.wire import Wire
+from simkit.model.client import Storage
 from simkit.model.codes import CloseCode
 from simkit.model.errors import BrowserError, ConfigError
 from simkit.model.liveness import CLOSE_TIMEOUT
@@ -71,7 +79,7 @@ from simkit.net.target import (
 )
 from simkit.net.target.report import When, unknown
 from simkit.runtime.census import Census
-from simkit.runtime.interfaces import Clock, ServerActor
+from simkit.runtime.interfaces import ClientEnd, Clock, ServerActor, TabCallbacks
 
 if TYPE_CHECKING:
     from simkit.scenarios import Scenario
@@ -174,7 +182,7 @@ class PageNetwork:
         self.core: ServerActor | None = None
 
     @property
-    def open_links(self) -> dict[int, Any]:
+    def open_links(self) -> dict[int, PageEnd]:
         return self.run.ends
 
     @property
@@ -185,7 +193,7 @@ class PageNetwork:
     def attach(self, clock: Clock, server: ServerActor) -> None:
         self.core = server
 
-    def connect(self, tab: Any, user: str, session: str | None) -> Any:
+    def connect(self, tab: TabCallbacks, user: str, session: str | None) -> ClientEnd:
         raise BrowserError("in a page run the page opens its own sockets")
 
     def finish(self) -> None:
@@ -210,6 +218,8 @@ class PageTab(BrowserTab):
     page's URL from the template, no report binding, and its loads seen through CDP."""
 
     def __init__(self, run: FrontendRuntime, index: int, person: str, context: str) -> None:
+        # a FrontendRuntime has what a BrowserTab uses of its run except the kit's server,
+        # which PageTab's overrides never reach; no Protocol names that yet
         super().__init__(run, index, person, context)  # type: ignore[arg-type]
         self.page_run = run
         self.navigations = 0
@@ -246,7 +256,7 @@ class PageTab(BrowserTab):
                         "Page.removeScriptToEvaluateOnNewDocument", {"identifier": script}
                     )
 
-    async def _loaded(self, navigation: Any) -> None:
+    async def _loaded(self, navigation: Awaitable[object]) -> None:
         """Navigate; once the navigation commits the census hears of the new load (a page
         that never finishes loading is counted, and live all the same: its scripts may well
         be running); then wait (bounded) for its load event, or for the restored page's
@@ -296,7 +306,7 @@ class PageTab(BrowserTab):
     async def _back_pressed(self) -> None:
         self.page_run.tracker.restoring(self.index)
 
-    async def _send(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+    async def _send(self, method: str, params: CDPParams) -> CDPParams:
         """A CDP call on the tab's session, retried for a moment while a cross-site
         navigation (the cache's ``data:`` page and back) swaps the page's process: Chromium
         then answers "Not attached to an active page" for a few milliseconds."""
@@ -326,7 +336,7 @@ class PageTab(BrowserTab):
                 end.piped.drop_client()
 
 
-class FrontendRuntime(RealtimeRuntime):
+class FrontendRuntime(RealtimeRuntime, CDPHost):
     """Your page in real Chromium tabs, through the fault proxy, against the kit's own
     server (``target=None``) or your server (``target=`` a ``ws://`` URL)."""
 
@@ -353,7 +363,7 @@ class FrontendRuntime(RealtimeRuntime):
         self.page = check_page(page)
         self.target = parse_target(target) if target is not None else None
         patterns = (*DevServerFilter().patterns, *(() if ignore is None else (ignore,)))
-        self.tracker = SocketTracker(DevServerFilter(patterns=patterns))
+        self.tracker: SocketTracker[int] = SocketTracker(DevServerFilter(patterns=patterns))
         self.stats_timeout = stats_timeout
         self.local: LocalServer | None = None
         self.sessions: dict[str, BrowserTab] = {}
@@ -364,9 +374,7 @@ class FrontendRuntime(RealtimeRuntime):
         self.bfcache: Counter[str] = Counter(restored=0, reloaded=0)
         self.background: set[asyncio.Task[None]] = set()
         self.chrome: RawChromium | None = None
-        self.cdp: RawCDP = None  # type: ignore[assignment]
-        self.env: Any = None
-        self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
+        self.env: Env | None = None  # set by prepare()
         self.version = "unknown"
         # the wire: one Wire per proxied connection, and the server ends it opened
         self.wires: dict[Piped, Wire] = {}
@@ -400,7 +408,7 @@ class FrontendRuntime(RealtimeRuntime):
         return fill(self.page, ws=ws, user=user, tab=tab)
 
     async def start(self) -> None:
-        self.loop = asyncio.get_running_loop()
+        self._running = asyncio.get_running_loop()
         await asyncio.to_thread(probe, fill(self.page, ws="ws://127.0.0.1:9/ws", user="u", tab=0))
         if self.target is not None:
             target = self.target
@@ -429,7 +437,7 @@ class FrontendRuntime(RealtimeRuntime):
         proxy.on_data = self._on_data
         proxy.on_closed = self._on_closed
         self.chrome = RawChromium()
-        self.cdp = await self.chrome.start()
+        self._connection = await self.chrome.start()
         with contextlib.suppress(Exception):
             self.version = (await self.cdp.send("Browser.getVersion", {}))["product"]
         for method in EVENTS:
@@ -456,7 +464,7 @@ class FrontendRuntime(RealtimeRuntime):
         if self.stats_problem is None:
             self._poller = env.loop.create_task(self._poll(env), name="registry poller")
 
-    def tab(self, env: Env, index: int, person: str, storage: Any) -> BrowserTab:
+    def tab(self, env: Env, index: int, person: str, storage: Storage) -> BrowserTab:
         tab = PageTab(self, index, person, self.contexts[person])
         self.tabs[index] = tab
         return tab
@@ -517,8 +525,8 @@ class FrontendRuntime(RealtimeRuntime):
 
     # -- the browser (client side) ---------------------------------------------------------
 
-    def _cdp(self, method: str) -> Any:
-        def listener(params: dict[str, Any], session: str | None) -> None:
+    def _cdp(self, method: str) -> Listener:
+        def listener(params: CDPParams, session: str | None) -> None:
             if method == "Page.frameNavigated":
                 self._navigated(params, session)  # the tab's own account comes first
             try:
@@ -530,12 +538,12 @@ class FrontendRuntime(RealtimeRuntime):
 
         return listener
 
-    def _load_fired(self, params: dict[str, Any], session: str | None) -> None:
+    def _load_fired(self, params: CDPParams, session: str | None) -> None:
         tab = self.sessions.get(session or "")
         if isinstance(tab, PageTab) and tab.expecting:
             tab.loaded.set()
 
-    def _navigated(self, params: dict[str, Any], session: str | None) -> None:
+    def _navigated(self, params: CDPParams, session: str | None) -> None:
         tab = self.sessions.get(session or "")
         frame = params.get("frame", {})
         if not isinstance(tab, PageTab) or frame.get("parentId"):
@@ -547,7 +555,7 @@ class FrontendRuntime(RealtimeRuntime):
             # a navigation the kit did not ask for: the page went somewhere on its own
             self.strays.append(f"tab {tab.index} -> {frame.get('url', '')[:120]}")
 
-    def _socket_event(self, method: str, sock: SocketRecord) -> None:
+    def _socket_event(self, method: str, sock: SocketRecord[int]) -> None:
         tab = self.tabs.get(sock.tab)
         if tab is None or self.env is None:
             return
@@ -563,7 +571,7 @@ class FrontendRuntime(RealtimeRuntime):
             if end is not None and tab.truth.current == end.id:
                 self.env.census.set_current(tab.truth, None)
 
-    def _client_opened(self, sock: SocketRecord, end: PageEnd) -> None:
+    def _client_opened(self, sock: SocketRecord[int], end: PageEnd) -> None:
         """The page sees its socket open: the newest socket of the tab's running load is
         its current one (an older one still open is stale from now)."""
         tab = self.tabs.get(sock.tab)
@@ -572,7 +580,7 @@ class FrontendRuntime(RealtimeRuntime):
             return
         if end.id not in self.ends:
             return
-        census = self.env.census
+        census = tab.env.census  # the run's Env, which the tab was made with
         census.claim(tab.truth, end.id)
         census.set_connected(tab.truth, True)
 
@@ -634,11 +642,11 @@ class FrontendRuntime(RealtimeRuntime):
 
     # -- the summary -----------------------------------------------------------------------
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> dict[str, object]:
         sockets = self.tracker.summary()
         # loads still waiting for their load event as the run ends did not finish either
         self.slow_loads += sum(1 for tab in self.tabs.values() if tab.expecting)
-        layout: dict[str, Any] = {
+        layout: dict[str, object] = {
             "page": self.page,
             "target": None if self.target is None else self.target.url,
             "client_policy": "the page's own code (unknown to the kit)",
@@ -683,7 +691,7 @@ class FrontendRuntime(RealtimeRuntime):
         summary["unknown_metrics"] = why
         return summary
 
-    def notes(self, sockets: dict[str, Any]) -> list[str]:
+    def notes(self, sockets: SocketSummary) -> list[str]:
         """What a person pointing the kit at a front end must hear first."""
         said = []
         loads = sockets["loads"]

@@ -56,21 +56,24 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, TypeVar, cast, overload
 
 from simkit.actors.env import Env
-from simkit.browser.cdp import RawCDP, RawChromium
+from simkit.browser.cdp import CDPHost, CDPParams, RawChromium
 from simkit.browser.tab import MAX_TABS, BrowserTab, stop_tabs
 from simkit.model.client import Storage
 from simkit.model.errors import BrowserError, ConfigError
 from simkit.model.liveness import CLOSE_TIMEOUT
 from simkit.model.strategy import Strategy
+from simkit.net.common import ServerLink
 from simkit.net.realtime import KitServerRuntime
 from simkit.runtime.census import Census
-from simkit.runtime.interfaces import Clock, ServerActor
+from simkit.runtime.interfaces import ClientEnd, Clock, ServerActor, TabCallbacks
 
 if TYPE_CHECKING:
     from simkit.scenarios import Scenario
+
+T = TypeVar("T")
 
 BROWSER_SCALE = 0.1  # wall seconds per scenario second: a 60 s scenario takes 6 s
 
@@ -81,7 +84,8 @@ class BrowserLink:
     __slots__ = ("id", "silent_since", "tab")
 
     def __init__(self, conn: int, tab: BrowserTab) -> None:
-        self.id, self.tab, self.silent_since = conn, tab, None
+        self.id, self.tab = conn, tab
+        self.silent_since: float | None = None
 
 
 class Attribution(dict[int, BrowserLink]):
@@ -91,7 +95,11 @@ class Attribution(dict[int, BrowserLink]):
         super().__init__()
         self.tabs = tabs
 
-    def get(self, key: int, default: Any = None) -> Any:
+    @overload
+    def get(self, key: int, default: None = None, /) -> BrowserLink | None: ...
+    @overload
+    def get(self, key: int, default: BrowserLink | T, /) -> BrowserLink | T: ...
+    def get(self, key: int, default: object = None, /) -> object:
         if key not in self:
             tab = self.tabs.get(key // 10000)
             if tab is None:
@@ -112,7 +120,8 @@ class BrowserCensus(Census):
     def server_closed(self, conn: int) -> None:
         side = self.servers.get(conn)
         super().server_closed(conn)
-        truth = self.tabs.get(side.tab_index) if side is not None else None  # type: ignore[arg-type]
+        index = side.tab_index if side is not None else None
+        truth = self.tabs.get(index) if index is not None else None
         if truth is not None and truth.current == conn and truth.deaf:
             self.set_current(truth, None)
 
@@ -128,7 +137,7 @@ class BrowserNetwork:
         self.links = run.local.clients
 
     @property
-    def open_links(self) -> dict[int, Any]:
+    def open_links(self) -> dict[int, ServerLink]:
         return self.local.open_links
 
     @property
@@ -138,7 +147,7 @@ class BrowserNetwork:
     def attach(self, clock: Clock, server: ServerActor) -> None:
         self.local.core = server
 
-    def connect(self, tab: Any, user: str, session: str | None) -> Any:
+    def connect(self, tab: TabCallbacks, user: str, session: str | None) -> ClientEnd:
         raise BrowserError("in the browser runtime a page opens its own sockets")
 
     def finish(self) -> None:
@@ -149,7 +158,7 @@ class BrowserNetwork:
         self.run.background.add(task)
 
 
-class BrowserRuntime(KitServerRuntime):
+class BrowserRuntime(KitServerRuntime, CDPHost):
     """Real Chromium pages against the kit's own server, through the fault proxy."""
 
     name = "browser"
@@ -177,25 +186,24 @@ class BrowserRuntime(KitServerRuntime):
         self.bfcache_blocked: Counter[str] = Counter()  # Chromium's reasons for not restoring
         self.background: set[asyncio.Task[None]] = set()
         self.chrome: RawChromium | None = None
-        self.cdp: RawCDP = None  # type: ignore[assignment]
-        self.env: Any = None
-        self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
+        self.env: Env | None = None  # set by prepare()
+        self.attribution = Attribution(self.tabs)
 
-    def clients(self) -> dict[int, Any]:
-        return Attribution(self.tabs)
+    def clients(self) -> Attribution:
+        return self.attribution
 
     async def start(self) -> None:
-        self.loop = asyncio.get_running_loop()
+        self._running = asyncio.get_running_loop()
         await super().start()
         self.chrome = RawChromium()
-        self.cdp = await self.chrome.start()
+        self._connection = await self.chrome.start()
         self.cdp.on("Runtime.bindingCalled", self.on_binding)
         self.cdp.on("Page.backForwardCacheNotUsed", self.on_not_restored)
 
     def census(self, one_per_user: bool) -> Census:
         return BrowserCensus(one_per_user=one_per_user)
 
-    def network(self, loop: asyncio.AbstractEventLoop, census: Census) -> Any:
+    def network(self, loop: asyncio.AbstractEventLoop, census: Census) -> BrowserNetwork:
         return BrowserNetwork(self)
 
     async def prepare(self, env: Env, people: list[str]) -> None:
@@ -211,8 +219,8 @@ class BrowserRuntime(KitServerRuntime):
         self.tabs[index] = tab
         return tab
 
-    def summary(self) -> dict[str, Any]:
-        extra: dict[str, Any] = {
+    def summary(self) -> dict[str, object]:
+        extra: dict[str, object] = {
             "browser": "chromium",
             "browser_errors": len(self.errors),
             "browser_not_played": dict(self.not_played),
@@ -242,7 +250,7 @@ class BrowserRuntime(KitServerRuntime):
         finally:
             await super().stop()  # the kit's server and proxy (no client network to close)
 
-    def on_binding(self, params: dict[str, Any], session: str | None) -> None:
+    def on_binding(self, params: CDPParams, session: str | None) -> None:
         """``Runtime.bindingCalled``: one report of a page (a JSON string)."""
         tab = self.sessions.get(session or "")
         if tab is None or params.get("name") != "simkitReport":
@@ -254,7 +262,7 @@ class BrowserRuntime(KitServerRuntime):
         if isinstance(ev, dict):
             tab.on_report(ev)
 
-    def on_not_restored(self, params: dict[str, Any], session: str | None) -> None:
+    def on_not_restored(self, params: CDPParams, session: str | None) -> None:
         """``Page.backForwardCacheNotUsed``: why history back was a new page load."""
         for why in params.get("notRestoredExplanations", ()):
             self.bfcache_blocked[f"{why.get('type')}:{why.get('reason')}"] += 1

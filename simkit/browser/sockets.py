@@ -64,16 +64,18 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import asdict, dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Generic, TypedDict, TypeVar
 from urllib.parse import urlsplit
 
 from simkit.model.errors import ConfigError, IllegalTransition
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from simkit.browser.cdp import CDPParams
 
 # -- which sockets are the app's ------------------------------------------------------------
 
@@ -161,8 +163,12 @@ BROWSER_CODES = {1001: "browser"}  # going away: the browser closed it for its p
 ABNORMAL_CODES = {1006: "abnormal"}  # no close frame: the network or a process died
 
 
+TabT = TypeVar("TabT", bound=Hashable)
+"""Whatever names a tab for the tracker's caller (the browser runtime: the tab's index)."""
+
+
 @dataclass
-class SocketRecord:
+class SocketRecord(Generic[TabT]):
     """One WebSocket of one tab, as far as CDP (and the server, if told) knows.
 
     Times are the caller's clock (CDP's timestamps, or the times given with the events).
@@ -173,7 +179,7 @@ class SocketRecord:
     ``webSocketClosed`` while the page lived: the page or the server)."""
 
     id: str
-    tab: Any
+    tab: TabT
     load: str | None
     url: str
     app: bool
@@ -237,7 +243,7 @@ class SocketRecord:
         end = self.end
         return max(0.0, (now if end is None else end) - self.load_ended)
 
-    def row(self, now: float) -> dict[str, Any]:
+    def row(self, now: float) -> dict[str, object]:
         row = asdict(self)
         row["state"] = self.state.value
         row.update(
@@ -256,10 +262,10 @@ class Load(Enum):
 
 
 @dataclass
-class LoadRecord:
+class LoadRecord(Generic[TabT]):
     """One page load of one tab (a ``loaderId`` or any key the caller chooses)."""
 
-    tab: Any
+    tab: TabT
     load: str
     started: float
     state: Load = Load.ACTIVE
@@ -280,7 +286,40 @@ PAGE = ("Page.frameNavigated", "Inspector.targetCrashed", "Target.detachedFromTa
 EVENTS = NETWORK + PAGE  # every CDP event :meth:`SocketTracker.observe` reads
 
 
-class SocketTracker:
+class LoadRow(TypedDict, Generic[TabT]):
+    """One page load in :meth:`SocketTracker.per_load`."""
+
+    tab: TabT
+    load: str
+    started: float
+    ended: float | None
+    state: str
+    sockets: int  # app sockets it opened (created)
+    opened: int  # of which the handshake succeeded
+    left_open: int  # of which were still open when the load ended
+
+
+class SocketSummary(TypedDict):
+    """:meth:`SocketTracker.summary`: plain numbers for a run's summary."""
+
+    sockets: int
+    sockets_ignored: int
+    loads: int
+    sockets_per_load_max: int
+    sockets_per_load_mean: float
+    max_open: int
+    max_open_per_tab: dict[str, int]
+    open_now: int
+    left_open: int
+    left_open_unknown: int
+    linger_max: float
+    closed_by: dict[str, int]
+    handshake_failures: int
+    handshake_errors: dict[str, int]
+    server_unmatched: int
+
+
+class SocketTracker(Generic[TabT]):
     """Every WebSocket of every tab, fed CDP events and told about page loads.
 
     - :meth:`attach` says which tab a CDP session (a flattened ``Target.attachToTarget``)
@@ -302,19 +341,19 @@ class SocketTracker:
 
     def __init__(self, ignore: Callable[[str, str | None], bool] | None = None) -> None:
         self.ignore = DevServerFilter() if ignore is None else ignore
-        self.sockets: dict[str, SocketRecord] = {}  # CDP requestId -> socket
-        self.loads: dict[tuple[Any, str], LoadRecord] = {}
-        self.current: dict[Any, LoadRecord | None] = {}  # tab -> its running load
-        self.sessions: dict[str, Any] = {}
-        self.waiting: dict[Any, list[SocketRecord]] = {}  # created between loads
-        self.expect_cache: set[Any] = set()
-        self.expect_restore: set[Any] = set()
+        self.sockets: dict[str, SocketRecord[TabT]] = {}  # CDP requestId -> socket
+        self.loads: dict[tuple[TabT, str], LoadRecord[TabT]] = {}
+        self.current: dict[TabT, LoadRecord[TabT] | None] = {}  # tab -> its running load
+        self.sessions: dict[str, TabT] = {}
+        self.waiting: dict[TabT, list[SocketRecord[TabT]]] = {}  # created between loads
+        self.expect_cache: set[TabT] = set()
+        self.expect_restore: set[TabT] = set()
         self.unmatched: list[tuple[str, int, float]] = []  # server_saw with no socket
         self.last = 0.0  # the latest time seen (a summary's "now")
 
     # -- who is who ------------------------------------------------------------------------
 
-    def attach(self, session: str, tab: Any) -> None:
+    def attach(self, session: str, tab: TabT) -> None:
         """CDP ``session`` is tab ``tab``'s (any hashable name)."""
         self.sessions[session] = tab
         self.current.setdefault(tab, None)
@@ -325,7 +364,7 @@ class SocketTracker:
 
     # -- page loads ------------------------------------------------------------------------
 
-    def load_started(self, tab: Any, load: str, time: float) -> LoadRecord:
+    def load_started(self, tab: TabT, load: str, time: float) -> LoadRecord[TabT]:
         """A new page load of ``tab`` begins (its previous load, if running, ends now: in the
         back/forward cache if :meth:`entering_cache` was called for this tab)."""
         self._seen(time)
@@ -341,19 +380,21 @@ class SocketTracker:
         self._adopt(tab, record)
         return record
 
-    def entering_cache(self, tab: Any) -> None:
+    def entering_cache(self, tab: TabT) -> None:
         """The next end of ``tab``'s load by a navigation is an entry into the back/forward
         cache (the caller knows: it navigated away to put the page there)."""
         self.expect_cache.add(tab)
 
-    def restoring(self, tab: Any) -> None:
+    def restoring(self, tab: TabT) -> None:
         """The caller pressed history back on ``tab`` to restore a cached page: sockets
         created from now on belong to the next load or restore of the tab, not to the page
         being left (measured: a socket the restored page opens in ``pageshow`` is reported
         before the restore's ``frameNavigated``)."""
         self.expect_restore.add(tab)
 
-    def load_ended(self, tab: Any, time: float, *, cached: bool = False) -> LoadRecord | None:
+    def load_ended(
+        self, tab: TabT, time: float, *, cached: bool = False
+    ) -> LoadRecord[TabT] | None:
         """``tab``'s running load ends (reload, navigation, crash, close) or, with
         ``cached``, waits in the back/forward cache (its sockets stay open). The sockets of an
         ended load that CDP still counts open are closed now (CDP will not report them)."""
@@ -375,7 +416,7 @@ class SocketTracker:
                 self._unload(sock, time)
         return record
 
-    def load_restored(self, tab: Any, load: str, time: float) -> LoadRecord:
+    def load_restored(self, tab: TabT, load: str, time: float) -> LoadRecord[TabT]:
         """``tab``'s cached ``load`` comes back from the back/forward cache."""
         self._seen(time)
         record = self.loads.get((tab, load))
@@ -391,7 +432,7 @@ class SocketTracker:
         self._adopt(tab, record)
         return record
 
-    def evicted(self, tab: Any, load: str, time: float) -> None:
+    def evicted(self, tab: TabT, load: str, time: float) -> None:
         """A cached load is dropped from the cache (its sockets close now)."""
         self._seen(time)
         record = self.loads.get((tab, load))
@@ -403,19 +444,19 @@ class SocketTracker:
             if self.sockets[sid].state is not Socket.CLOSED:
                 self._unload(self.sockets[sid], time)
 
-    def tab_gone(self, tab: Any, time: float) -> None:
+    def tab_gone(self, tab: TabT, time: float) -> None:
         """The tab is closed or crashed: its running load ends, its cached loads too."""
         self.load_ended(tab, time)
         for record in list(self.loads.values()):
             if record.tab == tab and record.state is Load.CACHED:
                 self.evicted(tab, record.load, time)
 
-    def _adopt(self, tab: Any, record: LoadRecord) -> None:
+    def _adopt(self, tab: TabT, record: LoadRecord[TabT]) -> None:
         for sock in self.waiting.pop(tab, []):
             sock.load = record.load
             record.sockets.append(sock.id)
 
-    def _unload(self, sock: SocketRecord, time: float) -> None:
+    def _unload(self, sock: SocketRecord[TabT], time: float) -> None:
         sock.state = step(sock.state, "unload")
         sock.closed = time
         sock.unloaded = True
@@ -423,8 +464,8 @@ class SocketTracker:
     # -- CDP events ------------------------------------------------------------------------
 
     def observe(
-        self, method: str, params: dict[str, Any], session: str | None, time: float | None = None
-    ) -> SocketRecord | None:
+        self, method: str, params: CDPParams, session: str | None, time: float | None = None
+    ) -> SocketRecord[TabT] | None:
         """One CDP event of an attached session. ``time`` is when it happened, on the clock
         of CDP's timestamps (needed for events without one: ``webSocketCreated``, and the
         page events); an event's own ``timestamp`` wins. Returns the socket it concerned."""
@@ -484,7 +525,7 @@ class SocketTracker:
             sock.closed = stamp
         return sock
 
-    def _created(self, tab: Any, rid: str, url: str, time: float | None) -> SocketRecord:
+    def _created(self, tab: TabT, rid: str, url: str, time: float | None) -> SocketRecord[TabT]:
         if rid in self.sockets:
             raise IllegalTransition("websocket", self.sockets[rid].state.value, "created")
         record = None if tab in self.expect_restore else self.current.get(tab)
@@ -498,7 +539,7 @@ class SocketTracker:
             self.waiting.setdefault(tab, []).append(sock)
         return sock
 
-    def _page(self, tab: Any, method: str, params: dict[str, Any], time: float) -> None:
+    def _page(self, tab: TabT, method: str, params: CDPParams, time: float) -> None:
         if method == "Page.frameNavigated":
             frame = params.get("frame", {})
             if frame.get("parentId"):
@@ -515,7 +556,7 @@ class SocketTracker:
 
     def server_saw(
         self, url_or_key: str, code: int, time: float, *, by: str = "client"
-    ) -> SocketRecord | None:
+    ) -> SocketRecord[TabT] | None:
         """The server (or the proxy) saw a socket close with ``code`` at ``time`` (``by``:
         ``client`` or ``server``, who sent the first close). ``url_or_key`` is the socket's
         ``Sec-WebSocket-Key`` (exact), or its URL or path (then the oldest socket of that URL
@@ -540,10 +581,10 @@ class SocketTracker:
 
     # -- answers ---------------------------------------------------------------------------
 
-    def records(self, *, app_only: bool = True) -> list[SocketRecord]:
+    def records(self, *, app_only: bool = True) -> list[SocketRecord[TabT]]:
         return [s for s in self.sockets.values() if s.app or not app_only]
 
-    def open_at(self, time: float, tab: Any = None) -> int:
+    def open_at(self, time: float, tab: TabT | None = None) -> int:
         """How many app sockets were open at ``time`` (of ``tab``, or of every tab)."""
         return sum(
             1
@@ -554,7 +595,7 @@ class SocketTracker:
             and (s.end is None or s.end > time)
         )
 
-    def max_open(self, tab: Any = None) -> int:
+    def max_open(self, tab: TabT | None = None) -> int:
         """The most app sockets open at once (of ``tab``, or of every tab)."""
         moves: list[tuple[float, int]] = []
         for s in self.records():
@@ -568,9 +609,9 @@ class SocketTracker:
             best = max(best, count)
         return best
 
-    def per_load(self) -> list[dict[str, Any]]:
+    def per_load(self) -> list[LoadRow[TabT]]:
         """One row per page load: how many app sockets it opened and left open."""
-        rows = []
+        rows: list[LoadRow[TabT]] = []
         for record in self.loads.values():
             socks = [self.sockets[i] for i in record.sockets if self.sockets[i].app]
             rows.append(
@@ -587,7 +628,7 @@ class SocketTracker:
             )
         return rows
 
-    def summary(self, now: float | None = None) -> dict[str, Any]:
+    def summary(self, now: float | None = None) -> SocketSummary:
         """Plain numbers (no pandas) for a run's summary; ``now`` (default: the latest time
         seen) bounds the linger of sockets still open."""
         now = self.last if now is None else now

@@ -13,15 +13,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from simkit.model.errors import BrowserError, ConfigError
 from simkit.model.page import Page, step
 
 if TYPE_CHECKING:
-    from simkit.browser.cdp import RawChromium
-    from simkit.browser.runtime import BrowserRuntime
+    from simkit.browser.cdp import CDPParams, RawChromium
+    from simkit.browser.runtime import BrowserLink, BrowserRuntime
+    from simkit.net.proxy import Piped
 
 MAX_TABS = 60  # link ids are tab * 10000 + n, below the server's outside ids (1e6)
 OP_TIMEOUT = 10.0  # seconds for one browser operation (navigation, CDP call)
@@ -38,6 +39,8 @@ class BrowserTab:
     """
 
     def __init__(self, run: BrowserRuntime, index: int, person: str, context: str) -> None:
+        if run.env is None:
+            raise BrowserError("a browser tab is made once the run has prepared its Env")
         self.run = run
         self.env = run.env
         self.index = index
@@ -58,7 +61,7 @@ class BrowserTab:
         self.gone = False
         self.received = 0
         self.arrived = asyncio.Event()
-        self.ops: asyncio.Queue[Callable[[], Awaitable[None]]] = asyncio.Queue()
+        self.ops: asyncio.Queue[Callable[[], Awaitable[object]]] = asyncio.Queue()
         self.worker = run.loop.create_task(self._work(), name=f"browser tab {index}")
 
     # -- the scenario's verbs --------------------------------------------------------------
@@ -107,7 +110,7 @@ class BrowserTab:
         self._step("crash")
         self._do(lambda: self._gone(self._crash()))
 
-    async def _gone(self, action: Any) -> None:
+    async def _gone(self, action: Awaitable[None]) -> None:
         self._end()
         self.gone = True
         await action
@@ -207,29 +210,31 @@ class BrowserTab:
 
     def lose_network(self) -> None:
         """The path of the current socket goes silent (the proxy blackholes it)."""
-        piped, link = self._piped()
-        if piped is not None:
+        found = self._piped()
+        if found is not None:
+            piped, link = found
             link.silent_since = self.now
             piped.blackhole()
 
     def regain_network(self) -> None:
         """The network is back on a new path: the page sees its old socket fail (1006)."""
-        piped, link = self._piped()
-        if piped is not None and link.silent_since is not None:
-            piped.drop_client()
+        found = self._piped()
+        if found is not None and found[1].silent_since is not None:
+            found[0].drop_client()
 
-    def __getattr__(self, verb: str) -> Any:
-        # ``process_dies`` (the tab model's 1006: the browser or its network service dies)
-        # is not played: in Chromium that kills every tab's socket at once, not one tab's;
-        # the calibration measures it with a browser of its own. Counted in
-        # ``summary["browser_not_played"]``.
-        if verb == "process_dies":
+    def unload(self, *, vanish: bool = False, page_close: bool = False) -> None:
+        """Not played yet: the page going away with no new load has no verb here (a script
+        reloads or closes the tab instead). Said at once, naming the verb."""
+        raise BrowserError(
+            f"tab {self.index}: unload is not played by the browser runtime; "
+            "use reload(...) or close()"
+        )
 
-            def unsupported(*args: Any, **kwargs: Any) -> None:
-                self.run.not_played[verb] = self.run.not_played.get(verb, 0) + 1
-
-            return unsupported
-        raise AttributeError(verb)
+    def process_dies(self) -> None:
+        """Not played (the tab model's 1006: the browser or its network service dies): in
+        Chromium that kills every tab's socket at once, not one tab's; the calibration
+        measures it with a browser of its own. Counted in ``summary["browser_not_played"]``."""
+        self.run.not_played["process_dies"] = self.run.not_played.get("process_dies", 0) + 1
 
     def _go_deaf(self) -> None:
         self.deaf_since = self.now
@@ -268,7 +273,7 @@ class BrowserTab:
         }
         return f"{self.run.server.http_url}?{urlencode(query)}"
 
-    async def _send(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+    async def _send(self, method: str, params: CDPParams) -> CDPParams:
         return await self.run.cdp.send(method, params, self.session, OP_TIMEOUT)
 
     async def _open_target(self) -> None:
@@ -318,7 +323,7 @@ class BrowserTab:
                 await asyncio.sleep(0.05)
         await self._loaded(self._navigate(self.url()))
 
-    async def _loaded(self, navigation: Any) -> None:
+    async def _loaded(self, navigation: Awaitable[object]) -> None:
         """Navigate, then wait for the new page load's own report (or the restored page's
         ``pageshow``); reports from the old load that arrive later are ignored: the verbs
         run in order, one at a time."""
@@ -347,7 +352,7 @@ class BrowserTab:
         with contextlib.suppress(Exception):  # the renderer may die before it answers
             await self.run.cdp.send("Page.crash", {}, self.session, timeout=2.0)
 
-    def _do(self, op: Any) -> None:
+    def _do(self, op: Callable[[], Awaitable[object]]) -> None:
         self.ops.put_nowait(op)
 
     async def _work(self) -> None:
@@ -368,15 +373,17 @@ class BrowserTab:
         self.restoring = False
         self.env.census.page_ended(self.truth)
 
-    def _piped(self) -> tuple[Any, Any]:
+    def _piped(self) -> tuple[Piped, BrowserLink] | None:
+        """The proxied path of the tab's current socket and its link, if open at both."""
         conn = self.truth.current
         side = self.run.server.open_links.get(conn) if conn is not None else None
         if side is None or side.client is None:
-            return None, None
+            return None
+        link = self.run.attribution.get(side.id)  # side.client, as the browser runtime made it
         piped = self.run.faults.connection_to(side.ws.remote_address[1])
-        return (piped, side.client) if piped is not None else (None, None)
+        return (piped, link) if piped is not None and link is not None else None
 
-    def on_report(self, ev: dict[str, Any]) -> None:
+    def on_report(self, ev: CDPParams) -> None:  # the page's JSON report
         """The page's own account of what it did (through the ``simkitReport`` binding)."""
         census = self.env.census
         kind = ev.get("e")

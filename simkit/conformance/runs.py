@@ -33,9 +33,10 @@ contract directly, without scenarios or actors.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -45,59 +46,87 @@ from simkit.model.liveness import Liveness
 from simkit.model.strategy import make_strategy
 from simkit.model.strategy import strategy as strategy_of
 from simkit.results import Result
-from simkit.scenarios import Scenario
+from simkit.scenarios import Control, Scenario, Script
 
-Runner = Callable[..., Result]
+if TYPE_CHECKING:
+    from simkit.actors.env import Env
+    from simkit.model.strategy import Strategy
+    from simkit.runtime.interfaces import TabActor
+
+Runner = Callable[..., Result]  # simkit.run with the runtime's options bound
 
 # Small enough for a real browser (a run of 10-20 scenario seconds), long enough for every
 # step to settle on a real clock at the runtime's scale.
 FAST_HEARTBEAT = Liveness("conformance", 2.0, 2.0, summary="ping 2 s, timeout 2 s")
 
 
-def _safe(name: str = "conformance", **changes: Any) -> Any:
-    base = strategy_of("postmortem-safe")
-    return make_strategy(name, client=base.client, registry="kick-old-safe", **changes)
+def _safe(
+    name: str = "conformance",
+    *,
+    liveness: str | Liveness = "websockets",
+    unload: str | None = None,
+    backoff: Backoff | None = None,
+) -> Strategy:
+    client = strategy_of("postmortem-safe").client
+    if unload is not None:
+        client = dataclasses.replace(client, unload=unload)
+    if backoff is not None:
+        client = dataclasses.replace(client, backoff=backoff)
+    return make_strategy(name, client=client, registry="kick-old-safe", liveness=liveness)
 
 
-async def _load_and_stay(tab: Any, sc: Scenario) -> None:
+async def _load_and_stay(tab: TabActor, sc: Scenario) -> None:
     await tab.sleep(0.5)
     tab.load()
 
 
-async def _load_then_close(tab: Any, sc: Scenario) -> None:
+async def _load_then_close(tab: TabActor, sc: Scenario) -> None:
     await tab.sleep(0.5)
     tab.load()
     await tab.sleep(3.0)
     tab.close()
 
 
-async def _second_tab_later(tab: Any, sc: Scenario) -> None:
+async def _second_tab_later(tab: TabActor, sc: Scenario) -> None:
     await tab.sleep(0.5 + 2.0 * tab.index)
     tab.load()
 
 
-async def _load_then_silence(tab: Any, sc: Scenario) -> None:
+async def _load_then_silence(tab: TabActor, sc: Scenario) -> None:
     await tab.sleep(0.5)
     tab.load()
     await tab.sleep(2.0)
     tab.lose_network()
 
 
-async def _load_then_die(tab: Any, sc: Scenario) -> None:
+async def _load_then_die(tab: TabActor, sc: Scenario) -> None:
     await tab.sleep(0.5)
     tab.load()
     await tab.sleep(2.0)
     tab.process_dies()
 
 
-async def _restart_at_3(env: Any, sc: Scenario) -> None:
+async def _restart_at_3(env: Env, sc: Scenario) -> None:
     await env.sleep(3.0)
     env.network.restart_server(1.0)
 
 
-def _scenario(name: str, script: Any, **fields: Any) -> Scenario:
-    fields.setdefault("push_rate", 0.0)
-    return Scenario(f"conformance-{name}", f"conformance check {name}", script, **fields)
+def _scenario(
+    name: str,
+    script: Script,
+    *,
+    push_rate: float = 0.0,
+    tabs_per_person: tuple[int, int] = (1, 1),  # Scenario's default
+    control: Control | None = None,
+) -> Scenario:
+    return Scenario(
+        f"conformance-{name}",
+        f"conformance check {name}",
+        script,
+        push_rate=push_rate,
+        tabs_per_person=tabs_per_person,
+        control=control,
+    )
 
 
 def _events(result: Result, event: str, conn: int | None = None) -> pd.DataFrame:
@@ -138,7 +167,7 @@ def check_open(runner: Runner) -> None:
         _expect(f"{column} at t=5", int(row[column]), want)
 
 
-def _page_closes(runner: Runner, strategy: Any, code: int) -> None:
+def _page_closes(runner: Runner, strategy: Strategy, code: int) -> None:
     sc = _scenario("page-close", _load_then_close)
     r = runner(sc, strategy, tabs=1, duration=6.0, settle=4.0)
     conn = _first_conn(r)
@@ -252,7 +281,7 @@ CHECKS: dict[str, Callable[[Runner], None]] = {
 }
 
 
-def runner_for(runtime: str, **options: Any) -> Runner:
+def runner_for(runtime: str, **options: Any) -> Runner:  # options: simkit.run's keywords
     """``simkit.run`` on ``runtime`` with tracing on (the checks read the trace)."""
     return functools.partial(run, runtime=runtime, trace=True, **options)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from types import CodeType, FunctionType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeGuard
 
 from simkit.grading.framework import (
     INVARIANTS,
@@ -52,8 +52,8 @@ class _Witness(Registry):
         self.answer = answer
         self.book = book
         # The answer's class says whether it means one connection per user; the witness
-        # stands in for any answer, so it carries that per instance (a ClassVar on Registry).
-        self.one_per_user = bool(getattr(answer, "one_per_user", True))  # type: ignore[misc]
+        # stands in for any answer, so it carries that per instance (a class default on Registry).
+        self.one_per_user = bool(getattr(answer, "one_per_user", True))
         self.owner: dict[int, str] = {}  # conn -> the user its handshake claimed
         self.held: dict[str, tuple[int, ...]] = {}
         self.wrong_user: dict[tuple[str, int], None] = {}
@@ -138,7 +138,7 @@ class _Witness(Registry):
         self.held = now
 
 
-def _is_kit_registry(cls: object) -> bool:
+def _is_kit_registry(cls: object) -> TypeGuard[type[Registry]]:
     """A registry policy the kit ships (``KickOldSafe``, ``Multi``, ...), not the base."""
     return (
         isinstance(cls, type)
@@ -186,8 +186,9 @@ def _functions_of(cls: type) -> list[FunctionType]:
 def _held_kit_registry(value: object, depth: int = 0) -> type[Registry] | None:
     """A kit registry instance held by ``value`` (in its attributes, or in the lists,
     dicts and sets those hold), a few levels deep."""
-    if _is_kit_registry(type(value)):
-        return type(value)  # type: ignore[return-value]
+    cls = type(value)
+    if _is_kit_registry(cls):
+        return cls
     if depth > 3:
         return None
     if isinstance(value, dict):

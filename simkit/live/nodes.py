@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import ChainMap
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -31,15 +32,16 @@ from simkit.live.runtime import LIVE_SCALE
 from simkit.model.cluster import cluster_policy
 from simkit.model.liveness import CLOSE_TIMEOUT
 from simkit.model.strategy import Strategy
-from simkit.net.network import LiveLink, LiveNetwork
+from simkit.net.network import ConnectOptions, LiveLink, LiveNetwork
 from simkit.net.node import NodeCore
 from simkit.net.realtime import RealtimeRuntime
 from simkit.net.redis import RedisServer, RedisStore
 from simkit.net.server import LocalServer
 from simkit.runtime.census import Census
-from simkit.runtime.interfaces import Clock, ServerActor
+from simkit.runtime.interfaces import Clock, ServerActor, ServerEnd
 
 if TYPE_CHECKING:
+    from simkit.actors.env import Env
     from simkit.scenarios import Scenario
 
 
@@ -61,7 +63,7 @@ class ClusterNetwork(LiveNetwork):
         self.cluster: Cluster | None = None
 
     @property
-    def open_links(self) -> Any:
+    def open_links(self) -> Mapping[int, ServerEnd]:
         return ChainMap(*(local.open_links for local in self.runtime.locals))
 
     @property
@@ -78,12 +80,12 @@ class ClusterNetwork(LiveNetwork):
             local.core = NodeCore(cluster, index)
         cluster.kill = self.runtime.kill_node
 
-    def dial(self, link: LiveLink) -> tuple[str, dict[str, Any]]:
+    def dial(self, link: LiveLink) -> tuple[str, ConnectOptions]:
         _, options = super().dial(link)
         assert self.cluster is not None
         index = self.cluster.pick(link.user)
         port = self.runtime.proxies[0 if index is None else index].port
-        query: dict[str, Any] = {"user": link.user, "link": link.id}
+        query: dict[str, str | int] = {"user": link.user, "link": link.id}
         if link.session:
             query["session"] = link.session
         return f"ws://127.0.0.1:{port}/ws?{urlencode(query)}", options
@@ -118,7 +120,7 @@ class LiveClusterRuntime(RealtimeRuntime):
         self.locals: list[LocalServer] = []
         self.redis: RedisServer | None = None
         self.store: RedisStore | None = None
-        self.shared_clients: dict[int, Any] = {}
+        self.shared_clients: dict[int, Any] = {}  # see BaseServer's clients
 
     async def start(self) -> None:
         if self.policy.shared:
@@ -136,13 +138,13 @@ class LiveClusterRuntime(RealtimeRuntime):
             await local.start()
             await self.open_proxy(local.port)  # node i's proxy: the scenario's seed + i
 
-    def cluster_store(self, env: Any) -> Any:
+    def cluster_store(self, env: Env) -> RedisStore | None:
         if self.redis is None:
             return None  # nothing shared: the nodes need no store (a virtual one idles)
         self.store = RedisStore(env, self.policy, self.redis)
         return self.store
 
-    async def prepare(self, env: Any, people: list[str]) -> None:
+    async def prepare(self, env: Env, people: list[str]) -> None:
         if self.store is not None:
             await self.store.check()
 
@@ -155,7 +157,7 @@ class LiveClusterRuntime(RealtimeRuntime):
         gone; it listens again on the same port ``downtime`` scenario seconds later."""
         self.networks[-1].spawn(self.locals[node.index].restart(downtime * self.scale))
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> dict[str, object]:
         return {"redis": self.redis is not None}
 
     def losses(self) -> list[str]:

@@ -26,10 +26,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from simkit.actors.env import Env
+from simkit.actors.tab import Tab
+from simkit.model.client import Storage
 from simkit.model.errors import ConfigError
 from simkit.model.liveness import CLOSE_TIMEOUT
 from simkit.model.strategy import Strategy
@@ -93,7 +95,7 @@ class TargetRuntime(RealtimeRuntime):
         self.stats_problem: str | None = None  # why the stats route is unusable, if it is
         self.stats_polls = self.stats_failures = self.foreign_entries = 0
         self.stats_last_failure = ""
-        self.tabs: list[Any] = []
+        self.tabs: list[Tab] = []
         self.net: TargetNetwork | None = None
         self.core: TargetServer | None = None
         self._poller: asyncio.Task[None] | None = None
@@ -215,7 +217,7 @@ class TargetRuntime(RealtimeRuntime):
     def unknown_columns(self) -> tuple[str, ...]:
         return REGISTRY_COLUMNS if self.stats_problem is not None else ()
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> dict[str, object]:
         assert self.net is not None
         return target_summary(
             self.net,
@@ -230,8 +232,8 @@ class TargetRuntime(RealtimeRuntime):
             foreign_entries=self.foreign_entries,
         )
 
-    def tab(self, env: Env, index: int, person: str, storage: Any) -> Any:
-        tab = super().tab(env, index, person, storage)
+    def tab(self, env: Env, index: int, person: str, storage: Storage) -> Tab:
+        tab = Tab(env, index, person, storage)  # the model's tab, as Runtime.tab makes it
         self.tabs.append(tab)
         return tab
 

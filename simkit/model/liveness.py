@@ -95,7 +95,11 @@ class Liveness:
         rules = self.rules
         if not rules:
             return math.inf
-        return max(rule.interval + rule.timeout for rule in rules)  # type: ignore[operator]
+        return max(
+            rule.interval + rule.timeout
+            for rule in rules
+            if rule.interval is not None and rule.timeout is not None  # every rule: enabled
+        )
 
     def scaled(self, factor: float) -> Liveness:
         """The same rule with every duration multiplied by ``factor`` (live time scaling)."""
@@ -122,8 +126,10 @@ class Heartbeat:
     __slots__ = ("_interval", "_timeout", "next_ping", "oldest_unanswered", "pings", "pongs")
 
     def __init__(self, rule: Liveness, now: float) -> None:
-        self._interval = rule.interval
-        self._timeout = rule.timeout
+        # Read only while a ping is due (next_ping set), so never for a rule that is off,
+        # whose interval and timeout are both None.
+        self._interval: float = 0.0 if rule.interval is None else rule.interval
+        self._timeout: float = 0.0 if rule.timeout is None else rule.timeout
         self.next_ping: float | None = None if rule.interval is None else now + rule.interval
         self.oldest_unanswered: float | None = None
         self.pings = 0
@@ -135,20 +141,20 @@ class Heartbeat:
             return None
         if self.oldest_unanswered is None:
             return self.next_ping
-        return min(self.next_ping, self.oldest_unanswered + self._timeout)  # type: ignore[operator]
+        return min(self.next_ping, self.oldest_unanswered + self._timeout)
 
     def on_timer(self, now: float) -> Literal["ping", "dead", None]:
         """Advance to ``now``: returns "dead" (declare the peer dead), "ping" (send one),
         or None (nothing due yet)."""
         if self.next_ping is None:
             return None
-        if self.oldest_unanswered is not None and now >= self.oldest_unanswered + self._timeout:  # type: ignore[operator]
+        if self.oldest_unanswered is not None and now >= self.oldest_unanswered + self._timeout:
             self.next_ping = None
             return "dead"
         if now >= self.next_ping:
             if self.oldest_unanswered is None:
                 self.oldest_unanswered = now
-            self.next_ping = now + self._interval  # type: ignore[operator]
+            self.next_ping = now + self._interval
             self.pings += 1
             return "ping"
         return None
@@ -165,7 +171,7 @@ class Heartbeat:
         due, interval = self.next_ping, self._interval
         while due is not None and (due < until or (inclusive and due == until)):
             times.append(due)
-            due = due + interval  # type: ignore[operator]  # as on_timer(due) computes it
+            due = due + interval  # as on_timer(due) computes it
         self.next_ping = due
         self.pings += len(times)
         self.pongs += len(times)
@@ -175,7 +181,7 @@ class Heartbeat:
         """When the ping sent and not yet answered times out (None: none outstanding)."""
         if self.oldest_unanswered is None or self.next_ping is None:
             return None
-        return self.oldest_unanswered + self._timeout  # type: ignore[operator]
+        return self.oldest_unanswered + self._timeout
 
     def on_pong(self, now: float) -> None:
         """An answer arrived: it acknowledges every ping sent so far."""

@@ -130,7 +130,8 @@ class Registry:
 
     name: ClassVar[str] = "custom"
     summary: ClassVar[str] = ""
-    one_per_user: ClassVar[bool] = True
+    # A class's default, which a view standing for several policies sets per instance.
+    one_per_user: bool = True
 
     def connect(self, hello: Hello, now: float) -> list[Action]:
         raise NotImplementedError

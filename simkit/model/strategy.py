@@ -54,6 +54,7 @@ class Strategy:
             if not isinstance(base, Client):
                 raise ConfigError(f"client must be a Client, got {base!r}")
             parts["client"] = _client_with(base, client_changes)
+        # (parts of any type: make_strategy checks each and names a bad one)
         return make_strategy(**parts)  # type: ignore[arg-type]
 
 
@@ -66,7 +67,7 @@ def _client_with(base: Client, changes: dict[str, object]) -> Client:
         if backoff not in BACKOFF_PRESETS:
             raise choice("backoff", backoff, list(BACKOFF_PRESETS))
         changes["backoff"] = BACKOFF_PRESETS[backoff]
-    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]  # Client checks them
 
 
 def make_strategy(

@@ -206,8 +206,9 @@ class BaseServer:
         *,
         scale: float = 1.0,
         close_timeout: float = 10.0,
-        core: Any = None,
-        clients: dict[int, Any] | None = None,
+        core: Any = None,  # a Server actor, a node's NodeCore or a mirror: no Protocol yet
+        clients: dict[int, Any] | None = None,  # link id -> the run's client end, shared with
+        # (and written by) the run's network: LiveLinks, or the browser's attribution
         own_core: bool = True,
         max_connections: int = 10_000,
         max_per_user: int = 16,
@@ -308,7 +309,7 @@ class BaseServer:
     def http_url(self) -> str:
         return f"http://{self.host}:{self.port}/"
 
-    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    def spawn(self, coro: Coroutine[object, None, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

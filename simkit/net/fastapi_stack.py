@@ -53,7 +53,7 @@ from simkit.model.codes import CloseCode
 from simkit.model.errors import ServiceError
 from simkit.model.registry import CloseDeleteRegister
 from simkit.model.strategy import Strategy
-from simkit.net.common import MAX_MESSAGE, PONG, BaseServer, ServerLink, check_stack
+from simkit.net.common import MAX_MESSAGE, PONG, BaseServer, OwnClient, ServerLink, check_stack
 from simkit.net.page import PAGE
 
 with warnings.catch_warnings():  # uvicorn deprecates its legacy implementation on import
@@ -100,7 +100,7 @@ class _SansIO(WebSocketsSansIOProtocol):
         self,
         config: uvicorn.Config,
         server_state: ServerState,
-        app_state: dict[str, Any],
+        app_state: dict[str, Any],  # uvicorn's own signature
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
@@ -123,7 +123,7 @@ class _WSProto(WSProtocol):
         self,
         config: uvicorn.Config,
         server_state: ServerState,
-        app_state: dict[str, Any],
+        app_state: dict[str, Any],  # uvicorn's own signature
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
@@ -148,7 +148,7 @@ class _Legacy(WebSocketProtocol):
         self,
         config: uvicorn.Config,
         server_state: ServerState,
-        app_state: dict[str, Any],
+        app_state: dict[str, Any],  # uvicorn's own signature
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
@@ -211,8 +211,16 @@ class FastAPILink(ServerLink):
 
     __slots__ = ("sent",)
 
-    def __init__(self, *args: Any) -> None:
-        super().__init__(*args)
+    def __init__(
+        self,
+        owner: BaseServer,
+        ws: WebSocket,
+        conn: int,
+        user: str,
+        session: str | None,
+        client: OwnClient | None,
+    ) -> None:
+        super().__init__(owner, ws, conn, user, session, client)
         self.sent: int | None = None
 
     async def write(self, text: str) -> None:
@@ -272,7 +280,7 @@ class FastAPIServer(BaseServer):
         port: int = 0,
         *,
         ws: str | None = None,
-        **kwargs: Any,
+        **kwargs: Any,  # BaseServer's parameters, handed on
     ) -> None:
         super().__init__(strategy, host, port, **kwargs)
         self.ws_impl = check_stack("fastapi", ws)[1]

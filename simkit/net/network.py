@@ -14,8 +14,8 @@ import asyncio
 import contextlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
-from typing import Any, cast
+from collections.abc import Coroutine, Mapping
+from typing import Any, TypedDict, cast
 from urllib.parse import urlencode
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -24,10 +24,32 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from simkit.model.codes import CloseCode
 from simkit.model.connection import ClientState, client_step
 from simkit.net.common import BaseServer
-from simkit.net.proxy import FaultProxy
+from simkit.net.proxy import FaultProxy, Piped
 from simkit.net.server import PONG
 from simkit.runtime.census import Census
 from simkit.runtime.interfaces import Clock, ServerActor, ServerEnd, TabCallbacks
+
+
+class ConnectOptions(TypedDict, total=False):
+    """The keyword arguments of a tab's ``websockets.asyncio.client.connect``."""
+
+    host: str  # where the TCP connection goes (the proxy), when not the URL's host
+    port: int
+    proxy: None
+    additional_headers: dict[str, str] | None
+    ping_interval: float | None
+    open_timeout: float
+    close_timeout: float
+    compression: None
+    max_size: int
+
+
+class ServerMessage(TypedDict, total=False):
+    """A message from the server as the page's script reads it (the kit's protocol)."""
+
+    t: str  # "push", "ping" or "welcome"
+    id: int  # a push's id
+    session: str  # a welcome's resume session
 
 
 class LiveLink:
@@ -116,7 +138,7 @@ class LiveLink:
         if self.ws is not None:
             self.ws.transport.abort()
 
-    def _piped(self) -> Any:
+    def _piped(self) -> Piped | None:
         return self.net.proxy.connection(self.port) if self.port is not None else None
 
     def silence(self) -> None:
@@ -151,7 +173,7 @@ class ClientNetwork(ABC):
         *,
         scale: float,
         close_timeout: float,
-        links: dict[int, Any] | None = None,
+        links: dict[int, Any] | None = None,  # LiveLinks, shared with a LocalServer's clients
     ) -> None:
         self.loop = loop
         self.census = census
@@ -160,7 +182,7 @@ class ClientNetwork(ABC):
         self.close_timeout = close_timeout
         # Where links are looked up by id (a LocalServer shares this dict: it attributes a
         # handshake to its link); a network whose server is not the kit's keeps its own.
-        self.links: dict[int, Any] = {} if links is None else links
+        self.links: dict[int, LiveLink] = {} if links is None else links
         self._prune_at = self.PRUNE_FLOOR
         self._next_id = 0
         self._tasks: set[asyncio.Task[None]] = set()
@@ -184,14 +206,14 @@ class ClientNetwork(ABC):
         """Bind the run's clock and server actor (before any tab runs)."""
 
     @abstractmethod
-    def dial(self, link: LiveLink) -> tuple[str, dict[str, Any]]:
+    def dial(self, link: LiveLink) -> tuple[str, ConnectOptions]:
         """Where ``link`` connects and the options of its ``connect``."""
 
     @abstractmethod
     def restart_server(self, downtime: float) -> None:
         """The server process dies and is back ``downtime`` scenario seconds later."""
 
-    def options(self) -> dict[str, Any]:
+    def options(self) -> ConnectOptions:
         """The ``connect`` options every tab's client uses (a browser's, as far as
         ``websockets`` can play one)."""
         return {
@@ -212,9 +234,9 @@ class ClientNetwork(ABC):
     def refused(self, link: LiveLink, error: BaseException) -> None:  # noqa: B027
         """``link``'s handshake failed (refused, unreachable or timed out)."""
 
-    def decode(self, link: LiveLink, raw: str | bytes) -> dict[str, Any]:
+    def decode(self, link: LiveLink, raw: str | bytes) -> ServerMessage:
         """One message from the server as the page's script reads it."""
-        message: dict[str, Any] = json.loads(raw)
+        message: ServerMessage = json.loads(raw)  # the kit's own server: its own protocol
         return message
 
     def ended(self, link: LiveLink, code: int, by_server: bool) -> None:  # noqa: B027
@@ -225,17 +247,19 @@ class ClientNetwork(ABC):
         assert self.env is not None, "attach() first"
         return self.env.now()
 
-    def spawn(self, coro: Any) -> None:
+    def spawn(self, coro: Coroutine[object, None, None]) -> None:
         task = self.loop.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            self.errors.append(task.exception())  # type: ignore[arg-type]
+        if not task.cancelled():
+            error = task.exception()
+            if error is not None:
+                self.errors.append(error)
 
-    def connect(self, tab: Any, user: str, session: str | None) -> LiveLink:
+    def connect(self, tab: TabCallbacks, user: str, session: str | None) -> LiveLink:
         self._next_id += 1
         link = LiveLink(self, self._next_id, tab, user, session)
         if len(self.links) >= self._prune_at:
@@ -305,9 +329,9 @@ class LiveNetwork(ClientNetwork):
         self.local.core = server
         self.env = clock
 
-    def dial(self, link: LiveLink) -> tuple[str, dict[str, Any]]:
+    def dial(self, link: LiveLink) -> tuple[str, ConnectOptions]:
         """The LocalServer's route through the proxy, carrying the run's link id."""
-        query: dict[str, Any] = {"user": link.user, "link": link.id}
+        query: dict[str, str | int] = {"user": link.user, "link": link.id}
         if link.session:
             query["session"] = link.session
         return f"ws://127.0.0.1:{self.proxy.port}/ws?{urlencode(query)}", self.options()

@@ -45,7 +45,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict
 from urllib.parse import parse_qs, urlsplit
 
 from simkit.model.errors import ConfigError
@@ -59,6 +59,9 @@ from simkit.net.nextapp import (
     port_free,
 )
 from simkit.net.uvicorn_app import CHECKOUT, UvicornApp
+
+if TYPE_CHECKING:  # Playwright is imported when the measurement runs
+    from playwright.async_api import Browser, Page
 
 FRONTEND = CHECKOUT / "examples" / "postmortem_frontend"
 SHIPPED = Path(__file__).resolve().parents[1] / "calibration_nextproxy.json"
@@ -76,10 +79,24 @@ CASES = (
 )
 
 
-def failures(lines: list[tuple[float, str, str]]) -> list[dict[str, Any]]:
+class Failure(TypedDict):
+    """One "Failed to proxy" line of the app's log."""
+
+    t: float
+    path: str
+    query: dict[str, str]  # its first value per key (rid, user)
+    error: str
+    code: str  # "" when neither its line nor the next ones gave one
+
+
+Record = dict[str, object]
+"""One case's JSON-ready record (:func:`summarize`'s keys, plus what the case adds)."""
+
+
+def failures(lines: list[tuple[float, str, str]]) -> list[Failure]:
     """Each "Failed to proxy" line: time, URL, path, query, error and code (the code from
     its line or the lines after it, as :meth:`NextApp.proxy_errors` reads them)."""
-    found: list[dict[str, Any]] = []
+    found: list[Failure] = []
     for t, _stream, line in lines:
         match = FAILED.search(line)
         code = CODE.search(line)
@@ -104,12 +121,12 @@ def summarize(
     condition: str,
     unit: str,
     keys: list[str],
-    lines: list[dict[str, Any]],
+    lines: list[Failure],
     key_of: str,
     trigger_t: dict[str, float] | None = None,
     rep_of: dict[str, str] | None = None,
-    **extra: Any,
-) -> dict[str, Any]:
+    **extra: object,
+) -> Record:
     """One case's record: repetitions (``keys``, one per repetition), which of them produced
     a failure line (a line whose ``key_of`` query value is the repetition's key), codes,
     errors, paths, and the seconds from each repetition's trigger to its first line.
@@ -156,14 +173,14 @@ class Bench:
         self.reps = reps
         self.app = app
         self.backend = backend
-        self.browser: Any = None
+        self.browser: Browser | None = None  # set by measure()
         self.t0 = time.monotonic()
 
     def now(self) -> float:
         """Seconds on the app log's clock."""
         return self.app.elapsed()
 
-    def failures(self) -> list[dict[str, Any]]:
+    def failures(self) -> list[Failure]:
         return failures(self.app.lines)
 
     async def get(self, rid: str, delay: float = 0.0, timeout: float = 60.0) -> int | None:
@@ -175,7 +192,9 @@ class Bench:
 
     # -- pages ----------------------------------------------------------------------------
 
-    async def open_pages(self, n: int, client: str) -> list[Any]:
+    async def open_pages(self, n: int, client: str) -> list[Page]:
+        if self.browser is None:
+            raise ConfigError("the bench has no browser: measure() launches it")
         context = await self.browser.new_context()
         pages = await asyncio.gather(*(context.new_page() for _ in range(n)))
         await asyncio.gather(*(p.goto(f"{self.app.url}/?client={client}") for p in pages))
@@ -183,18 +202,18 @@ class Bench:
         return list(pages)
 
     @staticmethod
-    async def wait_status(page: Any, status: str, timeout: float = 30.0) -> None:
+    async def wait_status(page: Page, status: str, timeout: float = 30.0) -> None:
         await page.wait_for_function(
             f"document.getElementById('status')?.textContent === {status!r}",
             timeout=timeout * 1000,
         )
 
     @staticmethod
-    async def user(page: Any) -> str:
+    async def user(page: Page) -> str:
         return str(await page.text_content("#user"))
 
 
-async def case_slow_response(b: Bench) -> list[dict[str, Any]]:
+async def case_slow_response(b: Bench) -> list[Record]:
     over = [f"slow-over-{i}" for i in range(b.reps)]
     under = [f"slow-under-{i}" for i in range(b.reps)]
     start = b.now()
@@ -228,7 +247,7 @@ async def case_slow_response(b: Bench) -> list[dict[str, Any]]:
     ]
 
 
-async def case_keep_alive(b: Bench) -> list[dict[str, Any]]:
+async def case_keep_alive(b: Bench) -> list[Record]:
     """Pairs of requests, the second after a gap spread around uvicorn's keep-alive timeout
     (a connection the proxy kept would be closed by uvicorn just then)."""
     keep = b.backend.keep_alive
@@ -260,7 +279,7 @@ async def case_keep_alive(b: Bench) -> list[dict[str, Any]]:
     ]
 
 
-async def case_backend_restart(b: Bench) -> list[dict[str, Any]]:
+async def case_backend_restart(b: Bench) -> list[Record]:
     out = []
     for sig in (signal.SIGKILL, signal.SIGTERM):
         keys = [f"restart-{sig.name}-{i}" for i in range(b.reps)]
@@ -323,12 +342,12 @@ async def case_backend_restart(b: Bench) -> list[dict[str, Any]]:
     return out
 
 
-async def ws_case(b: Bench, name: str, condition: str, client: str, act: str) -> dict[str, Any]:
+async def ws_case(b: Bench, name: str, condition: str, client: str, act: str) -> Record:
     pages = await b.open_pages(b.reps, client)
     users = [await b.user(p) for p in pages]
     rep_of = {u: str(i) for i, u in enumerate(users)}
     start = b.now()
-    extra: dict[str, Any] = {}
+    extra: dict[str, object] = {}
     if act == "reload":
         await asyncio.gather(*(p.reload() for p in pages))
         await asyncio.gather(*(b.wait_status(p, "open") for p in pages))
@@ -370,7 +389,7 @@ async def ws_case(b: Bench, name: str, condition: str, client: str, act: str) ->
     return record
 
 
-async def case_dev_recompile(b: Bench) -> list[dict[str, Any]]:
+async def case_dev_recompile(b: Bench) -> list[Record]:
     page_file = FRONTEND / "app" / "page.tsx"
     original = page_file.read_bytes()
     pages = await b.open_pages(4, "postfix")
@@ -428,7 +447,7 @@ def versions(app_path: Path) -> dict[str, str]:
     }
 
 
-async def measure(reps: int = 20, cases: tuple[str, ...] = CASES) -> dict[str, Any]:
+async def measure(reps: int = 20, cases: tuple[str, ...] = CASES) -> Record:
     """Play ``cases`` (``reps`` repetitions each) and return the JSON-ready record."""
     why = node_missing(FRONTEND)
     if why is not None:
@@ -443,10 +462,10 @@ async def measure(reps: int = 20, cases: tuple[str, ...] = CASES) -> dict[str, A
     port = BACKEND_PORT if port_free(BACKEND_PORT) else 0
     backend = UvicornApp("examples.postmortem_app:app", port, keep_alive=5.0)
     app = NextApp(FRONTEND, mode="dev", backend=backend.url, via="rewrites")
-    results: list[dict[str, Any]] = []
+    results: list[Record] = []
     async with backend, app, async_playwright() as pw:
         bench = Bench(reps, app, backend)
-        bench.browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True)
+        bench.browser = browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True)
         try:
             # warm the page once (the first load compiles it)
             warm = await bench.open_pages(1, "postfix")
@@ -500,7 +519,7 @@ async def measure(reps: int = 20, cases: tuple[str, ...] = CASES) -> dict[str, A
                     results += await case_dev_recompile(bench)
                 print(f"{case}: {time.monotonic() - started:.1f} s", file=sys.stderr)
         finally:
-            await bench.browser.close()
+            await browser.close()
         other = [f for f in bench.failures() if not (set(f["query"]) & {"rid", "user"})]
     return {
         "about": (

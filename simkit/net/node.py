@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+from typing import TYPE_CHECKING
 
 from simkit.actors.cluster import Cluster, ClusterSpec
 from simkit.model.cluster import cluster_policy
@@ -21,6 +21,10 @@ from simkit.net.redis import RedisStore
 from simkit.net.server import LocalServer
 from simkit.net.service import Service
 from simkit.runtime.census import Census
+from simkit.runtime.interfaces import ServerEnd
+
+if TYPE_CHECKING:  # redis is imported when a node starts
+    from redis.asyncio.client import PubSub
 
 
 class NodeCore:
@@ -32,10 +36,10 @@ class NodeCore:
         self.env = cluster.env
         self.registry = cluster.registry
 
-    def on_open(self, link: Any) -> None:
+    def on_open(self, link: ServerEnd) -> None:
         self.cluster.on_open(link, self.index)
 
-    def on_close(self, link: Any, code: int) -> None:
+    def on_close(self, link: ServerEnd, code: int) -> None:
         self.cluster.on_close(link, code)
 
     def restart(self) -> None:
@@ -92,7 +96,7 @@ class NodeProcess(Service):
         self.cluster: Cluster | None = None
         self.store: RedisStore | None = None
         self._listener: asyncio.Task[None] | None = None
-        self._pubsub: Any = None
+        self._pubsub: PubSub | None = None
 
     async def start(self) -> None:
         from typing import cast
@@ -106,25 +110,25 @@ class NodeProcess(Service):
             loop, self.strategy, census, cast(Network, self.local), 0, float("inf"),
             scale=self.scale, start=loop.time(),
         )  # fmt: skip
-        self.store = RedisStore(env, self.policy, self.redis)  # type: ignore[arg-type]
+        self.store = RedisStore(env, self.policy, self.redis)
         self.store.hosted = self.node
         await self.store.check()
         self.cluster = ClusterSpec(self.nodes).build(env, self.store)
         self.local.core = NodeCore(self.cluster, self.node)
         import redis.asyncio as aioredis
 
-        self._pubsub = aioredis.Redis.from_url(self.redis.url).pubsub()
-        await self._pubsub.subscribe(f"simkit:node:{self.node}")
-        self._listener = loop.create_task(self._listen())
+        self._pubsub = pubsub = aioredis.Redis.from_url(self.redis.url).pubsub()
+        await pubsub.subscribe(f"simkit:node:{self.node}")
+        self._listener = loop.create_task(self._listen(pubsub))
         await self.local.start()
 
-    async def _listen(self) -> None:
+    async def _listen(self, pubsub: PubSub) -> None:
         """Another node's process asks this one to act (a kick of a socket held here)."""
         import json
 
         from simkit.net.redis import REMOTE_CALLS
 
-        async for message in self._pubsub.listen():
+        async for message in pubsub.listen():
             if message.get("type") != "message":
                 continue
             with contextlib.suppress(ValueError, TypeError):

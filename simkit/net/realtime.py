@@ -71,7 +71,7 @@ class RealtimeRuntime(Runtime):
         self.proxies: list[FaultProxy] = []
         self.networks: list[ClientNetwork] = []
 
-    def execute(self, main: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    def execute(self, main: Callable[[], Coroutine[object, None, T]]) -> T:
         return in_thread(main, name=f"simkit-{self.name}")
 
     async def open_proxy(self, port: int, host: str = "127.0.0.1") -> FaultProxy:
@@ -165,7 +165,7 @@ class KitServerRuntime(RealtimeRuntime):
             raise RunFailed(f"the {self.name} runtime has not started")
         return self.local
 
-    def clients(self) -> dict[int, Any]:
+    def clients(self) -> dict[int, Any]:  # see BaseServer's clients
         """Where the server looks up the run's client end of a connection by its link id."""
         return {}
 

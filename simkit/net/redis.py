@@ -24,7 +24,7 @@ import signal
 import socket
 import subprocess
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from simkit.actors.cluster import FAILED, StoreFailed, StoreResult
 from simkit.actors.env import Env
@@ -179,13 +179,25 @@ class RedisAt:
         pass
 
 
+class RedisEndpoint(Protocol):
+    """The Redis a :class:`RedisStore` talks to: one the kit runs (:class:`RedisServer`),
+    or one somebody else started (:class:`RedisAt`, which refuses to pause)."""
+
+    @property
+    def url(self) -> str: ...
+
+    def pause(self) -> None: ...
+
+    def resume(self) -> None: ...
+
+
 # What a node in its own process may be asked to do by another node over pub/sub (the
 # Cluster method and its plain arguments): the kick of an old socket.
 REMOTE_CALLS = ("_kick_remote",)
 
 
 # A command waiting for the connection: (node, op, args, done), as ``submit`` takes them.
-_Command = tuple[int, str, tuple[object, ...], Callable[[Any], None]]
+_Command = tuple[int, str, tuple[object, ...], Callable[[Any], None]]  # done: see submit
 
 
 def _value(node: int, conn: int) -> str:
@@ -203,7 +215,7 @@ class RedisStore:
     """The nodes' shared registry in a real Redis (see the module docstring). ``env`` is
     the run's (scenario seconds x ``env.scale`` = wall seconds)."""
 
-    def __init__(self, env: Env, policy: ClusterPolicy, server: RedisServer) -> None:
+    def __init__(self, env: Env, policy: ClusterPolicy, server: RedisEndpoint) -> None:
         import redis.asyncio as aioredis
 
         self.env = env
@@ -289,7 +301,8 @@ class RedisStore:
                 result = FAILED
             done(result)
 
-    async def _run(self, node: int, op: str, args: tuple[Any, ...]) -> StoreResult:
+    async def _run(self, node: int, op: str, args: tuple[Any, ...]) -> StoreResult:  # args:
+        # each op's own shape (see Cluster's calls of submit), unpacked per op below
         # (each command's arguments have their own shape: see Cluster's calls of submit)
         policy, now, key = self.policy, self.env.now(), self.prefix
         ttl_ms = None if policy.ttl is None else max(1, round(policy.ttl * self.env.scale * 1000))

@@ -19,13 +19,16 @@ import asyncio
 import contextlib
 import inspect
 import logging
-from typing import Any
+import weakref
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
-from websockets.asyncio.server import ServerConnection, serve
+from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
 
 from simkit.model.codes import CloseCode
+from simkit.model.errors import ConfigError
 from simkit.model.strategy import Strategy
 from simkit.net.common import (
     EVENT_LOG,
@@ -81,14 +84,16 @@ class LocalServer(BaseServer):
     options). ``stack="fastapi"`` (with ``ws=`` one of uvicorn's WebSocket implementations)
     returns a :class:`~simkit.net.fastapi_stack.FastAPIServer` with the same interface."""
 
+    __signature__: ClassVar[inspect.Signature]  # set below from BaseServer's: read by inspect
+
     def __new__(
         cls,
         strategy: str | Strategy = "postmortem-safe",
         *args: Any,
         stack: str = "websockets",
         ws: str | None = None,
-        **kwargs: Any,
-    ) -> Any:
+        **kwargs: Any,  # BaseServer's parameters, handed on (see _signature)
+    ) -> Any:  # a LocalServer, or a FastAPIServer (which mypy will not let __new__ say)
         stack, ws = check_stack(stack, ws)
         if cls is LocalServer and stack == "fastapi":
             from simkit.net.fastapi_stack import FastAPIServer
@@ -102,17 +107,20 @@ class LocalServer(BaseServer):
         *args: Any,
         stack: str = "websockets",
         ws: str | None = None,
-        **kwargs: Any,
+        **kwargs: Any,  # BaseServer's parameters, handed on (see _signature)
     ) -> None:
         super().__init__(strategy, *args, **kwargs)
-        self._ws_server: Any = None
+        self._ws_server: Server | None = None
+        # who each handshake claimed to be, from _http to _handle (weak: a handshake that
+        # fails after _http leaves nothing behind)
+        self._users: weakref.WeakKeyDictionary[ServerConnection, str] = weakref.WeakKeyDictionary()
 
     # -- life cycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
         self.prepare()
         interval, timeout = self.keepalive()
-        self._ws_server = await serve(
+        self._ws_server = server = await serve(
             self._handle,
             self.host,
             self.port,
@@ -125,7 +133,7 @@ class LocalServer(BaseServer):
             compression=None,
             logger=_quiet,
         )
-        self.port = self._ws_server.sockets[0].getsockname()[1]
+        self.port = server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
         """Close every connection and free the port (also on error and interrupt). Peers
@@ -148,8 +156,10 @@ class LocalServer(BaseServer):
     async def restart(self, downtime: float) -> None:
         """The process dies (every socket reset, no handler cleanup runs, the in-memory
         registry is lost) and comes back on the same port ``downtime`` seconds later."""
-        self.dying = True
         server, self._ws_server = self._ws_server, None
+        if server is None:
+            raise ConfigError("restart() of a server that is not running: start() it first")
+        self.dying = True
         for link in list(self.open_links.values()):
             link.abort()
         server.close(close_connections=False)
@@ -161,14 +171,14 @@ class LocalServer(BaseServer):
 
     # -- HTTP and WebSocket ----------------------------------------------------------------
 
-    def _http(self, connection: ServerConnection, request: Any) -> Any:
+    def _http(self, connection: ServerConnection, request: Request) -> Response | None:
         url = urlsplit(request.path)
         path = url.path
         if path == "/ws":
             user, problem, status = self.identify(url.query)
             if problem is not None:
                 return connection.respond(status, problem + "\n")
-            connection.simkit_user = user  # type: ignore[attr-defined]
+            self._users[connection] = user
             return None
         if path == "/stats":
             return _typed(connection.respond(200, self.stats_json()), "application/json")
@@ -179,7 +189,7 @@ class LocalServer(BaseServer):
     async def _handle(self, ws: ServerConnection) -> None:
         assert ws.request is not None  # a handler runs only after a handshake
         query = parse_qs(urlsplit(ws.request.path).query)
-        user = ws.simkit_user  # type: ignore[attr-defined]
+        user = self._users.pop(ws)
         session = query.get("session", [None])[0]
         refusal = self.over_limit(user)
         if refusal is not None:
@@ -214,7 +224,7 @@ def _close_code(ws: ServerConnection) -> int:
     return int(CloseCode.ABNORMAL)
 
 
-def _typed(response: Any, content_type: str) -> Any:
+def _typed(response: Response, content_type: str) -> Response:
     del response.headers["Content-Type"]
     response.headers["Content-Type"] = content_type
     return response
@@ -238,4 +248,4 @@ def _signature() -> inspect.Signature:
     return base.replace(parameters=[*positional, *stack, *keywords], return_annotation="None")
 
 
-LocalServer.__signature__ = _signature()  # type: ignore[attr-defined]  # read by inspect
+LocalServer.__signature__ = _signature()

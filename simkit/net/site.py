@@ -13,13 +13,13 @@ import functools
 import http.server
 import threading
 from pathlib import Path
-from typing import Any, Self
+from typing import Self
 
 from simkit.model.errors import ConfigError
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
+    def log_message(self, format: str, *args: object) -> None:
         """No line per request on the notebook's stderr (nbval compares stderr)."""
 
 

@@ -323,7 +323,8 @@ class Census:
         side = self.servers.get(conn)
         if side is None or side.stale:
             return False
-        truth = self.tabs.get(side.tab_index)  # type: ignore[arg-type]
+        index = side.tab_index  # None: a client that is not one of the run's tabs
+        truth = self.tabs.get(index) if index is not None else None
         if truth is None:
             return True  # an outside client: assume it listens
         return truth.receiving and truth.connected and truth.current == conn
@@ -334,14 +335,16 @@ class Census:
         side = self.servers.get(conn)
         if side is None or side.stale:
             return False
-        truth = self.tabs.get(side.tab_index)  # type: ignore[arg-type]
+        index = side.tab_index  # None: a client that is not one of the run's tabs
+        truth = self.tabs.get(index) if index is not None else None
         return truth is not None and truth.current == conn and truth.deaf
 
     def kicked(self, conn: int) -> None:
         """The server closed ``conn`` on purpose; count it if a live tab was using it."""
         side = self.servers.get(conn)
         if side is not None and not side.stale:
-            truth = self.tabs.get(side.tab_index)  # type: ignore[arg-type]
+            index = side.tab_index
+            truth = self.tabs.get(index) if index is not None else None
             if truth is not None and truth.live and truth.current == conn and truth.connected:
                 self.kicked_live += 1
 
@@ -460,8 +463,9 @@ class Census:
             unroutable, connected, routes_to = self._unroutable, self.connected, registry.routes_to
             for index in self._dirty_tabs:
                 truth = connected.get(index)
-                side = None if truth is None else servers.get(truth.current)  # type: ignore[arg-type]
-                if side is not None and not routes_to(side.user, truth.current):  # type: ignore[union-attr, arg-type]
+                current = None if truth is None else truth.current
+                side = None if current is None else servers.get(current)
+                if side is not None and current is not None and not routes_to(side.user, current):
                     unroutable.add(index)
                 else:
                     unroutable.discard(index)
@@ -475,7 +479,7 @@ class Census:
         unroutable = 0
         for truth in self.connected.values():
             conn = truth.current
-            side = servers.get(conn)  # type: ignore[arg-type]
-            if side is not None and not registry.routes_to(side.user, conn):  # type: ignore[arg-type]
+            side = None if conn is None else servers.get(conn)
+            if side is not None and conn is not None and not registry.routes_to(side.user, conn):
                 unroutable += 1
         return entries, dangling, unroutable

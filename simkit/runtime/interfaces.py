@@ -231,13 +231,16 @@ class ServerActor(ServerCallbacks, Protocol):
         """What this server side adds to the run's summary."""
 
 
-class TabActor(TabCallbacks, Protocol):
+class TabActor(Protocol):
     """The verbs a scenario's script calls on a tab: what a user or the browser does.
 
     ``simkit.actors.tab.Tab`` plays them on the model; ``simkit.browser.tab.BrowserTab`` on
     a real Chromium page. Verbs return at once; only ``reload`` and ``sleep`` are awaited.
+    (The network's callbacks, :class:`TabCallbacks`, are not part of it: a real page's
+    JavaScript answers its own socket.)
     """
 
+    index: int
     person: str
     work_rng: random.Random  # the script's own random stream
 
@@ -298,9 +301,11 @@ class SharedStore(Protocol):
     def submit(
         self, node: int, op: str, args: tuple[object, ...], done: Callable[[Any], None]
     ) -> None:
-        """Run command ``op`` (open, close, get, refresh) for ``node``."""
+        """Run command ``op`` (open, close, get, refresh) for ``node``. (``done`` takes
+        the result of ``op``, whose type depends on ``op``: a Callable cannot say which, so
+        its argument is ``Any`` and each caller's callback names the type its op gives.)"""
 
-    def relay(self, src: int, dst: int, fn: Callable[..., None], *args: Any) -> bool:
+    def relay(self, src: int, dst: int, fn: Callable[..., None], *args: object) -> bool:
         """Publish to node ``dst`` (pub/sub); False when the message is lost at once."""
 
     def entries(self) -> Mapping[str, Entry]:

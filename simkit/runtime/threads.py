@@ -19,7 +19,8 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -35,25 +36,38 @@ the thread stopped while it still runs (CPython 3.11's ``_wait_for_tstate_lock``
 which ``is_alive()`` lies."""
 
 
-def in_thread(main: Callable[[], Coroutine[Any, Any, T]], name: str = "simkit-live") -> T:
+@dataclass
+class _Run(Generic[T]):
+    """What the worker thread leaves for the caller's: its loop and task (to cancel them),
+    then its value or its error."""
+
+    loop: asyncio.AbstractEventLoop | None = None
+    task: asyncio.Task[object] | None = None
+    value: list[T] = field(default_factory=list)  # [the value], once main() returned
+    error: BaseException | None = None
+
+
+def in_thread(
+    main: Callable[[], Coroutine[object, None, T]],  # any coroutine (asyncio sends None)
+    name: str = "simkit-live",
+) -> T:
     """``asyncio.run(main())`` in a worker thread; its outcome, in this one. An exception
     raised in this thread while it waits (KeyboardInterrupt) cancels the run first: its
     cleanup has run (or :data:`CANCEL_WAIT` passed) when the exception propagates."""
-    outcome: dict[str, Any] = {}
+    run: _Run[T] = _Run()
     started, done = threading.Event(), threading.Event()
-    handle: dict[str, Any] = {}
 
     async def guarded() -> T:
-        handle["loop"] = asyncio.get_running_loop()
-        handle["task"] = asyncio.current_task()
+        run.loop = asyncio.get_running_loop()
+        run.task = asyncio.current_task()
         started.set()
         return await main()
 
     def target() -> None:
         try:
-            outcome["value"] = asyncio.run(guarded())
+            run.value.append(asyncio.run(guarded()))
         except BaseException as error:  # re-raised in the caller's thread
-            outcome["error"] = error
+            run.error = error
         finally:
             started.set()
             done.set()
@@ -64,22 +78,21 @@ def in_thread(main: Callable[[], Coroutine[Any, Any, T]], name: str = "simkit-li
         while not done.wait(POLL):
             pass
     except BaseException:
-        _cancel(started, done, handle)
+        _cancel(started, done, run)
         raise
     worker.join()
-    if "error" in outcome:
-        raise outcome["error"]
-    value: T = outcome["value"]
-    return value
+    if run.error is not None:
+        raise run.error
+    return run.value[0]
 
 
-def _cancel(started: threading.Event, done: threading.Event, handle: dict[str, Any]) -> None:
+def _cancel(started: threading.Event, done: threading.Event, run: _Run[T]) -> None:
     """Cancel the worker's run and wait (at most :data:`CANCEL_WAIT` s) for it to end. A
     second interrupt while waiting gives up waiting (the worker is a daemon thread)."""
     deadline = time.monotonic() + CANCEL_WAIT
     try:
         started.wait(CANCEL_WAIT)
-        loop, task = handle.get("loop"), handle.get("task")
+        loop, task = run.loop, run.task
         if loop is not None and task is not None:
             try:
                 loop.call_soon_threadsafe(task.cancel)

@@ -160,6 +160,8 @@ RUN_KNOBS: tuple[str, ...] = tuple(knob.name for knob in TABLE if knob.group == 
 """The knobs that size the run (the plan reads them; :func:`apply_knobs` leaves them)."""
 
 
+# A knob's value is Any here: its type is the knob's own (a number, a name, a Liveness, a
+# Backoff), known from its name at run time and checked there by the knob's check().
 def check_knobs(params: Mapping[str, Any]) -> dict[str, Any]:
     """Each knob's value as it will be set, in ``params``' order: an unknown name or a bad
     value is a :class:`ConfigError` naming it."""

@@ -38,7 +38,7 @@ class Spec:
     tabs: int
     duration: float
     settle: float
-    params: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)  # knob values (see study.knobs)
 
     def label(self) -> str:
         """The run's arguments as a person would type them (a failure is reported so)."""

@@ -17,7 +17,7 @@ import traceback
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import pandas as pd
 
@@ -29,6 +29,10 @@ from simkit.study import cluster
 from simkit.study.cluster import NoWorkers, WorkerWatch, connect, default_client
 from simkit.study.planning import SIZE, Spec, plan
 from simkit.study.stats import aggregate, tidy
+
+if TYPE_CHECKING:  # matplotlib is imported when a plot is drawn
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure, SubFigure
 
 __all__ = ["SCHEDULERS", "Sweep", "SweepWarning", "play_one", "sweep"]
 
@@ -44,7 +48,15 @@ class SweepWarning(UserWarning):
 # --- one run, wherever it plays -------------------------------------------------------------
 
 
-def play_one(spec: Spec) -> dict[str, Any]:
+class Outcome(TypedDict, total=False):
+    """What one run sends back: its summary, or its error and traceback."""
+
+    summary: dict[str, Any]  # Result.summary
+    error: str
+    traceback: str
+
+
+def play_one(spec: Spec) -> Outcome:
     """Play one run (on a worker, or here) and return its summary, or its error.
 
     Errors come back as values, not exceptions, so one bad run never costs the others and
@@ -95,21 +107,36 @@ class Sweep:
             raise choice("metric", name, metrics)
         return pd.DataFrame(self.summary[name])
 
-    def plot(self, metric: str, against: str | None = None, **options: Any) -> Any:
+    def plot(
+        self,
+        metric: str,
+        against: str | None = None,
+        *,
+        title: str | None = None,
+        axes: Axes | list[Axes] | tuple[Axes, ...] | None = None,
+    ) -> Figure | SubFigure:
         """``metric`` (mean and 95 % band over seeds) against grid key ``against`` (default:
         the first), one line per strategy, one panel per scenario; see
         :func:`simkit.plots.against`."""
         from simkit.plots import against as plot_against
 
-        return plot_against(self.summary, metric, self._key(against), **options)
+        return plot_against(self.summary, metric, self._key(against), title=title, axes=axes)
 
-    def tradeoff(self, x: str, y: str, *, label: str | None = None, **options: Any) -> Any:
+    def tradeoff(
+        self,
+        x: str,
+        y: str,
+        *,
+        label: str | None = None,
+        title: str | None = None,
+        axes: Axes | list[Axes] | tuple[Axes, ...] | None = None,
+    ) -> Figure | SubFigure:
         """Mean ``y`` against mean ``x`` per combination, points joined in the order of grid
         key ``label`` (default: the first), the Pareto front (lower is better on both)
         marked; see :func:`simkit.plots.tradeoff`."""
         from simkit.plots import tradeoff
 
-        return tradeoff(self.summary, x, y, self._key(label), **options)
+        return tradeoff(self.summary, x, y, self._key(label), title=title, axes=axes)
 
     def _key(self, key: str | None) -> str:
         if key is None:
@@ -130,7 +157,7 @@ def sweep(
     duration: float | None = None,
     *,
     settle: float | None = None,
-    client: Any = None,
+    client: Any = None,  # a distributed.Client (Dask ships no annotations)
     scheduler: str | None = None,
     workers: int | None = None,
     progress: bool | None = None,
@@ -194,12 +221,12 @@ def sweep(
 def _execute(
     specs: list[Spec],
     *,
-    client: Any,
+    client: Any,  # a distributed.Client, or None
     scheduler: str | None,
     workers: int | None,
     bar: bool,
     no_workers: float,
-) -> list[dict[str, Any]]:
+) -> list[Outcome]:
     """Each spec's outcome, in the specs' order, wherever they played."""
     if client is not None and scheduler is not None:
         raise ConfigError("give client= or scheduler=, not both")
@@ -230,14 +257,14 @@ def _execute(
 
 def _on_dask(
     client: Any, specs: list[Spec], tick: Callable[[], None], no_workers: float
-) -> list[dict[str, Any]]:
+) -> list[Outcome]:  # client: a distributed.Client (Dask ships no annotations)
     """Each spec's outcome, played on ``client``'s cluster. Whatever goes wrong (a run, a
     worker, the scheduler, the cluster left without workers for ``no_workers`` seconds)
     becomes the outcome of the runs it cost, so the sweep always ends with a frame."""
     from distributed import as_completed
 
-    outcomes: list[dict[str, Any]] = [{} for _ in specs]
-    futures: list[Any] = []
+    outcomes: list[Outcome] = [{} for _ in specs]
+    futures: list[Any] = []  # Dask futures (unannotated)
     try:
         futures = client.map(play_one, specs, pure=False)
         position = {future.key: i for i, future in enumerate(futures)}
@@ -268,7 +295,7 @@ def _on_dask(
     return outcomes
 
 
-def _failed(error: BaseException) -> dict[str, Any]:
+def _failed(error: BaseException) -> Outcome:
     return {"error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc()}
 
 
@@ -285,7 +312,7 @@ def _bar(total: int, wanted: bool) -> Iterator[Callable[[], None]]:
         yield lambda: bar.update(1)
 
 
-def _assemble(specs: list[Spec], outcomes: list[dict[str, Any]], keys: list[str]) -> Sweep:
+def _assemble(specs: list[Spec], outcomes: list[Outcome], keys: list[str]) -> Sweep:
     rows, failed = [], []
     for spec, outcome in zip(specs, outcomes, strict=True):
         head = {"scenario": spec.scenario.name, "strategy": spec.strategy.name, "seed": spec.seed}

@@ -14,6 +14,7 @@ import asyncio
 import contextvars
 import heapq
 from collections.abc import Callable, Coroutine, Generator
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from simkit.virtual.compat import enter_task, future_loop, leave_task
@@ -37,7 +38,7 @@ class Sleep:
     def __init__(self, loop: VirtualLoop, when: float) -> None:
         self.loop, self.when = loop, when
 
-    def __await__(self) -> Generator[Any, None, None]:
+    def __await__(self) -> Generator[Any, None, None]:  # what it yields is the loop's affair
         loop = self.loop
         if loop._actor is None:  # not an actor's own await: the future way
             future: asyncio.Future[None] = asyncio.Future(loop=loop)
@@ -49,7 +50,7 @@ class Sleep:
 SLEEP_CODE = Sleep.__await__.__code__
 
 
-class Actor(asyncio.Future[Any]):
+class Actor(asyncio.Future[object]):
     """A task the VirtualLoop steps itself (``VirtualLoop(actors=True)``, as the virtual
     runtime makes it). It behaves as an ``asyncio.Task`` does for what a simulation's
     coroutines do (sleep, await futures, tasks and gathers, bare yields, be cancelled, fail,
@@ -84,7 +85,7 @@ class Actor(asyncio.Future[Any]):
 
     def __init__(
         self,
-        coro: Coroutine[Any, Any, Any] | Generator[Any, None, Any],
+        coro: Coroutine[Any, Any, object] | Generator[Any, None, object],  # as asyncio.Task's
         loop: VirtualLoop,
         name: str,
         context: contextvars.Context | None,
@@ -96,11 +97,11 @@ class Actor(asyncio.Future[Any]):
         self._name = name
         self._vloop = loop
         self._context = _copy_context() if context is None else context
-        self._waiter: asyncio.Future[Any] | None = None
+        self._waiter: asyncio.Future[object] | None = None
         self._generation = 0  # bumped by cancel(): an alarm filed before is ignored
         self._sleeping = False
         self._must_cancel = False
-        self._cancel_message: str | None = None
+        self._cancel_message: object = None  # what cancel(msg) was given, as asyncio keeps it
         self._cancels = 0
         loop.call_soon(self._step, context=self._context)
 
@@ -115,13 +116,13 @@ class Actor(asyncio.Future[Any]):
     def set_name(self, value: object) -> None:
         self._name = str(value)
 
-    def get_coro(self) -> Coroutine[Any, Any, Any] | Generator[Any, None, Any]:
+    def get_coro(self) -> Coroutine[Any, Any, object] | Generator[Any, None, object]:
         return self._coro
 
     def get_context(self) -> contextvars.Context:
         return self._context
 
-    def get_stack(self, *, limit: int | None = None) -> list[Any]:
+    def get_stack(self, *, limit: int | None = None) -> list[FrameType]:
         frame = getattr(self._coro, "cr_frame", None)
         return [] if frame is None else [frame]
 
@@ -133,7 +134,7 @@ class Actor(asyncio.Future[Any]):
             self._cancels -= 1
         return self._cancels
 
-    def cancel(self, msg: Any = None) -> bool:
+    def cancel(self, msg: object = None) -> bool:
         if self.done():
             return False
         self._cancels += 1
@@ -203,7 +204,7 @@ class Actor(asyncio.Future[Any]):
                 loop._actors.pop(self, None)
             del self  # a frame kept by a failed coroutine's traceback keeps no actor alive
 
-    def _await_future(self, future: Any) -> None:
+    def _await_future(self, future: asyncio.Future[object]) -> None:
         loop = self._vloop
         if future_loop(future) is not loop:
             error = RuntimeError(f"actor {self._name!r} awaits {future!r} of another loop")
@@ -223,7 +224,7 @@ class Actor(asyncio.Future[Any]):
         if self._must_cancel and future.cancel(msg=self._cancel_message):
             self._must_cancel = False
 
-    def _wakeup(self, future: asyncio.Future[Any]) -> None:
+    def _wakeup(self, future: asyncio.Future[object]) -> None:
         try:
             future.result()
         except BaseException as error:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -137,7 +137,7 @@ INTERNALS: Final = (
 _MISSING: Final = object()
 
 
-def _find(namespace: Any, path: str) -> Any:
+def _find(namespace: object, path: str) -> Any:  # an internal found by name: typed where bound
     """``namespace.a.b`` for ``path`` "a.b", or ``_MISSING`` where a piece is missing. A
     ``Future.`` path is looked up on a pending future with one done-callback (the C future
     keeps its fields on the instance, the pure-Python one too)."""
@@ -152,10 +152,10 @@ def _find(namespace: Any, path: str) -> Any:
     return found
 
 
-def _probe_future(namespace: Any) -> Any:
+def _probe_future(namespace: object) -> object:
     """A pending ``namespace.Future`` with :func:`_probe_callback` added, or ``_MISSING``."""
     try:
-        future = namespace.Future(loop=_ProbeLoop())
+        future = getattr(namespace, "Future")(loop=_ProbeLoop())  # noqa: B009 (any namespace)
         future.add_done_callback(_probe_callback)
     except Exception:
         return _MISSING
@@ -177,7 +177,8 @@ def _slots(cls: type) -> set[str]:
     return {slot for klass in cls.__mro__ for slot in getattr(klass, "__slots__", ())}
 
 
-def _shape_problem(namespace: Any, internal: Internal, found: Any) -> str | None:
+def _shape_problem(namespace: object, internal: Internal, found: Any) -> str | None:  # found:
+    # whatever asyncio holds under that name, probed by shape
     """What is wrong with ``found`` (present) for ``internal``, or None."""
     path = internal.path
     if path == "events.Handle":
@@ -205,7 +206,7 @@ def _shape_problem(namespace: Any, internal: Internal, found: Any) -> str | None
     return None if callable(found) else "not callable"
 
 
-def check(namespace: Any = asyncio, version: str | None = None) -> None:
+def check(namespace: object = asyncio, version: str | None = None) -> None:
     """Raise :class:`UnsupportedPython` naming ``version`` (this Python's by default) and
     every internal in :data:`INTERNALS` that ``namespace`` (the ``asyncio`` package, or a
     stand-in in tests) lacks or has in another shape; return None when all are there."""
@@ -240,14 +241,16 @@ get_running_loop: Final[Callable[[], asyncio.AbstractEventLoop | None]] = _find(
 set_running_loop: Final[Callable[[asyncio.AbstractEventLoop | None], None]] = _find(
     asyncio, "events._set_running_loop"
 )
-enter_task: Final[Callable[[asyncio.AbstractEventLoop, Any], None]] = _find(
+enter_task: Final[Callable[[asyncio.AbstractEventLoop, object], None]] = _find(
     asyncio, "tasks._enter_task"
 )
-leave_task: Final[Callable[[asyncio.AbstractEventLoop, Any], None]] = _find(
+leave_task: Final[Callable[[asyncio.AbstractEventLoop, object], None]] = _find(
     asyncio, "tasks._leave_task"
 )
-future_loop: Final[Callable[[Any], asyncio.AbstractEventLoop]] = _find(asyncio, "futures._get_loop")
-format_callback_source: Final[Callable[[object, Iterable[Any]], str]] = _find(
+future_loop: Final[Callable[[object], asyncio.AbstractEventLoop]] = _find(
+    asyncio, "futures._get_loop"
+)
+format_callback_source: Final[Callable[[object, Iterable[object]], str]] = _find(
     asyncio, "format_helpers._format_callback_source"
 )
 _new = object.__new__
@@ -256,14 +259,14 @@ _copy_context = contextvars.copy_context
 
 def new_handle(
     callback: Callable[..., object],
-    args: tuple[Any, ...],
+    args: Sequence[object],
     loop: asyncio.AbstractEventLoop,
     context: contextvars.Context | None,
 ) -> asyncio.Handle:
     """``asyncio.Handle(callback, args, loop, context)`` without ``Handle.__init__``: no
     frame of its own and no ``loop.get_debug()`` call (a loop in debug mode calls the
     constructor instead, for its source traceback)."""
-    handle: Any = _new(Handle)
+    handle: Any = _new(Handle)  # its slots are set one by one; typeshed declares few of them
     handle._callback, handle._args, handle._loop = callback, args, loop
     handle._context = _copy_context() if context is None else context
     handle._cancelled, handle._repr, handle._source_traceback = False, None, None
@@ -274,12 +277,12 @@ def new_handle(
 def new_timer(
     when: float,
     callback: Callable[..., object],
-    args: tuple[Any, ...],
+    args: Sequence[object],
     loop: asyncio.AbstractEventLoop,
     context: contextvars.Context | None,
 ) -> asyncio.TimerHandle:
     """``asyncio.TimerHandle(when, ...)`` the same way, marked scheduled."""
-    timer: Any = _new(TimerHandle)
+    timer: Any = _new(TimerHandle)  # as above
     timer._callback, timer._args, timer._loop, timer._when = callback, args, loop, when
     timer._context = _copy_context() if context is None else context
     timer._cancelled, timer._repr, timer._source_traceback = False, None, None

@@ -31,8 +31,8 @@ import itertools
 import sys
 import weakref
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Generator
-from typing import Any, TypeVar, TypeVarTuple, cast
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Generator, Sequence
+from typing import Any, NoReturn, TypeVar, TypeVarTuple, cast
 
 from simkit.model.errors import ConfigError, RunFailed, SimulationStalled
 from simkit.virtual import compat
@@ -54,6 +54,9 @@ _T = TypeVar("_T")
 _Ts = TypeVarTuple("_Ts")
 _Callback = Callable[..., object]
 _Context = contextvars.Context | None
+# An error's context for the exception handler: asyncio's own ``dict[str, Any]`` (its keys
+# are documented, its values anything: the exception, a handle, a task, a message).
+_ExceptionHandler = Callable[[asyncio.AbstractEventLoop, dict[str, Any]], object]
 _INF = float("inf")
 _NO_IO = "the virtual runtime has no real I/O (no sockets, subprocesses, threads or signals)"
 _new_handle, _new_timer = compat.new_handle, compat.new_timer
@@ -115,22 +118,28 @@ class VirtualLoop(asyncio.AbstractEventLoop):
         self._stall_watch: StallWatch | None = None
         self._now = start
         # Handles and actors (compat.HANDLE_SLOTS are read in place), and the heap's entries
-        # (simkit.virtual.heap): shapes the type system cannot follow.
+        # (simkit.virtual.heap): shapes the type system cannot follow (three tuple shapes
+        # told apart by identity in the hot loop, where a cast would cost a call per step,
+        # and handle slots typeshed does not declare), so their items are Any here.
         self._ready: deque[Any] = deque()
         self._timers: list[tuple[Any, ...]] = []
         self._seq = itertools.count().__next__
         self._cancelled_timers = 0
         self._task_names = itertools.count(1).__next__
         # asyncio.all_tasks() is a set ordered by id(); this remembers creation order instead.
-        self._task_order: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+        self._task_order: weakref.WeakKeyDictionary[asyncio.Task[object], int] = (
+            weakref.WeakKeyDictionary()
+        )
         # Actors are listed here instead, in creation order, until they finish (a weak entry
         # here and one in asyncio's weak set of tasks cost 400 bytes per actor).
         self._actors: dict[Actor, None] = {}
         self._actors_made = 0  # for the stall limit: a finished actor's gather still counts
-        self._asyncgens: weakref.WeakKeyDictionary[Any, None] = weakref.WeakKeyDictionary()
+        self._asyncgens: weakref.WeakKeyDictionary[AsyncGenerator[object, None], None] = (
+            weakref.WeakKeyDictionary()
+        )
         self._running = self._stopping = self._closed = False
         self._debug = debug
-        self._exception_handler: Callable[[Any, dict[str, Any]], object] | None = None
+        self._exception_handler: _ExceptionHandler | None = None
         self.unhandled: list[dict[str, Any]] = []  # error contexts recorded, not yet raised
         self.steps = 0  # handles run
         self.jumps = 0  # times the clock jumped forward to a timer
@@ -171,7 +180,7 @@ class VirtualLoop(asyncio.AbstractEventLoop):
         heapq.heappush(self._timers, (when, self._seq(), timer))
         return timer
 
-    def post_at(self, when: float, callback: _Callback, *args: Any) -> None:
+    def post_at(self, when: float, callback: Callable[[*_Ts], object], *args: *_Ts) -> None:
         """Run ``callback(*args)`` at virtual time ``when``, in (when, sequence) order with
         every timer. For the network's messages: nothing cancels a message in flight, so it
         needs no handle, no context and no cancel state (a third of a big run's steps). An
@@ -207,10 +216,11 @@ class VirtualLoop(asyncio.AbstractEventLoop):
         return not self._ready and not (timers and timers[0][0] <= self._now)
 
     def _timer(
-        self, when: float, callback: _Callback, args: tuple[Any, ...], context: _Context
+        self, when: float, callback: _Callback, args: Sequence[object], context: _Context
     ) -> asyncio.TimerHandle:
         if self._debug:
-            timer: Any = _TimerHandle(when, callback, args, self, context)
+            timer: Any = _TimerHandle(when, callback, args, self, context)  # _scheduled: a slot
+            # typeshed does not declare
             timer._scheduled = True
             return cast(asyncio.TimerHandle, timer)
         # TimerHandle.__init__ without its two frames and get_debug(): a hot path
@@ -234,17 +244,18 @@ class VirtualLoop(asyncio.AbstractEventLoop):
         heapq.heappush(self._timers, (when, self._seq(), timer))
         return timer
 
-    def _timer_handle_cancelled(self, handle: Any) -> None:  # a TimerHandle (compat)
+    def _timer_handle_cancelled(self, handle: Any) -> None:  # a TimerHandle: its _scheduled
+        # slot is not in typeshed
         # Called by TimerHandle.cancel(); the entry stays in the heap and is skipped when popped.
         if handle._scheduled:
             self._cancelled_timers += 1
 
-    def create_future(self) -> asyncio.Future[Any]:
+    def create_future(self) -> asyncio.Future[Any]:  # asyncio's signature: any result
         return asyncio.Future(loop=self)
 
     def create_task(
         self,
-        coro: Generator[Any, None, _T] | Coroutine[Any, Any, _T],
+        coro: Generator[Any, None, _T] | Coroutine[Any, Any, _T],  # asyncio's: any coroutine
         *,
         name: str | None = None,
         context: _Context = None,
@@ -267,7 +278,7 @@ class VirtualLoop(asyncio.AbstractEventLoop):
         self._task_order[task] = self._seq()
         return task
 
-    def all_tasks(self) -> list[asyncio.Task[Any] | Actor]:
+    def all_tasks(self) -> list[asyncio.Task[object] | Actor]:
         """The tasks and actors not done yet, in creation order (``asyncio.all_tasks()``
         does not list actors)."""
         order = self._task_order
@@ -444,8 +455,8 @@ class VirtualLoop(asyncio.AbstractEventLoop):
         raise watch.error(self.context, instant)
 
     def _failed(
-        self, callback: _Callback, args: tuple[Any, ...], exc: BaseException, handle: Any
-    ) -> None:
+        self, callback: _Callback, args: Sequence[object], exc: BaseException, handle: Any
+    ) -> None:  # handle: a Handle or None; its _source_traceback is not in typeshed
         source = compat.format_callback_source(callback, args)
         context: dict[str, Any] = {"message": f"Exception in callback {source}", "exception": exc}
         if handle is not None:
@@ -471,7 +482,10 @@ class VirtualLoop(asyncio.AbstractEventLoop):
         error.pending = names
         return error
 
-    def run_until_complete(self, future: Generator[Any, None, _T] | Awaitable[_T]) -> _T:
+    def run_until_complete(
+        self,
+        future: Generator[Any, None, _T] | Awaitable[_T],  # asyncio's signature
+    ) -> _T:
         """Run until ``future`` (a future or coroutine) is done; return its result.
 
         Raises :class:`UnhandledError` if an error reached the default exception handler (also
@@ -497,7 +511,7 @@ class VirtualLoop(asyncio.AbstractEventLoop):
             raise RuntimeError("Event loop stopped before Future completed.")
         return future.result()
 
-    def _stop_when_done(self, _future: asyncio.Future[Any]) -> None:
+    def _stop_when_done(self, _future: object) -> None:
         self.stop()
 
     def stop(self) -> None:
@@ -521,10 +535,10 @@ class VirtualLoop(asyncio.AbstractEventLoop):
         self._timers.clear()
         self._cancelled_timers = 0
 
-    def _asyncgen_firstiter(self, agen: Any) -> None:
+    def _asyncgen_firstiter(self, agen: AsyncGenerator[object, None]) -> None:
         self._asyncgens[agen] = None  # weak, and insertion-ordered (a WeakSet is id-ordered)
 
-    def _asyncgen_final(self, agen: Any) -> None:
+    def _asyncgen_final(self, agen: AsyncGenerator[object, None]) -> None:
         self._asyncgens.pop(agen, None)
         if not self._closed:
             self.call_soon(self.create_task, agen.aclose())
@@ -544,10 +558,10 @@ class VirtualLoop(asyncio.AbstractEventLoop):
         """Nothing to do: there is no executor (``run_in_executor`` is not supported)."""
 
     # -- errors and debug --------------------------------------------------------------------
-    def get_exception_handler(self) -> Any:
+    def get_exception_handler(self) -> _ExceptionHandler | None:
         return self._exception_handler
 
-    def set_exception_handler(self, handler: Any) -> None:
+    def set_exception_handler(self, handler: _ExceptionHandler | None) -> None:
         if handler is not None and not callable(handler):
             raise TypeError(f"A callable object or None is expected, got {handler!r}")
         self._exception_handler = handler
@@ -583,8 +597,8 @@ class VirtualLoop(asyncio.AbstractEventLoop):
         self._debug = enabled
 
 
-def _no_io(name: str) -> Callable[..., Any]:
-    def method(self: VirtualLoop, *args: Any, **kwargs: Any) -> Any:
+def _no_io(name: str) -> Callable[..., NoReturn]:
+    def method(self: VirtualLoop, *args: object, **kwargs: object) -> NoReturn:
         raise NotImplementedError(f"VirtualLoop.{name}(): {_NO_IO}")
 
     method.__name__ = method.__qualname__ = name
@@ -599,7 +613,7 @@ for _name, _attr in vars(asyncio.AbstractEventLoop).items():
 
 
 def run(
-    main: Coroutine[Any, Any, _T],
+    main: Coroutine[object, None, _T],  # any coroutine (the loop sends None)
     *,
     start: float = 0.0,
     context: str = "",

@@ -24,17 +24,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypeVarTuple
 
 from simkit.model.codes import CloseCode
 from simkit.model.connection import ClientState, ServerState, client_step, server_step
 from simkit.model.latency import Latency
 from simkit.model.liveness import Heartbeat, Liveness
 from simkit.model.transport import PROFILES, TransportProfile
-from simkit.runtime.census import ServerSide
+from simkit.runtime.census import Census, ServerSide
 
 if TYPE_CHECKING:
-    from simkit.runtime.interfaces import Clock, ServerActor, TabCallbacks
+    from simkit.actors.env import Post
+    from simkit.runtime.interfaces import Clock, Message, ServerActor, TabCallbacks
+
+Ts = TypeVarTuple("Ts")
 
 # The states as module names: an Enum member looked up on its class costs five times a
 # global here, and the links compare states on every message.
@@ -111,7 +114,7 @@ class Link(ServerSide):
         latency = self.net.latency
         return latency.draw(self.tab.net_rng) if latency.jitter else latency.base
 
-    def _up(self, fn: Callable[..., Any], *args: Any) -> None:
+    def _up(self, fn: Callable[[*Ts], object], *args: *Ts) -> None:
         """Send towards the server; lost if the link is silent."""
         if self.silent_since is not None:
             return
@@ -125,7 +128,7 @@ class Link(ServerSide):
         self.up_at = at
         net.post(at, fn, *args)
 
-    def _down(self, fn: Callable[..., Any], *args: Any) -> None:
+    def _down(self, fn: Callable[[*Ts], object], *args: *Ts) -> None:
         if self.silent_since is not None:
             return
         net = self.net
@@ -280,7 +283,7 @@ class Link(ServerSide):
 
     # -- server side (called by the server) ------------------------------------------------
 
-    def send(self, message: tuple[Any, ...]) -> None:
+    def send(self, message: Message) -> None:
         if self.server is S_OPEN:
             self._down(self._client_receives, message)
 
@@ -389,7 +392,10 @@ class Link(ServerSide):
         net = self.net
         if self.server not in S_LIVE:
             return
-        quiet_until = self.last_traffic + net.idle_timeout  # type: ignore[operator]
+        idle = net.idle_timeout
+        if idle is None:  # never armed without a proxy's idle timeout
+            return
+        quiet_until = self.last_traffic + idle
         if net.now() < quiet_until:
             self.idle_timer = net.loop.call_at(quiet_until, self._idle_check)
             return
@@ -433,7 +439,7 @@ class Link(ServerSide):
             self.client = client_step(self.client, "open")
             self.tab.on_open(self)
 
-    def _client_receives(self, message: tuple[Any, ...]) -> None:
+    def _client_receives(self, message: Message) -> None:
         if self.client is OPEN:
             self.tab.on_message(self, message)
 
@@ -597,7 +603,7 @@ class MemoryNetwork:
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
-        census: Any,
+        census: Census,
         liveness: Liveness,
         latency: Latency,
         close_timeout: float = 10.0,
@@ -623,7 +629,7 @@ class MemoryNetwork:
         self.latency = latency
         self.close_timeout = close_timeout
         self.idle_timeout = idle_timeout
-        self.server: ServerActor = None  # type: ignore[assignment]  # set by the run core before any connect
+        self.server: ServerActor  # set by attach(), which the run core calls before any connect
         self.down = False
         self.open_links: dict[int, Link] = {}
         self._next_id = 0
@@ -635,7 +641,7 @@ class MemoryNetwork:
         self.instant_pings = self.instant and len(self.rules) == 1
         self.coast = self.instant_pings and idle_timeout is None  # see Keepalive
         # Messages in flight are never cancelled: VirtualLoop carries them without handles.
-        self.post: Callable[..., Any] = getattr(loop, "post_at", loop.call_at)
+        self.post: Post = getattr(loop, "post_at", loop.call_at)
         # Is nothing else due at this instant? (On another loop: assume something is.)
         self.alone_now: Callable[[], bool] = getattr(loop, "alone_now", bool)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import gc
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from simkit.actors.play import Runtime
 from simkit.model.liveness import CLOSE_TIMEOUT
@@ -41,7 +41,7 @@ class VirtualRuntime(Runtime):
         self.close_timeout = close_timeout
         self.profile = profile  # the server implementation's close ordering (default: websockets)
 
-    def execute(self, main: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    def execute(self, main: Callable[[], Coroutine[object, None, T]]) -> T:
         # A run allocates millions of short-lived objects but frees almost nothing cyclic:
         # with the default thresholds the collector keeps rescanning every live tab (42 % of
         # the time at 10,000 tabs). Park what exists, collect rarely, restore afterwards.

@@ -16,7 +16,7 @@ import os
 import re
 import sys
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from simkit.model.errors import SimulationStalled
@@ -59,11 +59,12 @@ class StallWatch:
     def __init__(self, now: float, limit: int) -> None:
         self.now, self.limit, self.samples, self.items = now, limit, 0, 0
         # (kind, what) -> {member key: member label}; dicts keep first-seen order.
-        self.groups: dict[tuple[str, str], dict[Any, str | None]] = {}
+        self.groups: dict[tuple[str, str], dict[int, str | None]] = {}  # keyed by id()
         self.hits: dict[tuple[str, str], int] = {}
-        self.seen: list[Any] = []  # members are keyed by id(): keep them alive meanwhile
+        self.seen: list[object] = []  # members are keyed by id(): keep them alive meanwhile
 
     def sample(self, ready: deque[Any], timers: list[tuple[Any, ...]], now: float) -> bool:
+        # (the loop's own ready queue and heap, as it types them: see VirtualLoop.__init__)
         """Take one snapshot; True once enough were taken to name the culprits."""
         self.samples += 1
         groups, hits = self.groups, self.hits
@@ -118,7 +119,9 @@ class StallWatch:
         return "; ".join(parts) if parts else "nothing identifiable (no handle is due)"
 
 
-def _due(ready: deque[Any], timers: list[tuple[Any, ...]], now: float) -> Iterator[tuple[Any, Any]]:
+def _due(
+    ready: deque[Any], timers: list[tuple[Any, ...]], now: float
+) -> Iterator[tuple[Callable[..., object], Sequence[object]]]:
     """``(callback, args)`` of every live ready handle, then of every heap entry due at
     ``now`` (a walk of the heap that skips each subtree whose root is later)."""
     for handle in ready:
@@ -140,7 +143,9 @@ def _due(ready: deque[Any], timers: list[tuple[Any, ...]], now: float) -> Iterat
         stack += (2 * i + 2, 2 * i + 1)
 
 
-def _describe(callback: Any, args: tuple[Any, ...]) -> list[tuple[str, str, Any, str | None]]:
+def _describe(
+    callback: Callable[..., object], args: Sequence[object]
+) -> list[tuple[str, str, object, str | None]]:
     """``(kind, what, member, member label)`` for what ``callback(*args)`` wakes (kind:
     "<task>", "<callback>" with no owner, else the owner's class name): the
     task(s) it steps or whose future it completes, else the callback itself and its owner."""
@@ -154,7 +159,7 @@ def _describe(callback: Any, args: tuple[Any, ...]) -> list[tuple[str, str, Any,
     return [(type(owner).__name__, what, owner, _owner_label(owner))]
 
 
-def _tasks_woken(callback: Any, args: tuple[Any, ...]) -> list[asyncio.Task[Any] | Actor]:
+def _tasks_woken(callback: object, args: Sequence[object]) -> list[asyncio.Task[object] | Actor]:
     """The tasks or actors ``callback(*args)`` steps, or whose awaited future it completes."""
     owner = task_of(callback)
     if isinstance(owner, asyncio.Task | Actor):
@@ -168,9 +173,9 @@ def _tasks_woken(callback: Any, args: tuple[Any, ...]) -> list[asyncio.Task[Any]
 _ASYNCIO_DIR = os.path.dirname(asyncio.__file__) + os.sep
 
 
-def _where_task(task: Any) -> str:
+def _where_task(task: asyncio.Task[object] | Actor) -> str:
     """The task's innermost frame outside asyncio: where its own code waits."""
-    coro: Any = task.get_coro()
+    coro: object = task.get_coro()
     found = None
     for _ in range(1000):  # a bound, in case of a cycle
         if coro is None:
@@ -188,7 +193,7 @@ def _where_task(task: Any) -> str:
     return f"{getattr(code, 'co_qualname', code.co_name)} ({_short(code.co_filename)}:{line})"
 
 
-def _where_callable(callback: Any) -> str:
+def _where_callable(callback: object) -> str:
     while isinstance(callback, functools.partial):
         callback = callback.func
     func = getattr(callback, "__func__", callback)
@@ -216,7 +221,7 @@ def _short(filename: str) -> str:
     return filename
 
 
-def _owner_label(owner: Any) -> str | None:
+def _owner_label(owner: object) -> str | None:
     """A readable name for a callback's object: its ``name``, else "Class <index or id>"."""
     try:
         name = getattr(owner, "name", None)
@@ -234,7 +239,7 @@ def _owner_label(owner: Any) -> str | None:
 def _names(labels: list[str]) -> str:
     """'a', 'b' for a few names, 'tab 0'..'tab 39' (natural order) for many."""
 
-    def natural(label: str) -> list[Any]:
+    def natural(label: str) -> list[int | str]:
         return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", label)]
 
     ordered = sorted(set(labels), key=natural)

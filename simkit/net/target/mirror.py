@@ -10,7 +10,7 @@ answer of the stats route (:mod:`simkit.net.target.stats`), empty when there is 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from simkit.actors.env import Env
 from simkit.actors.server import Server
@@ -58,7 +58,7 @@ class Mirror(Registry):
     @classmethod
     def of(
         cls,
-        raw: list[Entry],
+        raw: Sequence[Entry],
         known: Callable[[int], bool],
         *,
         before: frozenset[int] | None = None,
@@ -67,6 +67,8 @@ class Mirror(Registry):
         pairs, foreign = [], 0
         for user, conn in raw:
             try:
+                if not isinstance(conn, str | int | float):  # JSON's null, list or object
+                    raise TypeError(conn)
                 number = int(conn)
             except (TypeError, ValueError):
                 foreign += 1

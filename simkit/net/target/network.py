@@ -18,14 +18,13 @@ import asyncio
 import json
 from collections import Counter
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from websockets.exceptions import InvalidHandshake, InvalidStatus
 
 from simkit.model.codes import CloseCode
 from simkit.model.errors import ConfigError
 from simkit.model.liveness import CLOSE_TIMEOUT
-from simkit.net.network import ClientNetwork, LiveLink
+from simkit.net.network import ClientNetwork, ConnectOptions, LiveLink, ServerMessage
 from simkit.net.proxy import FaultProxy, Piped
 from simkit.net.target.mirror import TargetEnd
 from simkit.net.target.url import Target
@@ -81,10 +80,10 @@ class TargetNetwork(ClientNetwork):
         self.env = clock
 
     @property
-    def open_links(self) -> dict[int, Any]:
+    def open_links(self) -> dict[int, TargetEnd]:
         return self.ends
 
-    def dial(self, link: LiveLink) -> tuple[str, dict[str, Any]]:
+    def dial(self, link: LiveLink) -> tuple[str, ConnectOptions]:
         headers: dict[str, str] | None = None
         if self.auth is not None:
             try:
@@ -131,7 +130,7 @@ class TargetNetwork(ClientNetwork):
         self.refusals[describe_refusal(error)] += 1
         self.census.count_refusal()
 
-    def decode(self, link: LiveLink, raw: str | bytes) -> dict[str, Any]:
+    def decode(self, link: LiveLink, raw: str | bytes) -> ServerMessage:
         """A foreign server's message as a page reads it: the kit's app-level ``ping`` is
         answered, its ``welcome`` kept; anything else (text, JSON of any shape, binary) is a
         message the page received, counted (binary and non-JSON apart)."""

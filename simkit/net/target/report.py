@@ -16,7 +16,6 @@ import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from simkit.net.target.network import TargetNetwork
 
@@ -99,12 +98,12 @@ UNKNOWN: tuple[Unknown, ...] = (
 
 # A key the run's own summary already has (from the census): listed in the layout only to
 # give it its place when the table blanks it, and left out otherwise.
-FROM_CENSUS: Any = object()
+FROM_CENSUS: object = object()
 
 
 def unknown(
-    layout: Mapping[str, Any], holds: Iterable[When], problem: str | None = None
-) -> tuple[dict[str, Any], dict[str, str]]:
+    layout: Mapping[str, object], holds: Iterable[When], problem: str | None = None
+) -> tuple[dict[str, object], dict[str, str]]:
     """Apply :data:`UNKNOWN` to ``layout`` (the known values, in order): the values with
     every blanked key set, the census's own keys dropped, and ``unknown_metrics``."""
     now = set(holds)
@@ -128,11 +127,11 @@ def target_summary(
     stats_failures: int,
     stats_last_failure: str,
     foreign_entries: int,
-) -> dict[str, Any]:
+) -> dict[str, object]:
     """A target run's part of the summary: what the proxy and the clients saw, the stats
     route's record, every metric it cannot know blanked with its reason, and ``notes``."""
     rows = net.census.rows
-    layout: dict[str, Any] = {
+    layout: dict[str, object] = {
         "target": target,
         "target_keepalive": keepalive,
         **dict.fromkeys((k for c in REGISTRY_COLUMNS for k in derived(c)), FROM_CENSUS),

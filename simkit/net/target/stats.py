@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
 
 import h11
 
@@ -30,7 +29,7 @@ READ_SIZE = 65536
 
 # One registry entry as the target sent it: (user, simkit_conn). The connection id is any
 # JSON value; :meth:`~simkit.net.target.mirror.Mirror.of` decides which are the run's.
-Entry = tuple[str, Any]
+Entry = tuple[str, object]
 
 
 class StatsUnavailable(SimkitError):
