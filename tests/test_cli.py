@@ -303,6 +303,9 @@ def test_ctrl_c_prints_one_line_exits_130_and_writes_nothing(tmp_path) -> None:
         [sys.executable, "-m", "simkit", "run", "--strategy", "postmortem", "--tabs", "5000",
          "--duration", "3000", "--out", str(out)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # as a shell starts it: an xdist worker may ignore SIGINT, and the kit keeps an
+        # inherited ignore (a background job's), so the child would never see the Ctrl-C
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     chunks: list[str] = []
     assert proc.stderr is not None
