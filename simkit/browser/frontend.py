@@ -480,17 +480,22 @@ class FrontendRuntime(RealtimeRuntime):
         if wire.status != 101:
             self.refused[wire.status or 0] += 1
             return
+        # A page that adds its own ``user`` and ``simkit_conn`` to ``{ws}`` (the post-mortem's
+        # front end does) sends each twice: the kit's first, the page's last. The tab is the
+        # kit's id's; the user is the last one, the one Starlette (so FastAPI) reads; every
+        # id joins a registry entry to this socket, whichever one the server kept.
         query = parse_qs(urlsplit(wire.request or "").query)
-        stats_id = query.get("simkit_conn", [""])[0]
-        tab = int(stats_id) // 10000 if stats_id.isdigit() else None
+        stats_ids = query.get("simkit_conn", [])
+        ours = next((s for s in stats_ids if s.isdigit()), "")
+        tab = int(ours) // 10000 if ours else None
         truth = self.tabs.get(tab) if tab is not None else None
-        user = query.get("user", [truth.person if truth is not None else ""])[0]
+        user = query.get("user", [truth.person if truth is not None else ""])[-1]
         self.next_conn += 1
         end = PageEnd(self.next_conn, piped, wire, user, tab)
         self.ends[end.id] = end
         if end.key:
             self.by_key[end.key] = end
-        if stats_id:
+        for stats_id in stats_ids:
             self.by_stats_id[stats_id] = end.id
         if self.core is not None:
             self.core.on_open(end)  # census.server_opened: stale until its page claims it
