@@ -12,8 +12,13 @@ about the real run, not a fudge:
 - **the page's own timers run in real time** while the scenario is scaled (``scale`` wall
   seconds per scenario second): the manager's 3 s guard, 100 ms poll and 100 ms wait are
   ``3/scale``, ``0.1/scale`` and ``0.1/scale`` scenario seconds (:func:`model_strategy`);
-- **``next dev`` mounts every effect twice** (React StrictMode), on every page load the
-  scenario makes: the prediction plays each load as a StrictMode load (:func:`dev_loads`);
+- **which loads StrictMode doubles**: React StrictMode (``next dev``) mounts, unmounts and
+  mounts again only components placed on the client; a tree hydrated from the server's
+  HTML is not placed, so its effects run once. The post-mortem's provider sits in the root
+  layout and is hydrated: measured with Chromium, one socket per load under ``next dev``
+  too (:mod:`simkit.realfront.strictmode`). So the prediction plays the scenario's loads as
+  they are (``strict=False``); ``strict=True`` plays each as a StrictMode load, the case of
+  a provider mounted on the client (:func:`strict_loads`);
 - **the backend is FastAPI on uvicorn's default WebSocket implementation**: the virtual
   runtime plays its measured transport profile (``Virtual(stack="fastapi")``).
 
@@ -43,7 +48,18 @@ if TYPE_CHECKING:
     from simkit.runtime.interfaces import TabActor
 
 # The page's client code -> the model's strategy for it (before scaling its timers).
-POSTFIX = STRATEGIES["seed"]
+# The post-mortem's client as its code runs (examples/postmortem_frontend/lib): ``seed``,
+# plus what its manager does that the preset does not say: disconnect() closes a socket
+# still connecting at once (and clears the guard), the effect draws the id (per mount), and
+# nothing reconnects a socket closed under the page (only load and show open one).
+POSTFIX = STRATEGIES["seed"].replace(
+    name="seed-as-run",
+    cancel="at-once",
+    claim_per="mount",
+    reconnect="never",
+    summary="seed as the example front end's code runs it: disconnect() fails a socket "
+    "still connecting, the id is drawn in the effect, no retry after a close",
+)
 PREFIX = POSTFIX.replace(
     name="seed-prefix",
     identity="per-tab",
@@ -75,35 +91,37 @@ def model_strategy(client: str, scale: float) -> Strategy:
     )
 
 
-class DevTab:
-    """A tab as ``next dev`` plays it: every load is a StrictMode load (effects mount,
-    unmount and mount again). Counts the loads it makes (the census does not)."""
+class CountingTab:
+    """A tab that counts the loads its script makes (the census does not), and plays each
+    as a StrictMode load when ``strict`` (a provider mounted on the client under ``next
+    dev``); otherwise as the script says."""
 
-    def __init__(self, tab: TabActor, loads: list[int]) -> None:
+    def __init__(self, tab: TabActor, loads: list[int], strict: bool) -> None:
         self._tab = tab
         self._loads = loads
+        self._strict = strict
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._tab, name)
 
     def load(self, *, strict_mode: bool = False) -> None:
         self._loads[0] += 1
-        self._tab.load(strict_mode=True)
+        self._tab.load(strict_mode=strict_mode or self._strict)
 
     async def reload(
         self, downtime: float, *, vanish: bool = False, strict_mode: bool = False
     ) -> None:
         self._loads[0] += 1
-        await self._tab.reload(downtime, vanish=vanish, strict_mode=True)
+        await self._tab.reload(downtime, vanish=vanish, strict_mode=strict_mode or self._strict)
 
 
-def dev_loads(sc: Scenario, loads: list[int]) -> Scenario:
-    """``sc`` with every load played as ``next dev`` plays it (StrictMode), counting loads
-    into ``loads[0]``. Same name, same random streams: the same loads at the same times."""
+def strict_loads(sc: Scenario, loads: list[int], strict: bool = True) -> Scenario:
+    """``sc`` counting its loads into ``loads[0]``, each a StrictMode load when ``strict``.
+    Same name, same random streams: the same loads at the same times."""
     script = sc.script
 
     async def played(tab: TabActor, s: Scenario) -> None:
-        await script(DevTab(tab, loads), s)
+        await script(CountingTab(tab, loads, strict), s)
 
     return sc.with_(script=played)
 
@@ -127,14 +145,13 @@ def predict(
     settle: float = 10.0,
     scale: float = 0.2,
     seed: int = 0,
-    dev: bool = True,
+    strict: bool = False,
 ) -> Prediction:
     """The model's run of what :meth:`PostmortemStack.play
     <simkit.realfront.stack.PostmortemStack.play>` plays for real with the same arguments
-    (``dev``: the front end runs under ``next dev``)."""
+    (``strict``: every load a StrictMode load, see the module's docstring)."""
     loads = [0]
-    sc = scenario_of(scenario)
-    played = dev_loads(sc, loads) if dev else _counted(sc, loads)
+    played = strict_loads(scenario_of(scenario), loads, strict)
     strategy = model_strategy(client, scale)
     result = run(
         played, strategy, tabs=tabs, duration=duration, settle=settle, seed=seed,
@@ -143,26 +160,6 @@ def predict(
     trace = result.trace
     sockets = int((trace["event"] == "connect").sum()) if trace is not None else 0
     return Prediction(client, result, loads[0], sockets)
-
-
-def _counted(sc: Scenario, loads: list[int]) -> Scenario:
-    script = sc.script
-
-    class Counted(DevTab):
-        def load(self, *, strict_mode: bool = False) -> None:
-            self._loads[0] += 1
-            self._tab.load(strict_mode=strict_mode)
-
-        async def reload(
-            self, downtime: float, *, vanish: bool = False, strict_mode: bool = False
-        ) -> None:
-            self._loads[0] += 1
-            await self._tab.reload(downtime, vanish=vanish, strict_mode=strict_mode)
-
-    async def played(tab: TabActor, s: Scenario) -> None:
-        await script(Counted(tab, loads), s)
-
-    return sc.with_(script=played)
 
 
 # -- the comparison ---------------------------------------------------------------------------
@@ -259,13 +256,13 @@ __all__ = [
     "PREFIX",
     "STACK",
     "TOLERANCES",
-    "DevTab",
+    "CountingTab",
     "Prediction",
     "Tolerance",
     "compare",
-    "dev_loads",
     "model_figures",
     "model_strategy",
     "predict",
     "real_figures",
+    "strict_loads",
 ]
