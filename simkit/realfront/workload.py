@@ -4,6 +4,9 @@ users who reload and who switch away from the tab and back, mixed.
 The kit's ``reload-storm`` reloads and ``hidden-tabs`` hides; the post-mortem's fixes answer
 both at once (a fresh id per load, close on ``beforeunload``, close when hidden and reopen
 when shown), so a lesson about them plays both on the same tabs: :data:`RELOAD_AND_HIDE`.
+Every fourth tab is also duplicated once (the browser's "Duplicate tab" copies its
+sessionStorage, so a client that keeps its id there connects twice as the same user: the
+post-mortem's "conflicting connections with the same user id").
 """
 
 from __future__ import annotations
@@ -18,15 +21,22 @@ if TYPE_CHECKING:
 
 MEAN_GAP = 12.0  # scenario seconds between a tab's actions, on average
 MEAN_HIDDEN = 6.0  # scenario seconds a hidden tab stays hidden, on average
+DUPLICATE_EVERY = 4  # tabs 0, 4, 8... are duplicated once
+TWINS = 40  # a twin of tab i is tab TWINS + i (the browser runtime plays at most 60 tabs)
 
 
 async def reload_and_hide(tab: TabActor, sc: Scenario) -> None:
     """Arrive within 3 s; then about every 12 s either reload (half the time) or go to the
-    background for about 6 s and come back; nothing new after ``duration``."""
+    background for about 6 s and come back; nothing new after ``duration``. Every fourth
+    tab is duplicated once, between 30 % and 60 % of ``duration``."""
     rng = tab.work_rng
     await tab.sleep(rng.uniform(0.0, 3.0))
     tab.load()
+    twin_at = rng.uniform(0.3, 0.6) * sc.duration if tab.index % DUPLICATE_EVERY == 0 else None
     while True:
+        if twin_at is not None and tab.now >= twin_at:
+            tab.duplicate(TWINS + tab.index)  # the twin stays open, untouched, to the end
+            twin_at = None
         await tab.sleep(rng.expovariate(1.0 / MEAN_GAP))
         if tab.now >= sc.duration:
             return
@@ -48,4 +58,11 @@ RELOAD_AND_HIDE = Scenario(
     push_rate=0.0,
 )
 
-__all__ = ["MEAN_GAP", "MEAN_HIDDEN", "RELOAD_AND_HIDE", "reload_and_hide"]
+__all__ = [
+    "DUPLICATE_EVERY",
+    "MEAN_GAP",
+    "MEAN_HIDDEN",
+    "RELOAD_AND_HIDE",
+    "TWINS",
+    "reload_and_hide",
+]
