@@ -280,7 +280,12 @@ class BrowserTab:
             "Target.createTarget",
             {"url": "about:blank", "browserContextId": self.context, "newWindow": True},
         )
-        self.target = made["targetId"]
+        await self._adopt_target(made["targetId"])
+
+    async def _adopt_target(self, target: str) -> None:
+        """Attach to ``target`` (a blank tab of this tab's browser context) and watch it."""
+        cdp = self.run.cdp
+        self.target = target
         attached = await cdp.send(
             "Target.attachToTarget", {"targetId": self.target, "flatten": True}
         )
