@@ -308,5 +308,13 @@ def test_a_socket_closed_as_it_was_created_may_report_its_handshake_after_failin
     )
     sock = feed.t.sockets["x"]
     assert sock.state is Socket.FAILED and sock.key == "k" and sock.error == error
+    # ...and the server's 101 too: the page never had it open
+    feed.ev(
+        "webSocketHandshakeResponseReceived",
+        requestId="x",
+        timestamp=1.0025,
+        response={"status": 101},
+    )
+    assert sock.state is Socket.FAILED and sock.opened is None and sock.status == 101
     feed.ev("webSocketClosed", requestId="x", timestamp=1.003)
     assert sock.state is Socket.CLOSED and sock.failed
