@@ -58,6 +58,7 @@ class Tab:
         "env",
         "index",
         "link",
+        "orphans",
         "page",
         "person",
         "policy",
@@ -83,6 +84,8 @@ class Tab:
         self.page = Page.UNLOADED
         self.user = ""
         self.link: ClientEnd | None = None  # the current page load's socket
+        # sockets of this load the page forgot (a StrictMode mount with no cleanup)
+        self.orphans: tuple[ClientEnd, ...] = ()
         self.want = False  # the page wants a connection now
         self.elsewhere = False  # replaced, and showing "opened elsewhere" (on_replaced="stop")
         self.attempt = 0
@@ -149,9 +152,46 @@ class Tab:
         self.attempt = 0
         self.connect()
         if strict_mode:
+            self._remount()
+
+    def _remount(self) -> None:
+        """StrictMode's unmount and second mount, as the client's code plays them: its
+        cleanup disconnects (or, with none, the first socket is forgotten, still open),
+        then the effect runs again (claiming the id again when it claims it per mount)."""
+        policy = self.policy
+        if policy.cleanup == "none":
+            link = self.link
+            if link is not None:
+                self.orphans = (*self.orphans, link)
+                self.link = None
+                self.env.census.set_current(self.truth, None)
+            self._forget_connection()
+        else:
             self.disconnect()
-            self.want = True
-            self.connect()
+        if policy.claim_per == "mount":
+            self.user = self._claim(policy.identity)
+            self.env.census.page_loaded(self.truth, self.user)
+        self.want = True
+        self.connect()
+
+    def _drop_orphans(self, action: str) -> None:
+        """The page load ends: the browser closes the sockets its page forgot (1001), or
+        they vanish or abort with the page (``action`` is ``close``, ``vanish``, ``abort``,
+        ``crash``)."""
+        orphans, self.orphans = self.orphans, ()
+        for link in orphans:
+            if action == "vanish":
+                link.silence()
+            elif action == "abort":
+                link.abort()
+            elif action == "crash":
+                self.env.after(
+                    self.env.timing.crash_close, link.browser_close, int(CloseCode.GOING_AWAY)
+                )
+            else:
+                self.env.after(
+                    self.env.timing.unload_close, link.browser_close, int(CloseCode.GOING_AWAY)
+                )
 
     def unload(self, *, vanish: bool = False, page_close: bool = False) -> None:
         """The page goes away. Its handler may close the socket (1000); otherwise the browser
@@ -166,6 +206,8 @@ class Tab:
         link = self.link
         self.link = None
         self.env.census.page_ended(self.truth)
+        if self.orphans:
+            self._drop_orphans("vanish" if vanish else "close")
         if link is None:
             return
         if vanish:
@@ -211,6 +253,8 @@ class Tab:
         self._forget_connection()
         link, self.link = self.link, None
         self.env.census.page_ended(self.truth)
+        if self.orphans:
+            self._drop_orphans("abort" if abort else "crash")
         if link is None:
             return
         if abort:
@@ -278,6 +322,8 @@ class Tab:
         self._forget_connection()
         link, self.link = self.link, None
         self.env.census.page_ended(self.truth)
+        if self.orphans:
+            self._drop_orphans("close")
         if link is not None:
             link.close(int(CloseCode.GOING_AWAY))
 
@@ -369,7 +415,11 @@ class Tab:
         link = self.link
         if link is None:
             return
-        if link.client is CONNECTING and self.policy.guard == "single-flight":
+        if (
+            link.client is CONNECTING
+            and self.policy.guard == "single-flight"
+            and self.policy.cancel == "when-open"
+        ):
             # A connection manager closes a socket only once it is open; until then it is
             # still "in flight" and a new connect() waits for it.
             self._close_when_open(link.id)
@@ -388,7 +438,7 @@ class Tab:
         link = self.link
         if wait > 0 and link is not None and link.client in (CONNECTING, OPEN):
             # the post-mortem's manager: close any existing connection, wait, then connect
-            if link.client is CONNECTING:
+            if link.client is CONNECTING and self.policy.cancel == "when-open":
                 self._close_when_open(link.id)
             else:
                 link.close(int(CloseCode.NORMAL))
@@ -479,6 +529,8 @@ class Tab:
         self.env.census.page_gave_up(self.truth)
 
     def _schedule_retry(self) -> None:
+        if self.policy.reconnect == "never":
+            return
         self.attempt += 1
         delay = self.policy.backoff.delay(self.attempt, self.client_rng)
         self.retry = self.env.call_later(delay, self._retry)

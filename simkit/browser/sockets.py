@@ -145,7 +145,19 @@ TRANSITIONS: dict[Socket, dict[str, Socket]] = {
         "closed": Socket.CLOSED,
         "unload": Socket.CLOSED,
     },
-    Socket.FAILED: {"error": Socket.FAILED, "closed": Socket.CLOSED, "unload": Socket.CLOSED},
+    Socket.FAILED: {
+        # a page that closes a socket it just created (the post-mortem's manager, hidden while
+        # connecting) gets "WebSocket is closed before the connection is established." at
+        # once; the network service may then report the handshake it was already sending,
+        # and even the server's answer (seen with Chromium 156): the key still joins the
+        # server's end, and the page never had the socket open
+        "handshake": Socket.FAILED,
+        "accepted": Socket.FAILED,
+        "refused": Socket.FAILED,
+        "error": Socket.FAILED,
+        "closed": Socket.CLOSED,
+        "unload": Socket.CLOSED,
+    },
     Socket.CLOSED: {},
 }
 
@@ -502,9 +514,10 @@ class SocketTracker(Generic[TabT]):
                 sock.app = False
         elif method == "Network.webSocketHandshakeResponseReceived":
             status = params.get("response", {}).get("status")
-            sock.status = status
+            failed = sock.state is Socket.FAILED  # the page gave up on it already
             sock.state = step(sock.state, "accepted" if status == 101 else "refused")
-            if status == 101:
+            sock.status = status
+            if status == 101 and not failed:
                 sock.opened = stamp
         elif method in ("Network.webSocketFrameSent", "Network.webSocketFrameReceived"):
             sock.state = step(sock.state, "frame")

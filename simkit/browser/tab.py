@@ -190,7 +190,8 @@ class BrowserTab:
         one's, as Chromium's "Duplicate tab" makes it (so per-tab ids clash)."""
         if index in self.run.tabs or not 0 <= index < MAX_TABS:
             raise ConfigError(f"duplicate: tab index {index} is taken or not below {MAX_TABS}")
-        twin = BrowserTab(self.run, index, self.person, self.context)
+        # the same kind of tab (a page run's tab reads its own page and CDP)
+        twin = type(self)(self.run, index, self.person, self.context)
         self.run.tabs[index] = twin
         twin._step("load")
         copied: asyncio.Future[str] = self.run.loop.create_future()
@@ -284,7 +285,12 @@ class BrowserTab:
             "Target.createTarget",
             {"url": "about:blank", "browserContextId": self.context, "newWindow": True},
         )
-        self.target = made["targetId"]
+        await self._adopt_target(made["targetId"])
+
+    async def _adopt_target(self, target: str) -> None:
+        """Attach to ``target`` (a blank tab of this tab's browser context) and watch it."""
+        cdp = self.run.cdp
+        self.target = target
         attached = await cdp.send(
             "Target.attachToTarget", {"targetId": self.target, "flatten": True}
         )

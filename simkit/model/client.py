@@ -45,6 +45,27 @@ GUARDS: dict[str, str] = {
     "none": "every connect() opens a socket (a StrictMode double mount opens two)",
     "single-flight": "a connect() waits (up to guard_wait s) for one already in flight",
 }
+CANCELS: dict[str, str] = {
+    "when-open": "disconnect() closes a socket still connecting once it opens; until then "
+    "a single-flight connect() waits for it",
+    "at-once": "disconnect() closes it at once (the handshake fails) and forgets it: the "
+    "next connect() opens a new socket without waiting (the post-mortem's manager)",
+}
+CLEANUPS: dict[str, str] = {
+    "disconnect": "the connect effect's cleanup disconnects (StrictMode's unmount included)",
+    "none": "no cleanup: StrictMode's first mount leaves its socket open, forgotten by the "
+    "page until the page goes (the post-mortem's client before its fix)",
+}
+RECONNECTS: dict[str, str] = {
+    "backoff": "a socket closed under the page is retried after the backoff",
+    "never": "no retry: only the page's code opens a socket (load, show); one the server "
+    "or the network closes stays closed (the post-mortem's managers, before and after)",
+}
+CLAIMS: dict[str, str] = {
+    "load": "the id is claimed once per page load",
+    "mount": "the id is claimed in the connect effect: StrictMode's second mount claims "
+    "again (a new id under fresh-per-load, as the post-mortem's context does)",
+}
 
 
 # --- identity -----------------------------------------------------------------------------
@@ -220,6 +241,13 @@ class Client:
     # backoff, and replace the other tab in turn: a kick war) or ``stop`` (show "opened
     # elsewhere" and stay offline until the user reloads it, as chat and trading apps do).
     on_replaced: str = "retry"
+    # What React StrictMode's double mount does with this page's code (measured on the
+    # post-mortem's front end under `next dev`, simkit.realfront): how disconnect() treats
+    # a socket still connecting, whether the effect has a cleanup, when the id is claimed.
+    cancel: str = "when-open"
+    cleanup: str = "disconnect"
+    claim_per: str = "load"
+    reconnect: str = "backoff"
 
     def __post_init__(self) -> None:
         for kind, value, allowed in (
@@ -230,6 +258,10 @@ class Client:
             ("on_resume", self.on_resume, LIFECYCLES),
             ("on_pageshow", self.on_pageshow, LIFECYCLES),
             ("on_replaced", self.on_replaced, ON_REPLACED),
+            ("cancel", self.cancel, CANCELS),
+            ("cleanup", self.cleanup, CLEANUPS),
+            ("claim_per", self.claim_per, CLAIMS),
+            ("reconnect", self.reconnect, RECONNECTS),
         ):
             if value not in allowed:
                 raise choice(kind, value, list(allowed))

@@ -289,3 +289,32 @@ def test_frame_has_a_row_per_app_socket():
     assert len(frame) == 4 and int(frame["left_open"].sum()) == 2
     assert set(frame["state"]) == {"open", "closed"}
     assert {"closed_by", "linger", "key", "load"} <= set(frame.columns)
+
+
+def test_a_socket_closed_as_it_was_created_may_report_its_handshake_after_failing():
+    """The post-mortem's manager closes a socket still connecting (a tab hidden just after
+    it connected): Chromium 156 reported the frame error, then the handshake it was already
+    sending; the socket stays failed and keeps its key (the server's end joins it)."""
+    feed = Feed()
+    feed.navigated("L0", 0.0)
+    feed.ev("webSocketCreated", 1.0, requestId="x", url=URL)
+    error = "WebSocket is closed before the connection is established."
+    feed.ev("webSocketFrameError", requestId="x", timestamp=1.001, errorMessage=error)
+    feed.ev(
+        "webSocketWillSendHandshakeRequest",
+        requestId="x",
+        timestamp=1.002,
+        request={"headers": {"Sec-WebSocket-Key": "k"}},
+    )
+    sock = feed.t.sockets["x"]
+    assert sock.state is Socket.FAILED and sock.key == "k" and sock.error == error
+    # ...and the server's 101 too: the page never had it open
+    feed.ev(
+        "webSocketHandshakeResponseReceived",
+        requestId="x",
+        timestamp=1.0025,
+        response={"status": 101},
+    )
+    assert sock.state is Socket.FAILED and sock.opened is None and sock.status == 101
+    feed.ev("webSocketClosed", requestId="x", timestamp=1.003)
+    assert sock.state is Socket.CLOSED and sock.failed
