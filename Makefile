@@ -53,30 +53,39 @@ $(FRONTEND_STAMP): $(FRONTEND)/package-lock.json
 test: $(STAMP) browser redis frontend
 	$(PY) -m ruff check simkit tests benchmarks examples
 	$(PY) -m mypy
-	@# CPU-only tests on every core (the slow ones handed out first: tests/conftest.py)
-	$(PY) -m pytest --durations=10 -n auto -m "not live and not browser"
-	@# Three jobs side by side (they wait on sockets, Node or one core, so two cores hold
-	@# them): the live tests that tolerate a neighbour, two at a time; the Next.js tests in a
-	@# fresh pytest process of their own (docs/testing.md says why); the notebooks that play
-	@# only virtual time. Each job's output is printed whole when it ends.
-	$(MAKE) --no-print-directory -j3 --output-sync=target test-shared test-node test-notebooks-virtual
-	@# Then, one at a time on a quiet machine: the tests marked `alone` (tests/conftest.py)
-	@# and the notebooks that play in real time.
+	@# The CPU-only tests on every core and, beside them, the Next.js tests in a pytest
+	@# process of their own (they mostly wait on Node and on the proxy's 30 s timeout;
+	@# docs/testing.md says why their own process). Each job's output is printed whole.
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-cpu test-node
+	@# The notebooks that play only virtual time, two at a time.
+	$(PY) -m pytest --durations=5 -n 2 --dist loadfile $(NBVAL) $(VIRTUAL_NOTEBOOKS)
+	@# The live and browser tests that tolerate a neighbour, two at a time; then the ones
+	@# marked `alone` (tests/conftest.py) and the notebooks that play in real time, one at a
+	@# time on a quiet machine.
+	$(PY) -m pytest --durations=15 -n 2 -m "(live or browser) and not alone and not node"
 	$(PY) -m pytest --durations=15 -m "(live or browser) and alone and not node"
+	@# The post-mortem's front end against the model: real Chromium on a real Next.js app,
+	@# within tolerances (so on a quiet machine), in a pytest process of its own (Next.js).
+	$(PY) -m pytest --durations=5 $(FRONTEND_MODEL_TESTS)
 	$(PY) -m pytest --durations=12 $(NBVAL) $(LIVE_NOTEBOOKS)
 
-# make test's parts (each also runs alone: `make test-node`).
+# make test's parts (each also runs on its own: `make test-node`).
 NBVAL := --nbval --nbval-sanitize-with notebooks/sanitize.cfg --nbval-current-env
-# The notebooks with cells that play in real time (a live server, Chromium, Next.js).
-LIVE_NOTEBOOKS := notebooks/00_start_here.ipynb notebooks/06_restart_and_herds.ipynb \
-	notebooks/08_real_browser.ipynb notebooks/09_your_own_server.ipynb
-.PHONY: test-shared test-node test-notebooks-virtual
-test-shared: $(STAMP)
-	$(PY) -m pytest --durations=15 -n 2 -m "(live or browser) and not alone and not node"
+# The notebooks with cells that play in real time (a live server, Chromium, Next.js): one
+# at a time. Every other notebook (a new one too, until it is listed here) runs two at a time.
+LIVE_NOTEBOOKS := $(addprefix notebooks/,00_start_here.ipynb 03_liveness.ipynb \
+	05_identity_and_tabs.ipynb 06_restart_and_herds.ipynb 08_real_browser.ipynb \
+	09_your_own_server.ipynb 11_the_postmortem_end_to_end.ipynb)
+VIRTUAL_NOTEBOOKS := $(filter-out $(LIVE_NOTEBOOKS),$(wildcard notebooks/*.ipynb)) \
+	$(wildcard notebooks/exercises/*.ipynb)
+NODE_TESTS := tests/net/test_nextapp.py tests/net/test_nextproxy_measure.py
+FRONTEND_MODEL_TESTS := tests/browser/test_postmortem_frontend_model.py
+.PHONY: test-cpu test-node
+test-cpu: $(STAMP)
+	@# (the slow ones handed out first: tests/conftest.py)
+	$(PY) -m pytest --durations=10 -n auto -m "not live and not browser"
 test-node: $(STAMP) frontend
-	$(PY) -m pytest --durations=5 -m node
-test-notebooks-virtual: $(STAMP)
-	$(PY) -m pytest --durations=5 $(NBVAL) $(filter-out $(LIVE_NOTEBOOKS),$(wildcard notebooks/*.ipynb)) notebooks/exercises
+	$(PY) -m pytest --durations=5 -m node $(NODE_TESTS)
 
 # The loop while developing: every test that needs neither real time, a browser nor
 # notebooks (markers set in tests/conftest.py), in well under a minute; prints its wall time.
