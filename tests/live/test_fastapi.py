@@ -80,7 +80,14 @@ def test_serve_command_reproduces_the_strand_on_the_default_implementation(strat
     port = free_port()
     command = [sys.executable, "-m", "simkit", "serve", "--stack", "fastapi"]
     command += ["--ws", "websockets-sansio", "--strategy", strategy, "--port", str(port)]
-    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    server = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        # as from a shell: a pytest-xdist worker ignores SIGINT, the child would inherit the
+        # ignore and the kit keeps an inherited one, so the Ctrl-C below would never arrive
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         deadline = time.monotonic() + 20
         while True:

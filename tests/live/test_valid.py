@@ -210,6 +210,7 @@ def test_ctrl_c_of_a_live_run_prints_one_line_exits_130_and_writes_nothing(tmp_p
             "--out", str(out),
         ],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as from a shell
     )  # fmt: skip
     try:
         time.sleep(4)
