@@ -52,11 +52,11 @@ $(FRONTEND_STAMP): $(FRONTEND)/package-lock.json
 
 test: $(STAMP) browser redis frontend
 	$(PY) -m ruff check simkit tests benchmarks examples
-	$(PY) -m mypy
-	@# The CPU-only tests on every core and, beside them, the Next.js tests in a pytest
-	@# process of their own (they mostly wait on Node and on the proxy's 30 s timeout;
-	@# docs/testing.md says why their own process). Each job's output is printed whole.
-	$(MAKE) --no-print-directory -j2 --output-sync=target test-cpu test-node
+	@# The type check and the CPU-only tests on every core and, beside them, the Next.js tests
+	@# in a pytest process of their own (they mostly wait on Node and on the proxy's 30 s
+	@# timeout; docs/testing.md says why their own process). Each job's output is printed
+	@# whole when it ends.
+	$(MAKE) --no-print-directory -j3 --output-sync=target test-types test-cpu test-node
 	@# The notebooks that play only virtual time, two at a time.
 	$(PY) -m pytest --durations=5 -n 2 --dist loadfile $(NBVAL) $(VIRTUAL_NOTEBOOKS)
 	@# The live and browser tests that tolerate a neighbour, two at a time; then the ones
@@ -73,14 +73,17 @@ test: $(STAMP) browser redis frontend
 NBVAL := --nbval --nbval-sanitize-with notebooks/sanitize.cfg --nbval-current-env
 # The notebooks with cells that play in real time (a live server, Chromium, Next.js): one
 # at a time. Every other notebook (a new one too, until it is listed here) runs two at a time.
+# (05 starts a real server too, but asserts no timing: it runs with the virtual ones.)
 LIVE_NOTEBOOKS := $(addprefix notebooks/,00_start_here.ipynb 03_liveness.ipynb \
-	05_identity_and_tabs.ipynb 06_restart_and_herds.ipynb 08_real_browser.ipynb \
+	06_restart_and_herds.ipynb 08_real_browser.ipynb \
 	09_your_own_server.ipynb 11_the_postmortem_end_to_end.ipynb)
 VIRTUAL_NOTEBOOKS := $(filter-out $(LIVE_NOTEBOOKS),$(wildcard notebooks/*.ipynb)) \
 	$(wildcard notebooks/exercises/*.ipynb)
 NODE_TESTS := tests/net/test_nextapp.py tests/net/test_nextproxy_measure.py
 FRONTEND_MODEL_TESTS := tests/browser/test_postmortem_frontend_model.py
-.PHONY: test-cpu test-node
+.PHONY: test-types test-cpu test-node
+test-types: $(STAMP)
+	$(PY) -m mypy
 test-cpu: $(STAMP)
 	@# (the slow ones handed out first: tests/conftest.py)
 	$(PY) -m pytest --durations=10 -n auto -m "not live and not browser"
