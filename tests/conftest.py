@@ -42,7 +42,8 @@ BY_FOLDER = {"live": "live", "browser": "browser", "net": "live"}
 BROWSER_FREE = {"browser/test_calibration.py"}
 # Files in tests/net/ that play nothing in real time (they read a shipped measurement).
 NET_FREE = {"net/test_nextproxy_calibration.py"}
-# Files whose tests need the machine to themselves, with why. Measured: run two at a time
+# Files whose tests need the machine to themselves, with why (a single test is marked by
+# hand: ``@pytest.mark.alone``). Measured: run two at a time
 # (pytest -n 2) these failed and nothing else did (agreement within tolerances, a browser's
 # pace, a whole-machine count of leftover processes that a neighbour's children confuse).
 ALONE = {
@@ -53,8 +54,6 @@ ALONE = {
     "benchmarks/test_live.py": "measures a live run's pace",
     "browser/test_real_tabs.py": "real tabs against the model, within tolerances",
     "browser/test_background_tabs.py": "hidden, frozen and cached tabs as the model predicts",
-    "browser/test_frontend_target.py": "page mode at scale 0.1 (its command-line run failed "
-    "beside a neighbour)",
 }
 
 
