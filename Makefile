@@ -52,24 +52,27 @@ $(FRONTEND_STAMP): $(FRONTEND)/package-lock.json
 
 test: $(STAMP) browser redis frontend
 	$(PY) -m ruff check simkit tests benchmarks examples
-	@# The type check and the CPU-only tests on every core and, beside them, the Next.js tests
-	@# in a pytest process of their own (they mostly wait on Node and on the proxy's 30 s
-	@# timeout; docs/testing.md says why their own process). Each job's output is printed
-	@# whole when it ends.
-	$(MAKE) --no-print-directory -j3 --output-sync=target test-types test-cpu test-node
-	@# The notebooks that play only virtual time, two at a time.
-	$(PY) -m pytest --durations=5 -n 2 --dist loadfile $(NBVAL) $(VIRTUAL_NOTEBOOKS)
+	@# Two jobs side by side, each printed whole when it ends. What plays in real time, at
+	@# normal priority; what only needs CPU (types, CPU-only tests, virtual notebooks, the
+	@# Next.js tests, which wait on Node), at the lowest priority (nice 19): it takes the
+	@# cores the real-time tests leave idle and yields them the moment those need them.
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-realtime test-cpu-bound
+
+# make test's parts (each also runs on its own: `make test-realtime`).
+.PHONY: test-realtime test-cpu-bound
+test-realtime: $(STAMP)
 	@# The live and browser tests that tolerate a neighbour, two at a time; then the ones
-	@# marked `alone` (tests/conftest.py) and the notebooks that play in real time, one at a
-	@# time on a quiet machine.
+	@# marked `alone` (tests/conftest.py), the post-mortem's front end against the model (real
+	@# Chromium on the real Next.js app, in a pytest process of its own) and the notebooks
+	@# that play in real time, one at a time.
 	$(PY) -m pytest --durations=15 -n 2 -m "(live or browser) and not alone and not node"
 	$(PY) -m pytest --durations=15 -m "(live or browser) and alone and not node"
-	@# The post-mortem's front end against the model: real Chromium on a real Next.js app,
-	@# within tolerances (so on a quiet machine), in a pytest process of its own (Next.js).
 	$(PY) -m pytest --durations=5 $(FRONTEND_MODEL_TESTS)
 	$(PY) -m pytest --durations=12 $(NBVAL) $(LIVE_NOTEBOOKS)
 
-# make test's parts (each also runs on its own: `make test-node`).
+test-cpu-bound: $(STAMP)
+	nice -n 19 $(MAKE) --no-print-directory -j1 test-types test-cpu test-notebooks-virtual test-node
+
 NBVAL := --nbval --nbval-sanitize-with notebooks/sanitize.cfg --nbval-current-env
 # The notebooks with cells that play in real time (a live server, Chromium, Next.js): one
 # at a time. Every other notebook (a new one too, until it is listed here) runs two at a time.
@@ -84,12 +87,15 @@ VIRTUAL_NOTEBOOKS := notebooks/exercises/ex3_tame_the_herd.ipynb \
 	$(filter-out %/ex3_tame_the_herd.ipynb,$(wildcard notebooks/exercises/*.ipynb))
 NODE_TESTS := tests/net/test_nextapp.py tests/net/test_nextproxy_measure.py
 FRONTEND_MODEL_TESTS := tests/browser/test_postmortem_frontend_model.py
-.PHONY: test-types test-cpu test-node
+.PHONY: test-types test-cpu test-notebooks-virtual test-node
 test-types: $(STAMP)
 	$(PY) -m mypy
 test-cpu: $(STAMP)
 	@# (the slow ones handed out first: tests/conftest.py)
 	$(PY) -m pytest --durations=10 -n auto -m "not live and not browser"
+test-notebooks-virtual: $(STAMP)
+	@# two at a time, the longest first
+	$(PY) -m pytest --durations=5 -n 2 --dist loadfile $(NBVAL) $(VIRTUAL_NOTEBOOKS)
 test-node: $(STAMP) frontend
 	$(PY) -m pytest --durations=5 -m node $(NODE_TESTS)
 
