@@ -54,6 +54,7 @@ ALONE = {
     "benchmarks/test_live.py": "measures a live run's pace",
     "browser/test_real_tabs.py": "real tabs against the model, within tolerances",
     "browser/test_background_tabs.py": "hidden, frozen and cached tabs as the model predicts",
+    "browser/test_frontend_target.py": "page-mode runs at scale 0.1 that must stay valid",
 }
 
 

@@ -178,6 +178,7 @@ def test_benchmarks_are_not_commands_of_the_installed_kit(gone, capsys) -> None:
 
 
 @pytest.mark.browser  # skipped with the reason without Chromium (tests/conftest.py)
+@pytest.mark.alone  # a Chromium run that must stay valid: it fell behind beside a neighbour
 @pytest.mark.timeout(300)
 def test_run_with_real_chromium_tabs_writes_its_files(tmp_path) -> None:
     done = subprocess.run(

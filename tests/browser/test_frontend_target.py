@@ -226,7 +226,6 @@ def test_leaky_and_correct_pages_against_a_target_the_kit_did_not_write(site: st
         assert "registry_entries" not in result.summary["unknown_metrics"]
 
 
-@pytest.mark.alone  # failed beside a neighbour (a subprocess run of 6 tabs at scale 0.1)
 def test_the_issues_command_line(site: str, tmp_path: Path) -> None:
     out = tmp_path / "out"
     with uvicorn_app("postmortem_app") as (port, _):
