@@ -68,7 +68,8 @@ RUNTIMES = [
         "live",
         {"nodes": 3, "cross_node": "presence-ttl"},
         id="live-3-nodes-redis",
-        marks=[pytest.mark.live, pytest.mark.redis],
+        # alone: a keepalive reap raced a close (1006 for 1011) beside the nice-19 checks
+        marks=[pytest.mark.live, pytest.mark.redis, pytest.mark.alone],
     ),
 ]
 
